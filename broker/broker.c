@@ -1,0 +1,466 @@
+/*  broker.c - the Majordomo routing engine: reads the ROUTER socket, classifies
+    each message and hands it to one handler per command. Frames are zmq_msg_t
+    moved from socket to socket; bodies are never copied or parsed here.
+
+    What arrives ([<id>] is the ROUTER routing id, "" an empty frame):
+      client 0.1   [<id>][env...][""]["MDPC01"][service][timeout?][body...]
+      READY        [<id>][""]["MDPW01"][0x01][service]
+      REPLY        [<id>][""]["MDPW01"][0x03][token][""][body...]
+      HEARTBEAT    [<id>][""]["MDPW01"][0x04]
+      DISCONNECT   [<id>][""]["MDPW01"][0x05]
+    What leaves:
+      to a client  [<id>][env...][""]["MDPC01"][service][body...]
+      REQUEST      [<wid>][""]["MDPW01"][0x02][token][""][body...]
+      HEARTBEAT / DISCONNECT as above, to a worker
+*/
+#include "broker_impl.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+void broker_config_defaults (broker_config_t *cfg)
+{
+    cfg->heartbeat = 2500;
+    cfg->liveness = 3;
+    cfg->request_timeout = 30000;
+    cfg->max_queue = 10000;
+    cfg->max_queued_total = 1000000;
+    cfg->max_msg_size = -1;
+    cfg->verbose = false;
+}
+
+int64_t broker_now (void)
+{
+    return zclock_mono ();
+}
+
+broker_t *broker_new (const broker_config_t *cfg)
+{
+    broker_t *self = calloc (1, sizeof (broker_t));
+    if (!self)
+        return NULL;
+    if (cfg)
+        self->cfg = *cfg;
+    else
+        broker_config_defaults (&self->cfg);
+    self->router = zmq_socket (zsys_init (), ZMQ_ROUTER);
+    if (!self->router || htab_init (&self->services) || htab_init (&self->workers)) {
+        broker_destroy (&self);
+        return NULL;
+    }
+    int linger = 1000, hwm = 0;
+    zmq_setsockopt (self->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt (self->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (self->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &self->cfg.max_msg_size, sizeof (int64_t));
+    dlist_init (&self->by_expiry);
+    self->next_token = 1;
+    self->next_heartbeat = broker_now () + self->cfg.heartbeat;
+    return self;
+}
+
+static void s_delete_service (hnode_t *node, void *arg)
+{
+    free (HTAB_ITEM (node, service_t, hnode));
+}
+
+void broker_destroy (broker_t **self_p)
+{
+    broker_t *self = self_p ? *self_p : NULL;
+    if (!self)
+        return;
+    //  Requests first (they point at workers and services), then workers.
+    while (self->heap_size)
+        broker_request_fail (self, self->heap[0], 0, NULL);
+    while (!dlist_empty (&self->by_expiry)) {
+        worker_t *worker = DLIST_ITEM (self->by_expiry.next, worker_t, expiry_link);
+        broker_worker_delete (self, worker, false, 0, NULL);
+    }
+    if (self->services.buckets)
+        htab_foreach (&self->services, s_delete_service, NULL);
+    htab_fini (&self->services);
+    htab_fini (&self->workers);
+    free (self->heap);
+    if (self->router)
+        zmq_close (self->router);
+    free (self);
+    *self_p = NULL;
+}
+
+int broker_bind (broker_t *self, const char *endpoint)
+{
+    if (zmq_bind (self->router, endpoint) != 0)
+        return -1;
+    size_t size = sizeof self->endpoint;
+    if (zmq_getsockopt (self->router, ZMQ_LAST_ENDPOINT, self->endpoint, &size) != 0)
+        snprintf (self->endpoint, sizeof self->endpoint, "%s", endpoint);
+    return 0;
+}
+
+const char *broker_endpoint (broker_t *self)
+{
+    return self->endpoint;
+}
+
+void broker_configure (broker_t *self, const broker_config_t *cfg)
+{
+    self->cfg = *cfg;
+    zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &self->cfg.max_msg_size, sizeof (int64_t));
+}
+
+const broker_stats_t *broker_stats (broker_t *self)
+{
+    return &self->stats;
+}
+
+void broker_counts (broker_t *self, size_t *services, size_t *workers, size_t *queued)
+{
+    *services = self->services.count;
+    *workers = self->workers.count;
+    *queued = self->queued_total;
+}
+
+void broker_stop (broker_t *self)
+{
+    self->stopping = true;
+}
+
+//  Count a dropped message and log why, at most ten lines a second.
+void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...)
+{
+    self->stats.dropped[reason]++;
+    int64_t now = broker_now ();
+    if (now - self->log_window >= 1000) {
+        if (self->log_suppressed)
+            zsys_warning ("broker: %" PRIu64 " more dropped messages not logged",
+                          self->log_suppressed);
+        self->log_window = now;
+        self->log_budget = 10;
+        self->log_suppressed = 0;
+    }
+    if (self->log_budget-- <= 0) {
+        self->log_suppressed++;
+        return;
+    }
+    char line[256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    zsys_warning ("broker: dropped: %s", line);
+}
+
+//  ---------------------------------------------------------------------------
+//  Sending. ROUTER sends do not block (unknown peers are dropped by libzmq);
+//  a frame that fails to go is closed so nothing leaks.
+
+static void s_send_msg (broker_t *self, zmq_msg_t *msg, int flags)
+{
+    if (zmq_msg_send (msg, self->router, flags) < 0)
+        zmq_msg_close (msg);
+}
+
+static void s_send_mem (broker_t *self, const void *data, size_t size, int flags)
+{
+    zmq_send (self->router, data, size, flags);
+}
+
+static void s_send_const (broker_t *self, const void *data, size_t size, int flags)
+{
+    zmq_send_const (self->router, data, size, flags);
+}
+
+void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t proto,
+                          uint8_t command)
+{
+    static const uint8_t commands[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    s_send_mem (self, id, idlen, ZMQ_SNDMORE);
+    s_send_const (self, "", 0, ZMQ_SNDMORE);
+    s_send_const (self, proto == 2 ? MDPW02 : MDPW01, MDP_PROTO_LEN, ZMQ_SNDMORE);
+    s_send_const (self, &commands[command & 7], 1, 0);
+}
+
+//  [env...][""]["MDPC01"][service]: the head of every message to a client.
+static void s_send_client_header (broker_t *self, zmq_msg_t *env, size_t nenv,
+                                  const char *service, size_t namelen)
+{
+    for (size_t i = 0; i < nenv; i++)
+        s_send_msg (self, &env[i], ZMQ_SNDMORE);
+    s_send_const (self, "", 0, ZMQ_SNDMORE);
+    s_send_const (self, MDPC01, MDP_PROTO_LEN, ZMQ_SNDMORE);
+    s_send_mem (self, service, namelen, ZMQ_SNDMORE);
+}
+
+void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody)
+{
+    s_send_client_header (self, request->frames, request->nenv, request->service->name,
+                          request->service->namelen);
+    for (size_t i = 0; i < nbody; i++)
+        s_send_msg (self, &body[i], i + 1 < nbody ? ZMQ_SNDMORE : 0);
+}
+
+void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
+                             size_t namelen, const char *frame1, const char *frame2)
+{
+    s_send_client_header (self, env, nenv, service, namelen);
+    s_send_mem (self, frame1, strlen (frame1), frame2 ? ZMQ_SNDMORE : 0);
+    if (frame2)
+        s_send_mem (self, frame2, strlen (frame2), 0);
+}
+
+//  REQUEST to a worker; the body frames move out of the request.
+static void s_send_request (broker_t *self, worker_t *worker, request_t *request)
+{
+    static const uint8_t request_cmd = MDPW01_REQUEST;
+    s_send_mem (self, worker->identity, worker->idlen, ZMQ_SNDMORE);
+    s_send_const (self, "", 0, ZMQ_SNDMORE);
+    s_send_const (self, MDPW01, MDP_PROTO_LEN, ZMQ_SNDMORE);
+    s_send_const (self, &request_cmd, 1, ZMQ_SNDMORE);
+    s_send_mem (self, &request->token, sizeof request->token, ZMQ_SNDMORE);
+    s_send_const (self, "", 0, ZMQ_SNDMORE);
+    zmq_msg_t *body = request->frames + request->nenv;
+    for (size_t i = 0; i < request->nbody; i++)
+        s_send_msg (self, &body[i], i + 1 < request->nbody ? ZMQ_SNDMORE : 0);
+    request->nbody = 0;
+    request->worker = worker;
+    worker->request = request;
+}
+
+//  Give queued requests to idle workers, oldest request to longest-idle worker.
+void broker_dispatch (broker_t *self, service_t *service)
+{
+    while (!dlist_empty (&service->requests) && !dlist_empty (&service->idle)) {
+        worker_t *worker = DLIST_ITEM (dlist_pop (&service->idle), worker_t, idle_link);
+        request_t *request = DLIST_ITEM (service->requests.next, request_t, link);
+        broker_request_unqueue (self, request);
+        s_send_request (self, worker, request);
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Handlers, one per command.
+
+static bool s_frame_is (const zmq_msg_t *frame, const char *text, size_t len)
+{
+    return zmq_msg_size ((zmq_msg_t *) frame) == len
+           && memcmp (zmq_msg_data ((zmq_msg_t *) frame), text, len) == 0;
+}
+
+//  A number of seconds as Domogik writes it ("10", "2.5") or "None".
+//  Returns 1 and sets *msecs (0 for None) if the frame is a timeout frame.
+static int s_parse_timeout (zmq_msg_t *frame, int64_t *msecs)
+{
+    const char *p = zmq_msg_data (frame);
+    size_t size = zmq_msg_size (frame), i = 0;
+    if (s_frame_is (frame, "None", 4)) {
+        *msecs = 0;
+        return 1;
+    }
+    int64_t whole = 0, frac = 0, scale = 1000;
+    for (; i < size && p[i] >= '0' && p[i] <= '9'; i++)
+        if (whole < 86400)
+            whole = whole * 10 + (p[i] - '0');
+    if (i == 0)
+        return 0;
+    if (i < size && p[i] == '.') {
+        size_t start = ++i;
+        for (; i < size && p[i] >= '0' && p[i] <= '9'; i++)
+            if ((scale /= 10) > 0)
+                frac += (p[i] - '0') * scale;
+        if (i == start)
+            return 0;
+    }
+    if (i != size)
+        return 0;
+    *msecs = (whole >= 86400 ? 86400 : whole) * 1000 + frac;
+    return 1;
+}
+
+static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, size_t delim)
+{
+    zmq_msg_t *service = &frames[delim + 2];
+    size_t body = delim + 3, namelen = zmq_msg_size (service);
+    if (count <= body) {
+        broker_drop (self, DROP_MALFORMED, "client request without a body");
+        return;
+    }
+    if (namelen == 0 || namelen > MDP_MAX_SERVICE_NAME) {
+        broker_drop (self, DROP_BAD_SERVICE, "client request with a %zu-byte service name",
+                     namelen);
+        return;
+    }
+    int64_t timeout = 0;
+    if (count - body >= 2 && s_parse_timeout (&frames[body], &timeout))
+        body++;   //  the timeout frame stays behind and is closed with the rest
+    const char *name = zmq_msg_data (service);
+    if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
+        self->stats.requests++;
+        broker_mmi (self, frames, delim, name, namelen, frames + body, count - body);
+        return;
+    }
+    service_t *srv = broker_service_require (self, name, namelen);
+    size_t nbody = count - body;
+    request_t *request =
+        srv ? malloc (sizeof (request_t) + (delim + nbody) * sizeof (zmq_msg_t)) : NULL;
+    if (!request) {
+        if (srv)
+            broker_service_release (self, srv);
+        return;
+    }
+    request->service = srv;
+    request->worker = NULL;
+    request->heap_index = SIZE_MAX;
+    request->client_proto = 1;
+    request->nenv = (uint8_t) delim;
+    request->nbody = (uint8_t) nbody;
+    request->token = self->next_token++;
+    request->deadline = broker_now () + (timeout > 0 ? timeout : self->cfg.request_timeout);
+    dlist_init (&request->link);
+    //  Move the envelope and body frames in; the emptied originals close as no-ops.
+    memcpy (request->frames, frames, delim * sizeof (zmq_msg_t));
+    memcpy (request->frames + delim, frames + body, nbody * sizeof (zmq_msg_t));
+    for (size_t i = 0; i < delim; i++)
+        zmq_msg_init (&frames[i]);
+    for (size_t i = body; i < count; i++)
+        zmq_msg_init (&frames[i]);
+    self->stats.requests++;
+
+    if (srv->nqueued == 0 && !dlist_empty (&srv->idle)) {
+        worker_t *worker = DLIST_ITEM (dlist_pop (&srv->idle), worker_t, idle_link);
+        s_send_request (self, worker, request);
+    }
+    else
+    if (broker_request_enqueue (self, request) == 0)
+        broker_dispatch (self, srv);
+}
+
+static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames, size_t count)
+{
+    if (worker) {
+        broker_drop (self, DROP_UNEXPECTED, "second READY from a worker of '%s'",
+                     worker->service->name);
+        broker_worker_delete (self, worker, true, 502, "worker sent READY twice");
+        return;
+    }
+    size_t namelen = zmq_msg_size (&frames[4]);
+    const char *name = zmq_msg_data (&frames[4]);
+    if (count != 5 || namelen == 0 || namelen > MDP_MAX_SERVICE_NAME) {
+        broker_drop (self, DROP_BAD_SERVICE, "READY with %zu frames, a %zu-byte service name",
+                     count, namelen);
+        return;
+    }
+    uint8_t proto = s_frame_is (&frames[2], MDPW02, MDP_PROTO_LEN) ? 2 : 1;
+    if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
+        broker_drop (self, DROP_UNEXPECTED, "READY for reserved service %.*s", (int) namelen,
+                     name);
+        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), proto,
+                             proto == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT);
+        return;
+    }
+    service_t *service = broker_service_require (self, name, namelen);
+    worker = service ? broker_worker_new (self, &frames[0], service, proto) : NULL;
+    if (!worker) {
+        if (service)
+            broker_service_release (self, service);
+        return;
+    }
+    if (self->cfg.verbose)
+        zsys_info ("broker: worker ready for '%s'", service->name);
+    dlist_append (&service->idle, &worker->idle_link);
+    broker_dispatch (self, service);
+}
+
+static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *frames, size_t count)
+{
+    request_t *request = worker->request;
+    zmq_msg_t *token = &frames[4];
+    if (count < 7 || zmq_msg_size (&frames[5]) != 0) {
+        broker_drop (self, DROP_MALFORMED, "REPLY without [token][\"\"][body]");
+        return;
+    }
+    if (!request || zmq_msg_size (token) != sizeof request->token
+        || memcmp (zmq_msg_data (token), &request->token, sizeof request->token) != 0) {
+        broker_drop (self, DROP_STALE_REPLY, "REPLY for a request not outstanding on '%s'",
+                     worker->service->name);
+        return;
+    }
+    broker_send_to_client (self, request, frames + 6, count - 6);
+    self->stats.replies++;
+    worker->request = NULL;
+    broker_request_free (request);
+    dlist_append (&worker->service->idle, &worker->idle_link);
+    broker_dispatch (self, worker->service);
+}
+
+static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, size_t delim)
+{
+    if (delim != 1 || count < 4 || zmq_msg_size (&frames[3]) != 1) {
+        broker_drop (self, DROP_MALFORMED, "worker message with %zu envelope frames, %zu frames",
+                     delim, count);
+        return;
+    }
+    uint8_t command = *(uint8_t *) zmq_msg_data (&frames[3]);
+    worker_t *worker = broker_worker_lookup (self, &frames[0]);
+    if (worker)
+        broker_worker_touch (self, worker, broker_now ());
+    if (command == MDPW01_READY && count >= 5)
+        s_worker_ready (self, worker, frames, count);
+    else
+    if (command == MDPW01_DISCONNECT && count == 4) {
+        if (worker)
+            broker_worker_delete (self, worker, false, 502, "worker disconnected");
+    }
+    else
+    if (!worker && (command == MDPW01_REPLY || command == MDPW01_HEARTBEAT)) {
+        //  Typically a worker of a broker that restarted: tell it to READY again.
+        broker_drop (self, DROP_UNEXPECTED, "command %d from an unregistered worker", command);
+        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), 1,
+                             MDPW01_DISCONNECT);
+    }
+    else
+    if (command == MDPW01_REPLY)
+        s_worker_reply (self, worker, frames, count);
+    else
+    if (command != MDPW01_HEARTBEAT || count != 4)
+        broker_drop (self, DROP_MALFORMED, "worker command %d with %zu frames", command, count);
+}
+
+static void s_log_message (zmq_msg_t *frames, size_t count)
+{
+    char line[1024];
+    size_t used = 0;
+    for (size_t i = 0; i < count && used < sizeof line - 64; i++) {
+        const unsigned char *data = zmq_msg_data (&frames[i]);
+        size_t size = zmq_msg_size (&frames[i]), j;
+        used += snprintf (line + used, sizeof line - used, "[");
+        for (j = 0; j < size && j < 40 && used < sizeof line - 8; j++)
+            used += snprintf (line + used, sizeof line - used,
+                              data[j] >= 32 && data[j] < 127 ? "%c" : "\\x%02x", data[j]);
+        used += snprintf (line + used, sizeof line - used, j < size ? "...]" : "]");
+    }
+    zsys_debug ("broker: recv %s", line);
+}
+
+void broker_handle (broker_t *self, zmq_msg_t *frames, size_t count)
+{
+    if (self->cfg.verbose)
+        s_log_message (frames, count);
+    size_t delim = 1;   //  frame 0 is the routing id; find the empty delimiter
+    while (delim < count && zmq_msg_size (&frames[delim]) != 0)
+        delim++;
+    zmq_msg_t *proto = delim + 1 < count ? &frames[delim + 1] : NULL;
+    if (!proto || delim + 2 >= count)
+        broker_drop (self, DROP_MALFORMED, "%zu frames, no delimiter, protocol and command",
+                     count);
+    else
+    if (s_frame_is (proto, MDPC01, MDP_PROTO_LEN))
+        s_client_request (self, frames, count, delim);
+    else
+    if (s_frame_is (proto, MDPW01, MDP_PROTO_LEN))
+        s_worker_message (self, frames, count, delim);
+    else
+        broker_drop (self, DROP_MALFORMED, "unknown protocol frame of %zu bytes",
+                     zmq_msg_size (proto));
+    for (size_t i = 0; i < count; i++)
+        zmq_msg_close (&frames[i]);
+}

@@ -1,0 +1,112 @@
+/*  broker_impl.h - the broker's private state: services, workers, requests.
+    Shared by broker.c (the message path), broker_state.c (object lifecycle,
+    deadlines, error replies) and broker_mmi.c. Nothing here is public.
+*/
+#ifndef BROKER_IMPL_H_INCLUDED
+#define BROKER_IMPL_H_INCLUDED
+
+#include "broker.h"
+#include "dlist.h"
+#include "htab.h"
+#include "mdp_proto.h"
+
+typedef struct service_t service_t;
+typedef struct worker_t worker_t;
+typedef struct request_t request_t;
+
+//  A request from a client: its return envelope and body frames, held until
+//  a worker replies or the broker answers with an error.
+struct request_t {
+    dlink_t link;                //  in its service's queue while queued
+    service_t *service;          //  the service asked for
+    worker_t *worker;            //  the worker handling it, when in flight
+    uint64_t token;              //  the opaque frame the worker echoes
+    int64_t deadline;            //  expiry while queued (zclock_mono msecs)
+    size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
+    uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
+    uint8_t nenv;                //  envelope frames (routing id first)
+    uint8_t nbody;               //  body frames after the envelope
+    zmq_msg_t frames[];          //  nenv envelope frames, then nbody body frames
+};
+
+//  A worker, known from its READY on.
+struct worker_t {
+    hnode_t hnode;               //  in broker->workers, keyed by routing id
+    dlink_t idle_link;           //  in service->idle while idle (LRU order)
+    dlink_t expiry_link;         //  in broker->by_expiry, oldest contact first
+    service_t *service;          //  the service it offers
+    request_t *request;          //  the request it is handling, or NULL
+    int64_t expiry;              //  when it counts as dead without contact
+    uint8_t proto;               //  1 for MDPW01, 2 for MDPW02
+    uint8_t idlen;               //  routing id length
+    unsigned char identity[];    //  routing id bytes
+};
+
+//  A service: its idle workers and its queue. Freed when it has neither
+//  workers nor queued requests, so unknown names leave no state behind.
+struct service_t {
+    hnode_t hnode;               //  in broker->services, keyed by name
+    dlink_t requests;            //  queued requests, oldest first
+    dlink_t idle;                //  idle workers, longest idle first
+    size_t nqueued;              //  requests in the queue
+    size_t nworkers;             //  registered workers, idle or busy
+    size_t namelen;              //  name length in bytes
+    char name[];                 //  the name, NUL-terminated
+};
+
+struct broker_t {
+    void *router;                //  the one ROUTER socket (raw libzmq)
+    broker_config_t cfg;         //  settings in force
+    htab_t services;             //  service_t by name
+    htab_t workers;              //  worker_t by routing id
+    dlink_t by_expiry;           //  every worker, oldest contact first
+    request_t **heap;            //  queued requests, min-heap on deadline
+    size_t heap_size;            //  requests in the heap
+    size_t heap_cap;             //  heap array capacity
+    size_t queued_total;         //  requests queued over all services
+    uint64_t next_token;         //  the next request token
+    int64_t next_heartbeat;      //  when heartbeats are next due
+    bool stopping;               //  broker_stop was called
+    char endpoint[256];          //  the last bound endpoint
+    broker_stats_t stats;        //  counters
+    int64_t log_window;          //  start of the current drop-log second
+    int log_budget;              //  drop warnings left in this second
+    uint64_t log_suppressed;     //  drop warnings not printed this second
+};
+
+//  broker_state.c
+service_t *broker_service_require (broker_t *self, const char *name, size_t len);
+service_t *broker_service_lookup (broker_t *self, const char *name, size_t len);
+void broker_service_release (broker_t *self, service_t *service);
+worker_t *broker_worker_lookup (broker_t *self, const zmq_msg_t *id);
+worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service,
+                             uint8_t proto);
+void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect,
+                           int code, const char *reason);
+void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
+void broker_request_free (request_t *request);
+int broker_request_enqueue (broker_t *self, request_t *request);
+void broker_request_unqueue (broker_t *self, request_t *request);
+void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason);
+void broker_heap_remove (broker_t *self, request_t *request);
+request_t *broker_heap_top (broker_t *self);
+void broker_dispatch (broker_t *self, service_t *service);
+
+//  broker.c: sending helpers used by the other modules
+void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t proto,
+                          uint8_t command);
+void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody);
+//  A reply of one or two string frames to the client whose envelope is env
+//  (moved out). frame2 may be NULL.
+void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
+                             size_t namelen, const char *frame1, const char *frame2);
+void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...);
+int64_t broker_now (void);
+
+//  broker_mmi.c
+//  Answer an mmi.* request at once: env frames are the client's envelope,
+//  body the request body after the timeout frame. Takes no frames.
+void broker_mmi (broker_t *self, zmq_msg_t *env, size_t nenv, const char *name, size_t namelen,
+                 zmq_msg_t *body, size_t nbody);
+
+#endif

@@ -1,0 +1,263 @@
+/*  broker_state.c - lifecycle of the broker's services, workers and requests,
+    the deadline heap of queued requests, and error replies. Every request
+    ends here exactly once: answered by a worker (broker.c) or failed with an
+    mdp.error reply (broker_request_fail).
+*/
+#include "broker_impl.h"
+#include <string.h>
+
+//  ---------------------------------------------------------------------------
+//  Services
+
+service_t *broker_service_lookup (broker_t *self, const char *name, size_t len)
+{
+    hnode_t *node = htab_find (&self->services, name, len, htab_hash (name, len));
+    return node ? HTAB_ITEM (node, service_t, hnode) : NULL;
+}
+
+service_t *broker_service_require (broker_t *self, const char *name, size_t len)
+{
+    uint64_t hash = htab_hash (name, len);
+    hnode_t *node = htab_find (&self->services, name, len, hash);
+    if (node)
+        return HTAB_ITEM (node, service_t, hnode);
+    service_t *service = malloc (sizeof (service_t) + len + 1);
+    if (!service)
+        return NULL;
+    memcpy (service->name, name, len);
+    service->name[len] = 0;
+    service->namelen = len;
+    service->nqueued = 0;
+    service->nworkers = 0;
+    dlist_init (&service->requests);
+    dlist_init (&service->idle);
+    service->hnode.key = service->name;
+    service->hnode.keylen = len;
+    service->hnode.hash = hash;
+    htab_insert (&self->services, &service->hnode);
+    return service;
+}
+
+//  Free the service once nothing refers to it (no worker, nothing queued,
+//  nothing in flight: in-flight requests have a worker, so nworkers covers them).
+void broker_service_release (broker_t *self, service_t *service)
+{
+    if (service->nworkers == 0 && service->nqueued == 0) {
+        htab_remove (&self->services, &service->hnode);
+        free (service);
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Deadline heap: queued requests, earliest deadline at heap[0].
+
+static void s_heap_set (broker_t *self, size_t index, request_t *request)
+{
+    self->heap[index] = request;
+    request->heap_index = index;
+}
+
+static void s_heap_up (broker_t *self, size_t index)
+{
+    request_t *request = self->heap[index];
+    while (index > 0) {
+        size_t parent = (index - 1) / 2;
+        if (self->heap[parent]->deadline <= request->deadline)
+            break;
+        s_heap_set (self, index, self->heap[parent]);
+        index = parent;
+    }
+    s_heap_set (self, index, request);
+}
+
+static void s_heap_down (broker_t *self, size_t index)
+{
+    request_t *request = self->heap[index];
+    while (true) {
+        size_t child = index * 2 + 1;
+        if (child >= self->heap_size)
+            break;
+        if (child + 1 < self->heap_size
+            && self->heap[child + 1]->deadline < self->heap[child]->deadline)
+            child++;
+        if (request->deadline <= self->heap[child]->deadline)
+            break;
+        s_heap_set (self, index, self->heap[child]);
+        index = child;
+    }
+    s_heap_set (self, index, request);
+}
+
+static int s_heap_push (broker_t *self, request_t *request)
+{
+    if (self->heap_size == self->heap_cap) {
+        size_t cap = self->heap_cap ? self->heap_cap * 2 : 256;
+        request_t **heap = realloc (self->heap, cap * sizeof (request_t *));
+        if (!heap)
+            return -1;
+        self->heap = heap;
+        self->heap_cap = cap;
+    }
+    s_heap_set (self, self->heap_size++, request);
+    s_heap_up (self, self->heap_size - 1);
+    return 0;
+}
+
+void broker_heap_remove (broker_t *self, request_t *request)
+{
+    size_t index = request->heap_index;
+    if (index == SIZE_MAX)
+        return;
+    request->heap_index = SIZE_MAX;
+    request_t *last = self->heap[--self->heap_size];
+    if (index == self->heap_size)
+        return;
+    s_heap_set (self, index, last);
+    s_heap_up (self, index);
+    s_heap_down (self, last->heap_index);
+}
+
+request_t *broker_heap_top (broker_t *self)
+{
+    return self->heap_size ? self->heap[0] : NULL;
+}
+
+//  ---------------------------------------------------------------------------
+//  Requests
+
+void broker_request_free (request_t *request)
+{
+    for (size_t i = 0; i < (size_t) request->nenv + request->nbody; i++)
+        zmq_msg_close (&request->frames[i]);
+    free (request);
+}
+
+//  Queue a request on its service. Over a bound it is answered 503 at once
+//  and -1 returned.
+int broker_request_enqueue (broker_t *self, request_t *request)
+{
+    service_t *service = request->service;
+    if (service->nqueued >= self->cfg.max_queue
+        || self->queued_total >= self->cfg.max_queued_total) {
+        broker_request_fail (self, request, 503, "queue full");
+        return -1;
+    }
+    if (s_heap_push (self, request) != 0) {
+        broker_request_fail (self, request, 503, "out of memory");
+        return -1;
+    }
+    dlist_append (&service->requests, &request->link);
+    service->nqueued++;
+    self->queued_total++;
+    return 0;
+}
+
+void broker_request_unqueue (broker_t *self, request_t *request)
+{
+    if (dlist_linked (&request->link)) {
+        dlist_remove (&request->link);
+        request->service->nqueued--;
+        self->queued_total--;
+    }
+    broker_heap_remove (self, request);
+}
+
+static int s_error_index (int code)
+{
+    switch (code) {
+        case 400: return 0;
+        case 403: return 1;
+        case 429: return 2;
+        case 502: return 3;
+        case 503: return 4;
+        default: return 5;
+    }
+}
+
+//  End a request with an mdp.error reply (code 0: silently, at teardown),
+//  wherever it is: queued or in flight.
+void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason)
+{
+    service_t *service = request->service;
+    broker_request_unqueue (self, request);
+    if (request->worker) {
+        request->worker->request = NULL;
+        request->worker = NULL;
+    }
+    if (code) {
+        char json[320];
+        snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
+        broker_send_client_str (self, request->frames, request->nenv, service->name,
+                                service->namelen, MDP_ERROR_ACTION_WIRE, json);
+        self->stats.errors[s_error_index (code)]++;
+        if (self->cfg.verbose)
+            zsys_info ("broker: answered %d (%s) for '%s'", code, reason, service->name);
+    }
+    broker_request_free (request);
+    broker_service_release (self, service);
+}
+
+//  ---------------------------------------------------------------------------
+//  Workers
+
+worker_t *broker_worker_lookup (broker_t *self, const zmq_msg_t *id)
+{
+    const void *key = zmq_msg_data ((zmq_msg_t *) id);
+    size_t len = zmq_msg_size ((zmq_msg_t *) id);
+    hnode_t *node = htab_find (&self->workers, key, len, htab_hash (key, len));
+    return node ? HTAB_ITEM (node, worker_t, hnode) : NULL;
+}
+
+worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service,
+                             uint8_t proto)
+{
+    size_t len = zmq_msg_size ((zmq_msg_t *) id);
+    worker_t *worker = malloc (sizeof (worker_t) + len);
+    if (!worker || len > 255) {
+        free (worker);
+        return NULL;
+    }
+    memcpy (worker->identity, zmq_msg_data ((zmq_msg_t *) id), len);
+    worker->idlen = (uint8_t) len;
+    worker->service = service;
+    worker->request = NULL;
+    worker->proto = proto;
+    worker->hnode.key = worker->identity;
+    worker->hnode.keylen = len;
+    worker->hnode.hash = htab_hash (worker->identity, len);
+    dlist_init (&worker->idle_link);
+    dlist_init (&worker->expiry_link);
+    htab_insert (&self->workers, &worker->hnode);
+    service->nworkers++;
+    broker_worker_touch (self, worker, broker_now ());
+    return worker;
+}
+
+//  Any message from a worker proves it alive: it moves to the tail of the
+//  expiry list, which so stays sorted by expiry without a scan.
+void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now)
+{
+    worker->expiry = now + (int64_t) self->cfg.heartbeat * self->cfg.liveness;
+    if (dlist_linked (&worker->expiry_link))
+        dlist_remove (&worker->expiry_link);
+    dlist_append (&self->by_expiry, &worker->expiry_link);
+}
+
+//  Forget a worker; its request in flight (if any) is failed with code.
+void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect, int code,
+                           const char *reason)
+{
+    if (send_disconnect)
+        broker_send_command (self, worker->identity, worker->idlen, worker->proto,
+                             worker->proto == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT);
+    service_t *service = worker->service;
+    if (worker->request)
+        broker_request_fail (self, worker->request, code, reason);
+    if (dlist_linked (&worker->idle_link))
+        dlist_remove (&worker->idle_link);
+    dlist_remove (&worker->expiry_link);
+    htab_remove (&self->workers, &worker->hnode);
+    free (worker);
+    service->nworkers--;
+    broker_service_release (self, service);
+}

@@ -1,0 +1,98 @@
+/*  testutil.c - see testutil.h. */
+#include "testutil.h"
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int tu_scale (int msecs)
+{
+    const char *slow = getenv ("MDP_TEST_SLOW");
+    return slow && *slow == '1' ? msecs * 10 : msecs;
+}
+
+bool tu_wait_for (bool (*cond) (void *arg), void *arg, int timeout_ms)
+{
+    int64_t deadline = zclock_mono () + tu_scale (timeout_ms);
+    while (!cond (arg)) {
+        if (zclock_mono () >= deadline)
+            return cond (arg);
+        zclock_sleep (5);
+    }
+    return true;
+}
+
+const char *tu_program (const char *name)
+{
+    static char path[512];
+    const char *build = getenv ("MDP_BUILD");
+    snprintf (path, sizeof path, "%s/bin/%s", build && *build ? build : "build", name);
+    return path;
+}
+
+pid_t tu_spawn (char *const argv[], int out_fd)
+{
+    pid_t pid = fork ();
+    if (pid == 0) {
+        if (out_fd >= 0)
+            dup2 (out_fd, STDOUT_FILENO);
+        execv (argv[0], argv);
+        _exit (127);
+    }
+    return pid;
+}
+
+static int s_reap (pid_t pid, int timeout_ms, int *status)
+{
+    int64_t deadline = zclock_mono () + timeout_ms;
+    while (true) {
+        pid_t rc = waitpid (pid, status, WNOHANG);
+        if (rc == pid)
+            return 0;
+        if (rc < 0)
+            return -1;
+        if (zclock_mono () >= deadline)
+            return 1;
+        zclock_sleep (5);
+    }
+}
+
+int tu_stop (pid_t pid, int sig, int timeout_ms)
+{
+    int status = 0;
+    if (pid <= 0)
+        return -1;
+    kill (pid, sig);
+    int rc = s_reap (pid, tu_scale (timeout_ms), &status);
+    if (rc == 1) {
+        kill (pid, SIGKILL);
+        waitpid (pid, &status, 0);
+    }
+    return rc < 0 ? -1 : status;
+}
+
+int tu_wait_exit (pid_t pid, int timeout_ms)
+{
+    int status = 0;
+    int rc = s_reap (pid, tu_scale (timeout_ms), &status);
+    if (rc != 0) {
+        kill (pid, SIGKILL);
+        waitpid (pid, &status, 0);
+        return -1;
+    }
+    if (WIFEXITED (status))
+        return WEXITSTATUS (status);
+    return 128 + WTERMSIG (status);
+}
+
+zsock_t *tu_router_bound (char **endpoint_p)
+{
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    if (!router)
+        return NULL;
+    if (zsock_bind (router, "tcp://127.0.0.1:*") < 0) {
+        zsock_destroy (&router);
+        return NULL;
+    }
+    *endpoint_p = zsock_last_endpoint (router);
+    return router;
+}

@@ -1,0 +1,39 @@
+/*  testutil.h - small helpers shared by the Check suites: bounded waits on a
+    condition (never sleep-and-hope), paths to the built programs, and child
+    processes that are always reaped.
+*/
+#ifndef TESTUTIL_H_INCLUDED
+#define TESTUTIL_H_INCLUDED
+
+#include <czmq.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+//  Poll cond (arg) every few msecs until it is true or timeout_ms passes.
+//  Returns the last value of cond.
+bool tu_wait_for (bool (*cond) (void *arg), void *arg, int timeout_ms);
+
+//  Path of a built program, e.g. tu_program ("mdp-req") -> "build/bin/mdp-req",
+//  taken from $MDP_BUILD (default "build"). Returns a static buffer.
+const char *tu_program (const char *name);
+
+//  Start argv[0] with argv as a child process (stdout to out_fd if >= 0, else
+//  inherited). Returns the pid, or -1.
+pid_t tu_spawn (char *const argv[], int out_fd);
+
+//  Send sig to pid and wait for it to end, at most timeout_ms, then SIGKILL.
+//  Returns the exit status as from waitpid, or -1.
+int tu_stop (pid_t pid, int sig, int timeout_ms);
+
+//  Wait for pid to end by itself, at most timeout_ms. Returns its exit code
+//  (0..255), 128+signal if it was killed, or -1 on timeout (it is then killed).
+int tu_wait_exit (pid_t pid, int timeout_ms);
+
+//  Bind a fresh ROUTER to tcp://127.0.0.1:* and return it; *endpoint_p gets
+//  the real endpoint (the caller frees it).
+zsock_t *tu_router_bound (char **endpoint_p);
+
+//  True when running under valgrind (MDP_TEST_SLOW=1): waits scale up.
+int tu_scale (int msecs);
+
+#endif
