@@ -68,6 +68,10 @@ void broker_configure (broker_t *self, const broker_config_t *cfg);
 typedef void (broker_ctl_fn) (broker_t *self, void *arg);
 int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on_ctl, void *arg);
 
+//  One turn of the loop without extra sockets: wait up to msecs for messages,
+//  handle all that wait, do due time-driven work. For tests and embedding.
+void broker_poll (broker_t *self, int msecs);
+
 //  Ask broker_run to return.
 void broker_stop (broker_t *self);
 

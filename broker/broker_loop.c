@@ -85,6 +85,17 @@ static void s_drain (broker_t *self)
     }
 }
 
+void broker_poll (broker_t *self, int msecs)
+{
+    zmq_pollitem_t item = {self->router, 0, ZMQ_POLLIN, 0};
+    int64_t wait = broker_tick (self, broker_now ()) - broker_now ();
+    if (wait > msecs)
+        wait = msecs;
+    if (zmq_poll (&item, 1, wait < 0 ? 0 : (long) wait) > 0)
+        s_drain (self);
+    broker_tick (self, broker_now ());
+}
+
 int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on_ctl, void *arg)
 {
     zmq_pollitem_t items[3] = {{self->router, 0, ZMQ_POLLIN, 0}};
