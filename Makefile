@@ -35,7 +35,7 @@ HELPER_OBJ = $(BUILD)/obj/tests/testutil.o
 
 PROGRAMS = $(BUILD)/bin/mdp-broker $(BUILD)/bin/mdp-req $(BUILD)/bin/mdp-echo-worker
 
-.PHONY: all deps run test check check-san check-valgrind clean
+.PHONY: all deps run test check check-san check-valgrind check-fuzz fuzz clean
 all: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS) $(TESTS)
 
 deps:
@@ -79,6 +79,7 @@ test: deps
 	$(MAKE) check
 	$(MAKE) check-san
 	$(MAKE) check-valgrind
+	$(MAKE) check-fuzz
 
 check: all
 	sh tests/run.sh $(BUILD)
@@ -90,5 +91,22 @@ check-san:
 check-valgrind: all
 	MDP_TEST_VALGRIND=1 sh tests/run.sh $(BUILD) e2e
 
+# libFuzzer targets (clang), with ASan and UBSan. `make fuzz FUZZ_SECONDS=600`
+# runs each that long; the test run includes a short bounded run. New inputs
+# go to build-fuzz/corpus-*, never into the committed seeds in tests/fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+              -Ilibmdp -Ibroker $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+build-fuzz/fuzz_broker: tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(wildcard broker/*.h libmdp/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(LDLIBS)
+build-fuzz/fuzz_msg: tests/fuzz/fuzz_msg.c $(LIB_SRC) $(wildcard libmdp/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_msg.c $(LIB_SRC) $(LDLIBS)
+fuzz: build-fuzz/fuzz_broker build-fuzz/fuzz_msg
+	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
+check-fuzz: deps
+	$(MAKE) fuzz FUZZ_SECONDS=20
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

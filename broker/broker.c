@@ -326,6 +326,8 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     self->stats.requests++;
 
     if (srv->nqueued == 0 && !dlist_empty (&srv->idle)) {
+        if (broker_request_track (self, request) != 0)
+            return;
         worker_t *worker = DLIST_ITEM (dlist_pop (&srv->idle), worker_t, idle_link);
         s_send_request (self, worker, request);
     }
@@ -387,6 +389,7 @@ static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *frames,
     broker_send_to_client (self, request, frames + 6, count - 6);
     self->stats.replies++;
     worker->request = NULL;
+    broker_heap_remove (self, request);
     broker_request_free (request);
     dlist_append (&worker->service->idle, &worker->idle_link);
     broker_dispatch (self, worker->service);

@@ -21,7 +21,7 @@ struct request_t {
     service_t *service;          //  the service asked for
     worker_t *worker;            //  the worker handling it, when in flight
     uint64_t token;              //  the opaque frame the worker echoes
-    int64_t deadline;            //  expiry while queued (zclock_mono msecs)
+    int64_t deadline;            //  when it is answered 504 (zclock_mono msecs)
     size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
     uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
     uint8_t nenv;                //  envelope frames (routing id first)
@@ -60,7 +60,7 @@ struct broker_t {
     htab_t services;             //  service_t by name
     htab_t workers;              //  worker_t by routing id
     dlink_t by_expiry;           //  every worker, oldest contact first
-    request_t **heap;            //  queued requests, min-heap on deadline
+    request_t **heap;            //  pending requests, min-heap on deadline
     size_t heap_size;            //  requests in the heap
     size_t heap_cap;             //  heap array capacity
     size_t queued_total;         //  requests queued over all services
@@ -86,6 +86,7 @@ void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnec
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
 void broker_request_free (request_t *request);
 int broker_request_enqueue (broker_t *self, request_t *request);
+int broker_request_track (broker_t *self, request_t *request);
 void broker_request_unqueue (broker_t *self, request_t *request);
 void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason);
 void broker_heap_remove (broker_t *self, request_t *request);

@@ -25,11 +25,22 @@ int64_t broker_tick (broker_t *self, int64_t now)
         }
         self->next_heartbeat = now + self->cfg.heartbeat;
     }
+    //  Requests past their deadline. A worker holding one may never answer
+    //  (Domogik workers ignore unknown actions): the client hears 504 and the
+    //  worker is taken as idle again; a reply it sends later is stale.
     request_t *request;
-    while ((request = broker_heap_top (self)) && request->deadline <= now)
-        broker_request_fail (self, request, 504,
-                             request->service->nworkers ? "deadline passed while queued"
-                                                        : "no worker for service");
+    while ((request = broker_heap_top (self)) && request->deadline <= now) {
+        worker_t *worker = request->worker;
+        if (worker) {
+            broker_request_fail (self, request, 504, "worker did not answer in time");
+            dlist_append (&worker->service->idle, &worker->idle_link);
+            broker_dispatch (self, worker->service);
+        }
+        else
+            broker_request_fail (self, request, 504,
+                                 request->service->nworkers ? "deadline passed while queued"
+                                                            : "no worker for service");
+    }
     int64_t next = self->next_heartbeat;
     if (!dlist_empty (&self->by_expiry)) {
         worker_t *worker = DLIST_ITEM (self->by_expiry.next, worker_t, expiry_link);

@@ -142,16 +142,26 @@ int broker_request_enqueue (broker_t *self, request_t *request)
         broker_request_fail (self, request, 503, "queue full");
         return -1;
     }
-    if (s_heap_push (self, request) != 0) {
-        broker_request_fail (self, request, 503, "out of memory");
+    if (broker_request_track (self, request) != 0)
         return -1;
-    }
     dlist_append (&service->requests, &request->link);
     service->nqueued++;
     self->queued_total++;
     return 0;
 }
 
+//  Put a request under its deadline, queued or in flight. On failure it is
+//  answered 503 and -1 returned.
+int broker_request_track (broker_t *self, request_t *request)
+{
+    if (s_heap_push (self, request) != 0) {
+        broker_request_fail (self, request, 503, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+//  Take a request off its service's queue (it stays under its deadline).
 void broker_request_unqueue (broker_t *self, request_t *request)
 {
     if (dlist_linked (&request->link)) {
@@ -159,7 +169,6 @@ void broker_request_unqueue (broker_t *self, request_t *request)
         request->service->nqueued--;
         self->queued_total--;
     }
-    broker_heap_remove (self, request);
 }
 
 static int s_error_index (int code)
@@ -180,6 +189,7 @@ void broker_request_fail (broker_t *self, request_t *request, int code, const ch
 {
     service_t *service = request->service;
     broker_request_unqueue (self, request);
+    broker_heap_remove (self, request);
     if (request->worker) {
         request->worker->request = NULL;
         request->worker = NULL;

@@ -430,6 +430,31 @@ START_TEST (test_queue_bound_and_deadline)
 }
 END_TEST
 
+START_TEST (test_unanswered_request_times_out)
+{
+    //  A worker that keeps heartbeating but never answers (as Domogik's do for
+    //  unknown actions) costs the client its deadline, not the service.
+    zsock_t *worker = s_peer (), *client = s_peer ();
+    s_ready (worker, "mute");
+    s_send (client, "ssssss", "", MDPC01, "mute", "0.2", "unknown.action", "{}");
+    zmsg_t *body;
+    zframe_t *ignored = s_take_request (worker, &body);
+    zmsg_destroy (&body);
+    zmsg_t *reply = s_recv (client, 3000);
+    s_expect (&reply, "", MDPC01, "mute", "mdp.error",
+              "{\"code\": 504, \"reason\": \"worker did not answer in time\"}", NULL);
+    s_send (client, "ssssss", "", MDPC01, "mute", "5", "config.get", "{}");
+    zframe_t *token = s_take_request (worker, &body);
+    s_expect (&body, "config.get", "{}", NULL);
+    s_reply (worker, &ignored, "late", "{}");   //  stale: dropped
+    s_reply (worker, &token, "config.result", "{}");
+    reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC01, "mute", "config.result", "{}", NULL);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+}
+END_TEST
+
 START_TEST (test_stale_reply_dropped)
 {
     zsock_t *worker = s_peer (), *client = s_peer ();
@@ -538,6 +563,7 @@ int main (void)
     tcase_add_test (tc, test_heartbeat_and_expiry);
     tcase_add_test (tc, test_heartbeats_keep_worker);
     tcase_add_test (tc, test_queue_bound_and_deadline);
+    tcase_add_test (tc, test_unanswered_request_times_out);
     tcase_add_test (tc, test_stale_reply_dropped);
     tcase_add_test (tc, test_garbage_barrage);
     tcase_add_test (tc, test_shutdown_answers_everyone);
