@@ -35,6 +35,7 @@ HELPER_OBJ = $(BUILD)/obj/tests/testutil.o
 
 PROGRAMS = $(BUILD)/bin/mdp-broker $(BUILD)/bin/mdp-req $(BUILD)/bin/mdp-echo-worker
 
+.SECONDARY:
 .PHONY: all deps run test check check-san check-valgrind check-fuzz fuzz clean
 all: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS) $(TESTS)
 
@@ -44,31 +45,32 @@ deps:
 $(BUILD)/obj/libmdp/%.o: CFLAGS += -DMDP_BUILDING_LIBRARY
 $(BUILD)/obj/%.o: %.c $(wildcard libmdp/*.h broker/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/lib/libmdp.so.$(VERSION): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared -Wl,-soname,libmdp.so.$(SOVERSION) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) -shared -Wl,-soname,libmdp.so.$(SOVERSION) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/lib/libmdp.so: $(BUILD)/lib/libmdp.so.$(VERSION)
-	ln -sf libmdp.so.$(VERSION) $(BUILD)/lib/libmdp.so.$(SOVERSION)
-	ln -sf libmdp.so.$(VERSION) $@
+	@ln -sf libmdp.so.$(VERSION) $(BUILD)/lib/libmdp.so.$(SOVERSION)
+	@ln -sf libmdp.so.$(VERSION) $@
 $(BUILD)/lib/libmdp.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@; ar rcs $@ $^
+	@rm -f $@; ar rcs $@ $^
 $(BUILD)/lib/libbroker.a: $(BROKER_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@; ar rcs $@ $^
+	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/bin/mdp-broker: $(BUILD)/obj/broker/main.o $(BUILD)/lib/libbroker.a
 $(BUILD)/bin/mdp-req: $(BUILD)/obj/clients/mdp_req.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-echo-worker: $(BUILD)/obj/workers/echo_worker.o $(BUILD)/lib/libmdp.a
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELPER_OBJ) $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check 2>/dev/null)
+	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check 2>/dev/null)
 
 run: deps all
 	bash tools/run.sh $(BUILD)

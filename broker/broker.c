@@ -276,6 +276,16 @@ static int s_parse_timeout (zmq_msg_t *frame, int64_t *msecs)
     return 1;
 }
 
+//  Msecs until a request's deadline. A client's own timeout gets a small
+//  margin (5%, at most 100 ms) so that our 504 reaches it before it gives up.
+static int64_t s_deadline_in (broker_t *self, int64_t timeout)
+{
+    if (timeout <= 0)
+        return self->cfg.request_timeout;
+    int64_t margin = timeout / 20 < 100 ? timeout / 20 : 100;
+    return timeout - margin;
+}
+
 static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, size_t delim)
 {
     zmq_msg_t *service = &frames[delim + 2];
@@ -314,7 +324,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->nenv = (uint8_t) delim;
     request->nbody = (uint8_t) nbody;
     request->token = self->next_token++;
-    request->deadline = broker_now () + (timeout > 0 ? timeout : self->cfg.request_timeout);
+    request->deadline = broker_now () + s_deadline_in (self, timeout);
     dlist_init (&request->link);
     //  Move the envelope and body frames in; the emptied originals close as no-ops.
     memcpy (request->frames, frames, delim * sizeof (zmq_msg_t));

@@ -111,6 +111,7 @@ int main (int argc, char *argv[])
         endpoints[nendpoints++] = MDP_DEFAULT_ENDPOINT;
 
     zsys_set_logident ("mdp-broker");
+    zsys_set_logstream (stderr);
     broker_t *broker = broker_new (&cfg);
     if (!broker) {
         fprintf (stderr, "mdp-broker: cannot create the broker socket\n");

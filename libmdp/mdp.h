@@ -130,7 +130,8 @@ typedef struct _mdp_worker_t mdp_worker_t;
 typedef mdp_msg_t *(mdp_worker_fn) (mdp_worker_t *worker, mdp_msg_t *request, void *arg);
 
 //  Create a worker for service on the broker at endpoint. NULL with errno
-//  EINVAL if service is empty or starts with "mmi.".
+//  EINVAL if endpoint or service is NULL or empty, service is longer than
+//  255 bytes, or service starts with "mmi." (reserved for the broker).
 MDP_EXPORT mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service);
 
 //  Disconnect from the broker, destroy the worker and NULL the caller's

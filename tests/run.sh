@@ -18,6 +18,7 @@ for t in "$BUILD"/tests/test_*; do
         # possible leaks make valgrind exit 99.
         CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120} MDP_TEST_SLOW=1 \
         valgrind -q --error-exitcode=99 --leak-check=full \
+            --trace-children=yes --trace-children-skip="*python*,*/sh,*/bash" \
             --errors-for-leak-kinds=definite,possible --show-leak-kinds=definite,possible \
             --suppressions=tests/valgrind.supp "$t" >"$log" 2>&1
     else

@@ -29,16 +29,47 @@ const char *tu_program (const char *name)
     return path;
 }
 
-pid_t tu_spawn (char *const argv[], int out_fd)
+pid_t tu_spawn_err (char *const argv[], int out_fd, int err_fd)
 {
     pid_t pid = fork ();
     if (pid == 0) {
         if (out_fd >= 0)
             dup2 (out_fd, STDOUT_FILENO);
+        if (err_fd >= 0)
+            dup2 (err_fd, STDERR_FILENO);
         execv (argv[0], argv);
         _exit (127);
     }
     return pid;
+}
+
+pid_t tu_spawn (char *const argv[], int out_fd)
+{
+    return tu_spawn_err (argv, out_fd, -1);
+}
+
+char *tu_read_line_with (int fd, const char *needle, int timeout_ms)
+{
+    char line[1024];
+    size_t used = 0;
+    int64_t deadline = zclock_mono () + tu_scale (timeout_ms);
+    while (zclock_mono () < deadline) {
+        zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, (long) (deadline - zclock_mono ())) <= 0)
+            continue;
+        char c;
+        if (read (fd, &c, 1) != 1)
+            return NULL;
+        if (c != '\n' && used < sizeof line - 1) {
+            line[used++] = c;
+            continue;
+        }
+        line[used] = 0;
+        if (strstr (line, needle))
+            return strdup (line);
+        used = 0;
+    }
+    return NULL;
 }
 
 static int s_reap (pid_t pid, int timeout_ms, int *status)

@@ -21,6 +21,13 @@ const char *tu_program (const char *name);
 //  inherited). Returns the pid, or -1.
 pid_t tu_spawn (char *const argv[], int out_fd);
 
+//  As tu_spawn, with stderr to err_fd as well if >= 0.
+pid_t tu_spawn_err (char *const argv[], int out_fd, int err_fd);
+
+//  Read lines from fd until one contains needle, at most timeout_ms. Returns
+//  that line (the caller frees it) or NULL.
+char *tu_read_line_with (int fd, const char *needle, int timeout_ms);
+
 //  Send sig to pid and wait for it to end, at most timeout_ms, then SIGKILL.
 //  Returns the exit status as from waitpid, or -1.
 int tu_stop (pid_t pid, int sig, int timeout_ms);

@@ -1,0 +1,169 @@
+/*  mdp_req.c - mdp-req, one MDP request from a shell script: send ACTION with
+    JSON data to SERVICE, print the reply as one JSON line, and say how it went
+    in the exit code (0 reply, 1 mdp.error reply or failure, 2 usage, 3 timeout).
+    For mmi.* services ACTION is the MMI body itself (e.g. the service name).
+*/
+#include "mdp.h"
+#include "mdp_client_private.h"
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_REPLY 0   //  a reply came back
+#define EXIT_FAILED 1  //  an mdp.error reply, or the exchange failed
+#define EXIT_USAGE 2   //  bad arguments
+#define EXIT_TIMEOUT 3 //  no reply after every attempt
+
+static void s_usage (FILE *out)
+{
+    fprintf (out,
+             "usage: mdp-req [-e ENDPOINT] [-t MS] [-r RETRIES] SERVICE ACTION [JSON]\n"
+             "  -e ENDPOINT  broker endpoint (default %s)\n"
+             "  -t MS        wait per attempt, in msecs (default %d)\n"
+             "  -r RETRIES   attempts in all (default %d)\n"
+             "  JSON         request data (default {}); not used with mmi.* services,\n"
+             "               where ACTION is sent alone (e.g. mdp-req mmi.service echo)\n"
+             "Prints the reply as {\"action\": ..., \"data\": ...}. Exit 0 on a reply,\n"
+             "1 on an mdp.error reply or a failure, 2 on a usage error, 3 on timeout.\n",
+             MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES);
+}
+
+//  Parse a whole decimal number >= min into *value. 0, or -1 if it is not one.
+static int s_number (const char *text, int min, int *value)
+{
+    char *end = NULL;
+    errno = 0;
+    long number = strtol (text, &end, 10);
+    if (errno || end == text || *end || number < min || number > 86400000)
+        return -1;
+    *value = (int)number;
+    return 0;
+}
+
+//  An MMI request: the body is the bare ACTION frame, and the reply's single
+//  frame comes back as the action of a message with empty data.
+static mdp_msg_t *s_mmi (mdp_client_t *client, const char *service, const char *action)
+{
+    zmsg_t *body = zmsg_new ();
+    if (!body || zmsg_addstr (body, action)) {
+        zmsg_destroy (&body);
+        errno = ENOMEM;
+        return NULL;
+    }
+    zmsg_t *reply = mdp_client_call (client, service, body);
+    zmsg_destroy (&body);
+    if (!reply)
+        return NULL;
+    mdp_msg_t *msg = mdp_msg_decode (reply);
+    int saved = errno;
+    zmsg_destroy (&reply);
+    errno = saved;
+    return msg;
+}
+
+//  Print the reply and return the exit code; or explain why there is none.
+static int s_report (mdp_msg_t *reply, const char *service, int timeout, int retries)
+{
+    if (reply) {
+        char *json = mdp_msg_to_json (reply);
+        if (json)
+            printf ("%s\n", json);
+        free (json);
+        return mdp_msg_is_error (reply) ? EXIT_FAILED : EXIT_REPLY;
+    }
+    if (errno == EAGAIN) {
+        fprintf (stderr, "mdp-req: no reply from '%s' after %d attempt(s) of %d msecs\n", service,
+                 retries, timeout);
+        return EXIT_TIMEOUT;
+    }
+    if (errno == EINVAL) {
+        fprintf (stderr, "mdp-req: invalid service name '%s'\n", service);
+        return EXIT_USAGE;
+    }
+    fprintf (stderr, "mdp-req: request to '%s' failed: %s\n", service,
+             errno == EPROTO ? "malformed reply" : strerror (errno));
+    return EXIT_FAILED;
+}
+
+//  The command line, parsed.
+typedef struct {
+    const char *endpoint; //  broker endpoint
+    int timeout;          //  msecs per attempt
+    int retries;          //  attempts in all
+    const char *service;  //  SERVICE
+    const char *action;   //  ACTION, or the MMI body
+    const char *json;     //  JSON, or NULL
+} args_t;
+
+//  Parse options and arguments. Returns -1 when done, else the exit code.
+static int s_parse (int argc, char *argv[], args_t *args)
+{
+    *args =
+        (args_t){MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES, NULL, NULL, NULL};
+    int opt;
+    while ((opt = getopt (argc, argv, "e:t:r:h")) != -1) {
+        if (opt == 'e')
+            args->endpoint = optarg;
+        else if (opt == 't' && s_number (optarg, 1, &args->timeout) == 0)
+            continue;
+        else if (opt == 'r' && s_number (optarg, 1, &args->retries) == 0)
+            continue;
+        else if (opt == 'h') {
+            s_usage (stdout);
+            return EXIT_REPLY;
+        } else {
+            if (opt == 't' || opt == 'r')
+                fprintf (stderr, "mdp-req: -%c needs a whole number > 0, not '%s'\n", opt, optarg);
+            s_usage (stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (argc - optind < 2 || argc - optind > 3) {
+        s_usage (stderr);
+        return EXIT_USAGE;
+    }
+    args->service = argv[optind];
+    args->action = argv[optind + 1];
+    args->json = argc - optind == 3 ? argv[optind + 2] : NULL;
+    return -1;
+}
+
+int main (int argc, char *argv[])
+{
+    args_t args;
+    int rc = s_parse (argc, argv, &args);
+    if (rc >= 0)
+        return rc;
+    bool mmi = strncmp (args.service, "mmi.", 4) == 0;
+    if (mmi && args.json) {
+        fprintf (stderr, "mdp-req: no JSON with an mmi.* service: ACTION is the whole body\n");
+        return EXIT_USAGE;
+    }
+    cJSON *data = NULL;
+    const char *end = NULL;
+    if (args.json && !(data = cJSON_ParseWithOpts (args.json, &end, 1))) {
+        fprintf (stderr, "mdp-req: invalid JSON argument: %s\n", args.json);
+        return EXIT_USAGE;
+    }
+    mdp_msg_t *request = mmi ? NULL : mdp_msg_new (args.action, data);
+    if (!mmi && !request) {
+        fprintf (stderr, "mdp-req: invalid action '%s'\n", args.action);
+        return EXIT_USAGE;
+    }
+    mdp_client_t *client = mdp_client_new (args.endpoint);
+    if (!client) {
+        fprintf (stderr, "mdp-req: invalid endpoint '%s'\n", args.endpoint);
+        mdp_msg_destroy (&request);
+        return EXIT_USAGE;
+    }
+    mdp_client_set_timeout (client, args.timeout);
+    mdp_client_set_retries (client, args.retries);
+    mdp_msg_t *reply = mmi ? s_mmi (client, args.service, args.action)
+                           : mdp_client_request (client, args.service, &request);
+    rc = s_report (reply, args.service, args.timeout, args.retries);
+    mdp_msg_destroy (&reply);
+    mdp_client_destroy (&client);
+    return rc;
+}

@@ -1,0 +1,189 @@
+/*  mdp_msg.c - mdp_msg_t, one Domogik-style body: an action string plus cJSON
+    data. It is the only place that turns body frames [action][json] into a
+    message and back, so the client, the worker and the tools agree on what a
+    valid body is. Frames come from peers: every check here is a soft one.
+*/
+#include "mdp.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct _mdp_msg_t {
+    char *action; //  owned, never NULL or empty
+    cJSON *data;  //  owned, never NULL (an empty object at least)
+};
+
+mdp_msg_t *mdp_msg_new (const char *action, cJSON *data)
+{
+    if (!action || !*action) {
+        cJSON_Delete (data); //  we own it even when we refuse it
+        errno = EINVAL;
+        return NULL;
+    }
+    mdp_msg_t *self = calloc (1, sizeof (mdp_msg_t));
+    if (!self) {
+        cJSON_Delete (data);
+        errno = ENOMEM;
+        return NULL;
+    }
+    self->data = data ? data : cJSON_CreateObject ();
+    self->action = strdup (action);
+    if (!self->action || !self->data) {
+        mdp_msg_destroy (&self); //  frees data too, whichever it is
+        errno = ENOMEM;
+    }
+    return self;
+}
+
+mdp_msg_t *mdp_msg_new_error (int code, const char *reason)
+{
+    cJSON *data = cJSON_CreateObject ();
+    if (!data || !cJSON_AddNumberToObject (data, "code", code) ||
+        !cJSON_AddStringToObject (data, "reason", reason ? reason : "")) {
+        cJSON_Delete (data);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return mdp_msg_new (MDP_ERROR_ACTION, data);
+}
+
+void mdp_msg_destroy (mdp_msg_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mdp_msg_t *self = *self_p;
+    free (self->action);
+    cJSON_Delete (self->data);
+    free (self);
+    *self_p = NULL;
+}
+
+mdp_msg_t *mdp_msg_dup (const mdp_msg_t *self)
+{
+    if (!self)
+        return NULL;
+    cJSON *data = cJSON_Duplicate (self->data, 1);
+    if (!data) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return mdp_msg_new (self->action, data);
+}
+
+const char *mdp_msg_action (const mdp_msg_t *self)
+{
+    return self->action;
+}
+
+cJSON *mdp_msg_data (const mdp_msg_t *self)
+{
+    return self->data;
+}
+
+void mdp_msg_set_data (mdp_msg_t *self, cJSON *data)
+{
+    if (!data)
+        data = cJSON_CreateObject ();
+    if (!data)
+        return; //  out of memory: keep the old data
+    cJSON_Delete (self->data);
+    self->data = data;
+}
+
+bool mdp_msg_is_error (const mdp_msg_t *self)
+{
+    return self && streq (self->action, MDP_ERROR_ACTION);
+}
+
+int mdp_msg_error_code (const mdp_msg_t *self)
+{
+    if (!mdp_msg_is_error (self))
+        return 0;
+    cJSON *code = cJSON_GetObjectItemCaseSensitive (self->data, "code");
+    return cJSON_IsNumber (code) ? code->valueint : 0;
+}
+
+int mdp_msg_encode (const mdp_msg_t *self, zmsg_t *msg)
+{
+    char *json = cJSON_PrintUnformatted (self->data);
+    if (!json)
+        return -1;
+    int rc = zmsg_addstr (msg, self->action);
+    if (rc == 0) {
+        rc = zmsg_addstr (msg, json);
+        if (rc != 0) { //  take the action frame back out
+            zframe_t *action = zmsg_last (msg);
+            zmsg_remove (msg, action);
+            zframe_destroy (&action);
+        }
+    }
+    cJSON_free (json);
+    return rc == 0 ? 0 : -1;
+}
+
+//  Return a NUL-terminated copy of a frame, or NULL if it is empty, holds a
+//  NUL byte (a peer's trick to hide bytes from C strings), or memory is out.
+static char *s_frame_text (zframe_t *frame)
+{
+    size_t size = zframe_size (frame);
+    if (size == 0 || memchr (zframe_data (frame), '\0', size))
+        return NULL;
+    char *text = malloc (size + 1);
+    if (text) {
+        memcpy (text, zframe_data (frame), size);
+        text[size] = '\0';
+    }
+    return text;
+}
+
+//  Parse a JSON frame: the whole frame must be exactly one JSON value.
+static cJSON *s_parse_json (zframe_t *frame)
+{
+    char *text = s_frame_text (frame);
+    if (!text)
+        return NULL;
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithOpts (text, &end, 1);
+    free (text);
+    return json;
+}
+
+mdp_msg_t *mdp_msg_decode (zmsg_t *msg)
+{
+    size_t frames = msg ? zmsg_size (msg) : 0;
+    if (frames < 1 || frames > 2) {
+        errno = EPROTO;
+        return NULL;
+    }
+    char *action = s_frame_text (zmsg_first (msg));
+    cJSON *data = NULL;
+    bool valid = action != NULL;
+    if (valid && frames == 2) {
+        data = s_parse_json (zmsg_next (msg));
+        valid = data != NULL;
+    }
+    mdp_msg_t *self = NULL;
+    if (valid)
+        self = mdp_msg_new (action, data);
+    else
+        cJSON_Delete (data);
+    free (action);
+    if (!valid)
+        errno = EPROTO;
+    return self;
+}
+
+char *mdp_msg_to_json (const mdp_msg_t *self)
+{
+    cJSON *root = cJSON_CreateObject ();
+    cJSON *data = cJSON_Duplicate (self->data, 1);
+    char *text = NULL;
+    if (root && data && cJSON_AddStringToObject (root, "action", self->action) &&
+        cJSON_AddItemToObject (root, "data", data)) {
+        data = NULL; //  root owns it now
+        text = cJSON_PrintUnformatted (root);
+    }
+    cJSON_Delete (data);
+    cJSON_Delete (root);
+    return text;
+}

@@ -1,0 +1,392 @@
+/*  test_client.c - Check suite for mdp_client_t against a fake broker: a bare
+    ROUTER in the test's own thread that checks the request frames byte for
+    byte and answers (or not) as each test needs. The blocking client runs in
+    a helper actor and reports its result over the actor pipe.
+*/
+#include "mdp.h"
+#include "mdp_client_private.h"
+#include "testutil.h"
+#include <check.h>
+#include <errno.h>
+
+//  One client call, as the helper actor makes it.
+typedef struct {
+    const char *endpoint; //  the fake broker
+    int timeout;          //  msecs per attempt
+    int retries;          //  attempts in all
+    const char *service;  //  service to ask
+    const char *action;   //  request action, or the name for has_service
+    const char *json;     //  request data; NULL means mdp_client_has_service
+} call_t;
+
+//  What the call gave back.
+typedef struct {
+    int error;   //  errno, or 0 when it succeeded
+    int found;   //  mdp_client_has_service's answer
+    char *reply; //  mdp_msg_to_json of the reply, or ""
+} result_t;
+
+static void s_client_actor (zsock_t *pipe, void *args)
+{
+    call_t call = *(call_t *)args;
+    zsock_signal (pipe, 0);
+    mdp_client_t *client = mdp_client_new (call.endpoint);
+    mdp_client_set_timeout (client, call.timeout);
+    mdp_client_set_retries (client, call.retries);
+    int error = 0, found = 0;
+    char *text = NULL;
+    if (call.json) {
+        mdp_msg_t *request = mdp_msg_new (call.action, cJSON_Parse (call.json));
+        mdp_msg_t *reply = mdp_client_request (client, call.service, &request);
+        error = reply ? 0 : errno;
+        text = reply ? mdp_msg_to_json (reply) : NULL;
+        mdp_msg_destroy (&reply);
+    } else {
+        found = mdp_client_has_service (client, call.action);
+        error = found < 0 ? errno : 0;
+    }
+    mdp_client_destroy (&client);
+    zsock_send (pipe, "iis", error, found, text ? text : "");
+    free (text);
+    char *term = zstr_recv (pipe); //  wait for zactor_destroy
+    zstr_free (&term);
+}
+
+//  Start a call in the background.
+static zactor_t *s_call (call_t call)
+{
+    zactor_t *actor = zactor_new (s_client_actor, &call);
+    ck_assert_ptr_nonnull (actor);
+    return actor;
+}
+
+//  Wait (bounded) for the call to finish and collect its result.
+static result_t s_result (zactor_t **actor_p)
+{
+    result_t result = {-1, -1, NULL};
+    zpoller_t *poller = zpoller_new (*actor_p, NULL);
+    bool done = zpoller_wait (poller, tu_scale (5000)) == *actor_p;
+    zpoller_destroy (&poller);
+    ck_assert_msg (done, "the client call did not finish");
+    zsock_recv (*actor_p, "iis", &result.error, &result.found, &result.reply);
+    zactor_destroy (actor_p);
+    return result;
+}
+
+//  Receive one message on the fake broker within timeout msecs, or NULL.
+static zmsg_t *s_recv (zsock_t *router, int timeout)
+{
+    zpoller_t *poller = zpoller_new (router, NULL);
+    zmsg_t *msg = NULL;
+    if (zpoller_wait (poller, tu_scale (timeout)) == router)
+        msg = zmsg_recv (router);
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+//  Assert that msg has exactly count frames, equal to the strings given
+//  (NULL skips a frame, e.g. the routing id).
+static void s_assert_frames (zmsg_t *msg, int count, ...)
+{
+    ck_assert_ptr_nonnull (msg);
+    ck_assert_int_eq (zmsg_size (msg), count);
+    va_list args;
+    va_start (args, count);
+    zframe_t *frame = zmsg_first (msg);
+    for (int index = 0; index < count; index++, frame = zmsg_next (msg)) {
+        const char *expected = va_arg (args, const char *);
+        if (expected) {
+            char *actual = zframe_strdup (frame);
+            ck_assert_msg (zframe_streq (frame, expected), "frame %d is '%s', expected '%s'", index,
+                           actual, expected);
+            free (actual);
+        }
+    }
+    va_end (args);
+}
+
+//  Send frames to the peer whose routing id is the first frame of request.
+static void s_send_to (zsock_t *router, zmsg_t *request, int count, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    zframe_t *id = zframe_dup (zmsg_first (request));
+    zmsg_append (msg, &id);
+    va_list args;
+    va_start (args, count);
+    for (int index = 0; index < count; index++)
+        zmsg_addstr (msg, va_arg (args, const char *));
+    va_end (args);
+    ck_assert_int_eq (zmsg_send (&msg, router), 0);
+}
+
+START_TEST (test_request_frames_and_reply)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "echo", "config.get", "{\"key\": 1}"});
+
+    zmsg_t *request = s_recv (broker, 2000);
+    s_assert_frames (request, 7, NULL, "", "MDPC01", "echo", "2.5", "config.get", "{\"key\":1}");
+    s_send_to (broker, request, 5, "", "MDPC01", "echo", "config.result", "{\"key\":1}");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"config.result\",\"data\":{\"key\":1}}");
+    free (result.reply);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_timeout_frame_whole_seconds)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, 3000, 1, "admin", "device.get", "{}"});
+
+    zmsg_t *request = s_recv (broker, 2000);
+    s_assert_frames (request, 7, NULL, "", "MDPC01", "admin", "3", "device.get", "{}");
+    s_send_to (broker, request, 4, "", "MDPC01", "admin", "device.result");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"device.result\",\"data\":{}}");
+    free (result.reply);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_timeout_text)
+{
+    struct {
+        int msecs;
+        const char *text;
+    } cases[] = {{3000, "3"},   {2500, "2.5"},  {250, "0.25"},     {1, "0.001"},
+                 {10000, "10"}, {1050, "1.05"}, {12345, "12.345"}, {100, "0.1"}};
+    for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
+        char text[32];
+        mdp_client_timeout_text (cases[index].msecs, text, sizeof text);
+        ck_assert_str_eq (text, cases[index].text);
+    }
+}
+END_TEST
+
+START_TEST (test_error_reply_is_final)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, 2000, 3, "nosuch", "x.get", "{}"});
+
+    zmsg_t *request = s_recv (broker, 2000);
+    ck_assert_ptr_nonnull (request);
+    s_send_to (broker, request, 5, "", "MDPC01", "nosuch", "mdp.error",
+               "{\"code\":404,\"reason\":\"unknown service\"}");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (
+        result.reply,
+        "{\"action\":\"mdp.error\",\"data\":{\"code\":404,\"reason\":\"unknown service\"}}");
+    //  It was the answer: no retry followed it
+    zmsg_t *retry = s_recv (broker, 100);
+    ck_assert_ptr_null (retry);
+    free (result.reply);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_timeout_retries_on_new_sockets)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}"});
+
+    //  Three attempts, each from a socket the broker has never seen
+    zframe_t *ids[3];
+    for (int attempt = 0; attempt < 3; attempt++) {
+        zmsg_t *request = s_recv (broker, 2000);
+        ck_assert_msg (request != NULL, "attempt %d never came", attempt + 1);
+        s_assert_frames (request, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
+        ids[attempt] = zframe_dup (zmsg_first (request));
+        for (int before = 0; before < attempt; before++)
+            ck_assert (!zframe_eq (ids[attempt], ids[before]));
+        zmsg_destroy (&request);
+    }
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, EAGAIN);
+    ck_assert_str_eq (result.reply, "");
+    zmsg_t *extra = s_recv (broker, 100);
+    ck_assert_ptr_null (extra);
+    free (result.reply);
+    for (int attempt = 0; attempt < 3; attempt++)
+        zframe_destroy (&ids[attempt]);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_late_reply_is_not_the_answer)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}"});
+
+    zmsg_t *first = s_recv (broker, 2000);
+    zmsg_t *second = s_recv (broker, 2000); //  after attempt 1 timed out
+    ck_assert_ptr_nonnull (first);
+    ck_assert_ptr_nonnull (second);
+    ck_assert (!zframe_eq (zmsg_first (first), zmsg_first (second)));
+    //  Attempt 1's answer arrives late, then attempt 2's
+    s_send_to (broker, first, 5, "", "MDPC01", "echo", "a.late", "{}");
+    s_send_to (broker, second, 5, "", "MDPC01", "echo", "a.result", "{}");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
+    free (result.reply);
+    zmsg_destroy (&first);
+    zmsg_destroy (&second);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_garbage_is_ignored)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}"});
+
+    zmsg_t *request = s_recv (broker, 2000);
+    ck_assert_ptr_nonnull (request);
+    s_send_to (broker, request, 1, "junk");
+    s_send_to (broker, request, 5, "x", "MDPC01", "echo", "a.bad", "{}"); //  not empty
+    s_send_to (broker, request, 5, "", "MDPC02", "echo", "a.bad", "{}");  //  other protocol
+    s_send_to (broker, request, 5, "", "MDPC01", "other", "a.bad", "{}"); //  other service
+    s_send_to (broker, request, 2, "", "MDPC01");                         //  short
+    s_send_to (broker, request, 5, "", "MDPC01", "echo", "a.result", "{\"ok\":true}");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{\"ok\":true}}");
+    free (result.reply);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_undecodable_body_is_eproto)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}"});
+
+    zmsg_t *request = s_recv (broker, 2000);
+    ck_assert_ptr_nonnull (request);
+    s_send_to (broker, request, 5, "", "MDPC01", "echo", "a.result", "{not json");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, EPROTO);
+    free (result.reply);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+//  The broker's half of one mmi.service question: check it, answer status.
+static result_t s_has_service (const char *status)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "mmi.service", "echo", NULL});
+    zmsg_t *request = s_recv (broker, 2000);
+    s_assert_frames (request, 6, NULL, "", "MDPC01", "mmi.service", "2.5", "echo");
+    s_send_to (broker, request, 4, "", "MDPC01", "mmi.service", status);
+    result_t result = s_result (&call);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+    return result;
+}
+
+START_TEST (test_has_service)
+{
+    result_t result = s_has_service ("200");
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_int_eq (result.found, 1);
+    free (result.reply);
+
+    result = s_has_service ("404");
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_int_eq (result.found, 0);
+    free (result.reply);
+
+    result = s_has_service ("501");
+    ck_assert_int_eq (result.found, 0);
+    free (result.reply);
+}
+END_TEST
+
+START_TEST (test_bad_arguments)
+{
+    errno = 0;
+    ck_assert_ptr_null (mdp_client_new (NULL));
+    ck_assert_int_eq (errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null (mdp_client_new ("nonsense://here"));
+    ck_assert_int_eq (errno, EINVAL);
+
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_client_t *client = mdp_client_new (endpoint);
+    ck_assert_ptr_nonnull (client);
+    mdp_msg_t *request = mdp_msg_new ("a.get", NULL);
+    errno = 0;
+    ck_assert_ptr_null (mdp_client_request (client, "", &request));
+    ck_assert_int_eq (errno, EINVAL);
+    ck_assert_ptr_null (request); //  taken and freed even so
+    errno = 0;
+    ck_assert_ptr_null (mdp_client_request (client, "echo", NULL));
+    ck_assert_int_eq (errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq (mdp_client_has_service (client, NULL), -1);
+    ck_assert_int_eq (errno, EINVAL);
+    //  Nothing reached the broker
+    zmsg_t *msg = s_recv (broker, 100);
+    ck_assert_ptr_null (msg);
+    mdp_client_destroy (&client);
+    mdp_client_destroy (&client);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *suite = suite_create ("mdp_client");
+    TCase *tc = tcase_create ("client");
+    tcase_set_timeout (tc, tu_scale (20));
+    tcase_add_test (tc, test_request_frames_and_reply);
+    tcase_add_test (tc, test_timeout_frame_whole_seconds);
+    tcase_add_test (tc, test_timeout_text);
+    tcase_add_test (tc, test_error_reply_is_final);
+    tcase_add_test (tc, test_timeout_retries_on_new_sockets);
+    tcase_add_test (tc, test_late_reply_is_not_the_answer);
+    tcase_add_test (tc, test_garbage_is_ignored);
+    tcase_add_test (tc, test_undecodable_body_is_eproto);
+    tcase_add_test (tc, test_has_service);
+    tcase_add_test (tc, test_bad_arguments);
+    suite_add_tcase (suite, tc);
+    SRunner *runner = srunner_create (suite);
+    srunner_run_all (runner, CK_NORMAL);
+    int failed = srunner_ntests_failed (runner);
+    srunner_free (runner);
+    return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,485 @@
+/*  test_worker.c - Check suite for mdp_worker_t against a fake broker: a bare
+    ROUTER in the test's thread that checks READY, REPLY, HEARTBEAT and
+    DISCONNECT byte for byte and sends what a broker (or a broken one) sends.
+    The worker's hook runs in the test's thread through mdp_worker_socket and
+    mdp_worker_process, or through mdp_worker_run. Heartbeats are 100 msecs.
+*/
+#include "mdp.h"
+#include "testutil.h"
+#include <check.h>
+#include <errno.h>
+
+#define HEARTBEAT 100 //  msecs, for every worker here
+
+//  What the on_request hook does, and what it saw.
+typedef struct {
+    int calls;          //  times the hook ran
+    const char *action; //  reply action; NULL means reply nothing
+    int busy;           //  msecs of "work" before replying
+    bool stop;          //  call mdp_worker_stop from inside the hook
+    char last[64];      //  action of the last request
+} hook_t;
+
+static mdp_msg_t *s_hook (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
+{
+    hook_t *hook = arg;
+    hook->calls++;
+    snprintf (hook->last, sizeof hook->last, "%s", mdp_msg_action (request));
+    if (hook->busy)
+        zclock_sleep (hook->busy);
+    if (hook->stop)
+        mdp_worker_stop (worker);
+    if (!hook->action)
+        return NULL;
+    return mdp_msg_new (hook->action, cJSON_Duplicate (mdp_msg_data (request), 1));
+}
+
+//  Receive one message on the fake broker within timeout msecs, or NULL.
+//  With skip, HEARTBEATs are passed over.
+static zmsg_t *s_recv (zsock_t *router, int timeout, bool skip)
+{
+    zpoller_t *poller = zpoller_new (router, NULL);
+    int64_t deadline = zclock_mono () + tu_scale (timeout);
+    zmsg_t *msg = NULL;
+    while (!msg && zclock_mono () < deadline) {
+        if (zpoller_wait (poller, (int)(deadline - zclock_mono ())) != router)
+            break;
+        msg = zmsg_recv (router);
+        if (skip && zmsg_size (msg) == 4 && zframe_streq (zmsg_last (msg), "\x04"))
+            zmsg_destroy (&msg);
+    }
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+//  Assert that msg has exactly count frames, equal to the strings given
+//  (NULL skips a frame, e.g. the routing id).
+static void s_assert_frames (zmsg_t *msg, int count, ...)
+{
+    ck_assert_ptr_nonnull (msg);
+    ck_assert_int_eq (zmsg_size (msg), count);
+    va_list args;
+    va_start (args, count);
+    zframe_t *frame = zmsg_first (msg);
+    for (int index = 0; index < count; index++, frame = zmsg_next (msg)) {
+        const char *expected = va_arg (args, const char *);
+        if (expected) {
+            char *actual = zframe_strdup (frame);
+            ck_assert_msg (zframe_streq (frame, expected), "frame %d is '%s', expected '%s'", index,
+                           actual, expected);
+            free (actual);
+        }
+    }
+    va_end (args);
+}
+
+//  Send the frames after the routing id id to that peer.
+static void s_send_to (zsock_t *router, zframe_t *id, int count, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, zframe_data (id), zframe_size (id));
+    va_list args;
+    va_start (args, count);
+    for (int index = 0; index < count; index++)
+        zmsg_addstr (msg, va_arg (args, const char *));
+    va_end (args);
+    ck_assert_int_eq (zmsg_send (&msg, router), 0);
+}
+
+//  Expect READY for service and return the worker's routing id.
+static zframe_t *s_expect_ready (zsock_t *broker, const char *service)
+{
+    zmsg_t *ready = s_recv (broker, 2000, true);
+    s_assert_frames (ready, 5, NULL, "", "MDPW01", "\x01", service);
+    zframe_t *id = zmsg_pop (ready);
+    zmsg_destroy (&ready);
+    return id;
+}
+
+//  A started worker for "echo" with quick heartbeats and reconnects.
+static mdp_worker_t *s_worker (const char *endpoint, int liveness, hook_t *hook)
+{
+    mdp_worker_t *worker = mdp_worker_new (endpoint, "echo");
+    ck_assert_ptr_nonnull (worker);
+    mdp_worker_set_heartbeat (worker, HEARTBEAT, liveness);
+    mdp_worker_set_reconnect (worker, 10, 100);
+    if (hook)
+        mdp_worker_set_handler (worker, s_hook, hook);
+    ck_assert_ptr_nonnull (mdp_worker_socket (worker)); //  starts it
+    return worker;
+}
+
+//  Wait (bounded) for a request to reach the worker, then serve it.
+static void s_process (mdp_worker_t *worker)
+{
+    zpoller_t *poller = zpoller_new (mdp_worker_socket (worker), NULL);
+    bool waiting = zpoller_wait (poller, tu_scale (2000)) != NULL;
+    zpoller_destroy (&poller);
+    ck_assert_msg (waiting, "no request reached the worker");
+    ck_assert_int_eq (mdp_worker_process (worker), 0);
+}
+
+START_TEST (test_ready_frames)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker (endpoint, 50, NULL);
+    ck_assert_str_eq (mdp_worker_service (worker), "echo");
+    zframe_t *id = s_expect_ready (broker, "echo");
+    //  Then heartbeats, from the same socket
+    zmsg_t *heartbeat = s_recv (broker, 1000, false);
+    s_assert_frames (heartbeat, 4, NULL, "", "MDPW01", "\x04");
+    ck_assert (zframe_eq (zmsg_first (heartbeat), id));
+    zmsg_destroy (&heartbeat);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    mdp_worker_destroy (&worker); //  NULL-safe
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_request_reply)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "config.result"};
+    mdp_worker_t *worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client-1", "", "config.get", "{\"key\":1}");
+    s_process (worker);
+    ck_assert_int_eq (hook.calls, 1);
+    ck_assert_str_eq (hook.last, "config.get");
+    zmsg_t *reply = s_recv (broker, 2000, true);
+    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client-1", "", "config.result",
+                     "{\"key\":1}");
+    ck_assert (zframe_eq (zmsg_first (reply), id));
+    zmsg_destroy (&reply);
+
+    //  Several address frames (a client behind a proxy) all come back
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "proxy", "client-2", "", "a.do");
+    s_process (worker);
+    reply = s_recv (broker, 2000, true);
+    s_assert_frames (reply, 9, NULL, "", "MDPW01", "\x03", "proxy", "client-2", "", "config.result",
+                     "{}");
+    zmsg_destroy (&reply);
+    errno = 0;
+    ck_assert_int_eq (mdp_worker_process (worker), -1); //  nothing more waits
+    ck_assert_int_eq (errno, EAGAIN);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+//  Send one request body, serve it, and return the error code of the reply.
+static int s_error_reply (zsock_t *broker, mdp_worker_t *worker, zframe_t *id, const char *json)
+{
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "a.get", json);
+    s_process (worker);
+    zmsg_t *reply = s_recv (broker, 2000, true);
+    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "mdp.error", NULL);
+    char *text = zframe_strdup (zmsg_last (reply));
+    cJSON *data = cJSON_Parse (text);
+    cJSON *code = cJSON_GetObjectItem (data, "code");
+    ck_assert (cJSON_IsNumber (code));
+    ck_assert (cJSON_IsString (cJSON_GetObjectItem (data, "reason")));
+    int rc = code->valueint;
+    cJSON_Delete (data);
+    free (text);
+    zmsg_destroy (&reply);
+    return rc;
+}
+
+START_TEST (test_invalid_body_gets_400)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "a.result"};
+    mdp_worker_t *worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    ck_assert_int_eq (s_error_reply (broker, worker, id, "{not json"), 400);
+    ck_assert_int_eq (hook.calls, 0);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_no_handler_gets_501)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker (endpoint, 50, NULL);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    ck_assert_int_eq (s_error_reply (broker, worker, id, "{}"), 501);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_null_from_hook_sends_nothing)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = NULL};
+    mdp_worker_t *worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "unknown.action", "{}");
+    s_process (worker);
+    ck_assert_int_eq (hook.calls, 1);
+    //  Three heartbeat intervals: heartbeats only, no REPLY
+    zmsg_t *reply = s_recv (broker, 3 * HEARTBEAT, true);
+    ck_assert_ptr_null (reply);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_heartbeats_while_hook_is_busy)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "slow.result", .busy = 6 * HEARTBEAT};
+    mdp_worker_t *worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    zmsg_t *msg;
+    while ((msg = s_recv (broker, 0, false))) //  forget earlier heartbeats
+        zmsg_destroy (&msg);
+
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "slow.do", "{}");
+    s_process (worker); //  returns after 6 heartbeat intervals
+    //  What the worker sent while its hook was busy comes before the REPLY
+    int heartbeats = 0;
+    while ((msg = s_recv (broker, 2000, false))) {
+        bool reply = zmsg_size (msg) == 8;
+        if (zmsg_size (msg) == 4 && zframe_streq (zmsg_last (msg), "\x04"))
+            heartbeats++;
+        zmsg_destroy (&msg);
+        if (reply)
+            break;
+    }
+    ck_assert_msg (heartbeats >= 3, "only %d heartbeats while the hook was busy", heartbeats);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_disconnect_means_reconnect)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker (endpoint, 50, NULL);
+    zframe_t *first = s_expect_ready (broker, "echo");
+    s_send_to (broker, first, 3, "", "MDPW01", "\x05");
+    zframe_t *second = s_expect_ready (broker, "echo");
+    ck_assert (!zframe_eq (first, second)); //  a new socket
+    zframe_destroy (&first);
+    zframe_destroy (&second);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_silent_broker_means_reconnect)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    int64_t since = zclock_mono ();
+    mdp_worker_t *worker = s_worker (endpoint, 3, NULL);
+    zframe_t *first = s_expect_ready (broker, "echo");
+    zframe_t *second = s_expect_ready (broker, "echo"); //  we never answer
+    ck_assert (!zframe_eq (first, second));
+    //  Not before liveness x heartbeat of silence
+    ck_assert_int_ge (zclock_mono () - since, 3 * HEARTBEAT);
+    zframe_destroy (&first);
+    zframe_destroy (&second);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_heartbeating_broker_keeps_worker)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker (endpoint, 3, NULL);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    //  Ten heartbeat intervals, three times the liveness: same connection
+    int64_t until = zclock_mono () + 10 * HEARTBEAT;
+    while (zclock_mono () < until) {
+        s_send_to (broker, id, 3, "", "MDPW01", "\x04");
+        zmsg_t *msg = s_recv (broker, HEARTBEAT, false);
+        if (msg) {
+            s_assert_frames (msg, 4, NULL, "", "MDPW01", "\x04");
+            ck_assert (zframe_eq (zmsg_first (msg), id));
+        }
+        zmsg_destroy (&msg);
+    }
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_destroy_sends_disconnect)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker (endpoint, 50, NULL);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    mdp_worker_destroy (&worker);
+    ck_assert_ptr_null (worker);
+    zmsg_t *bye = s_recv (broker, 2000, true);
+    s_assert_frames (bye, 4, NULL, "", "MDPW01", "\x05");
+    ck_assert (zframe_eq (zmsg_first (bye), id));
+    zmsg_destroy (&bye);
+    zframe_destroy (&id);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_malformed_broker_messages_are_dropped)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "a.result"};
+    mdp_worker_t *worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    s_send_to (broker, id, 2, "MDPW01", "\x05"); //  domogik's DISCONNECT
+    s_send_to (broker, id, 1, "junk");
+    s_send_to (broker, id, 3, "", "MDPW01", "\x09");                     //  unknown command
+    s_send_to (broker, id, 3, "", "MDPW01", "\x04\x04");                 //  two-byte command
+    s_send_to (broker, id, 3, "", "MDPW02", "\x02");                     //  other protocol
+    s_send_to (broker, id, 6, "", "MDPW01", "\x02", "c", "a.get", "{}"); //  no delimiter
+    s_send_to (broker, id, 6, "", "MDPW01", "\x02", "", "a.get", "{}");  //  no address
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "a.get", "{}");
+
+    //  Only the valid request reaches the hook, on the same connection
+    s_process (worker);
+    ck_assert_int_eq (hook.calls, 1);
+    zmsg_t *reply = s_recv (broker, 2000, true);
+    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "a.result", "{}");
+    ck_assert (zframe_eq (zmsg_first (reply), id));
+    errno = 0;
+    ck_assert_int_eq (mdp_worker_process (worker), -1);
+    ck_assert_int_eq (errno, EAGAIN);
+    zmsg_destroy (&reply);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_new_rejects_bad_arguments)
+{
+    char name[300];
+    memset (name, 'x', sizeof name);
+    name[256] = '\0';
+    const char *services[] = {"mmi.x", "mmi.", "", NULL, name};
+    for (size_t index = 0; index < sizeof services / sizeof services[0]; index++) {
+        errno = 0;
+        ck_assert_ptr_null (mdp_worker_new ("tcp://127.0.0.1:5555", services[index]));
+        ck_assert_int_eq (errno, EINVAL);
+    }
+    errno = 0;
+    ck_assert_ptr_null (mdp_worker_new (NULL, "echo"));
+    ck_assert_int_eq (errno, EINVAL);
+    ck_assert_ptr_null (mdp_worker_new ("", "echo"));
+
+    name[255] = '\0'; //  255 bytes is the longest allowed
+    mdp_worker_t *worker = mdp_worker_new ("tcp://127.0.0.1:5555", name);
+    ck_assert_ptr_nonnull (worker);
+    mdp_worker_destroy (&worker);
+    worker = mdp_worker_new ("tcp://127.0.0.1:5555", "xmmi.ok");
+    ck_assert_ptr_nonnull (worker);
+    mdp_worker_destroy (&worker);
+}
+END_TEST
+
+START_TEST (test_run_until_hook_stops_it)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "last.result", .stop = true};
+    mdp_worker_t *worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "last.do", "{}");
+    ck_assert_int_eq (mdp_worker_run (worker), 0); //  returns after that request
+    ck_assert_int_eq (hook.calls, 1);
+    zmsg_t *reply = s_recv (broker, 2000, true);
+    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "last.result", "{}");
+    zmsg_destroy (&reply);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+//  Stops the worker from another thread while mdp_worker_run waits.
+static void s_stopper (zsock_t *pipe, void *worker)
+{
+    zsock_signal (pipe, 0);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    if (zpoller_wait (poller, HEARTBEAT) == NULL) //  unless told to quit first
+        mdp_worker_stop ((mdp_worker_t *)worker);
+    zpoller_destroy (&poller);
+    char *term = zstr_recv (pipe);
+    zstr_free (&term);
+}
+
+START_TEST (test_stop_from_another_thread)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker (endpoint, 50, NULL);
+    zactor_t *stopper = zactor_new (s_stopper, worker);
+    ck_assert_int_eq (mdp_worker_run (worker), 0); //  Check's timeout bounds this
+    zactor_destroy (&stopper);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+int main (void)
+{
+    Suite *suite = suite_create ("mdp_worker");
+    TCase *tc = tcase_create ("worker");
+    tcase_set_timeout (tc, tu_scale (20));
+    tcase_add_test (tc, test_ready_frames);
+    tcase_add_test (tc, test_request_reply);
+    tcase_add_test (tc, test_invalid_body_gets_400);
+    tcase_add_test (tc, test_no_handler_gets_501);
+    tcase_add_test (tc, test_null_from_hook_sends_nothing);
+    tcase_add_test (tc, test_heartbeats_while_hook_is_busy);
+    tcase_add_test (tc, test_disconnect_means_reconnect);
+    tcase_add_test (tc, test_silent_broker_means_reconnect);
+    tcase_add_test (tc, test_heartbeating_broker_keeps_worker);
+    tcase_add_test (tc, test_destroy_sends_disconnect);
+    tcase_add_test (tc, test_malformed_broker_messages_are_dropped);
+    tcase_add_test (tc, test_new_rejects_bad_arguments);
+    tcase_add_test (tc, test_run_until_hook_stops_it);
+    tcase_add_test (tc, test_stop_from_another_thread);
+    suite_add_tcase (suite, tc);
+    SRunner *runner = srunner_create (suite);
+    srunner_run_all (runner, CK_NORMAL);
+    int failed = srunner_ntests_failed (runner);
+    srunner_free (runner);
+    return failed == 0 ? 0 : 1;
+}
