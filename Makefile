@@ -78,10 +78,7 @@ run: deps all
 # The full test run: what CI and the README's test command do.
 test: deps
 	$(MAKE) all
-	$(MAKE) check
-	$(MAKE) check-san
-	$(MAKE) check-valgrind
-	$(MAKE) check-fuzz
+	sh tests/all.sh
 
 check: all
 	sh tests/run.sh $(BUILD)
