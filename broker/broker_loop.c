@@ -167,7 +167,15 @@ void broker_actor (zsock_t *pipe, void *args)
     broker_t *self = broker_new (actor_args ? actor_args->cfg : NULL);
     const char *endpoint = actor_args && actor_args->endpoint ? actor_args->endpoint
                                                               : "tcp://127.0.0.1:*";
-    if (!self || broker_bind (self, endpoint) != 0) {
+    //  A port that an in-process broker has just closed is released by
+    //  libzmq's I/O thread a moment later: allow it up to two seconds.
+    int64_t until = zclock_mono () + 2000;
+    int rc = self ? broker_bind (self, endpoint) : -1;
+    while (self && rc != 0 && errno == EADDRINUSE && zclock_mono () < until) {
+        zclock_sleep (10);
+        rc = broker_bind (self, endpoint);
+    }
+    if (!self || rc != 0) {
         zsys_error ("broker: cannot bind %s: %s", endpoint, zmq_strerror (errno));
         broker_destroy (&self);
         zsock_signal (pipe, 1);
