@@ -27,6 +27,7 @@ void broker_config_defaults (broker_config_t *cfg)
     cfg->max_queued_total = 1000000;
     cfg->max_msg_size = -1;
     cfg->verbose = false;
+    cfg->stats_interval = 0;
 }
 
 int64_t broker_now (void)
@@ -55,7 +56,8 @@ broker_t *broker_new (const broker_config_t *cfg)
     zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &self->cfg.max_msg_size, sizeof (int64_t));
     dlist_init (&self->by_expiry);
     self->next_token = 1;
-    self->next_heartbeat = broker_now () + self->cfg.heartbeat;
+    self->started = broker_now ();
+    self->next_heartbeat = self->started + self->cfg.heartbeat;
     return self;
 }
 
@@ -80,6 +82,7 @@ void broker_destroy (broker_t **self_p)
         htab_foreach (&self->services, s_delete_service, NULL);
     htab_fini (&self->services);
     htab_fini (&self->workers);
+    broker_metrics_destroy (self);
     free (self->heap);
     if (self->router)
         zmq_close (self->router);
@@ -222,6 +225,7 @@ static void s_send_request (broker_t *self, worker_t *worker, request_t *request
     for (size_t i = 0; i < request->nbody; i++)
         s_send_msg (self, &body[i], i + 1 < request->nbody ? ZMQ_SNDMORE : 0);
     request->nbody = 0;
+    request->dispatched = broker_now ();
     request->worker = worker;
     worker->request = request;
 }
@@ -334,6 +338,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     for (size_t i = body; i < count; i++)
         zmq_msg_init (&frames[i]);
     self->stats.requests++;
+    broker_metrics_request (self, srv);
 
     if (srv->nqueued == 0 && !dlist_empty (&srv->idle)) {
         if (broker_request_track (self, request) != 0)
@@ -398,6 +403,7 @@ static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *frames,
     }
     broker_send_to_client (self, request, frames + 6, count - 6);
     self->stats.replies++;
+    broker_metrics_reply (self, worker->service, broker_now () - request->dispatched);
     worker->request = NULL;
     broker_heap_remove (self, request);
     broker_request_free (request);

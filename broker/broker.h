@@ -23,6 +23,7 @@ typedef struct {
     size_t max_queued_total;     //  queued requests over all services
     int64_t max_msg_size;        //  ZMQ_MAXMSGSIZE for every frame, -1 = none
     bool verbose;                //  log every message
+    int stats_interval;          //  msecs between one-line stats logs, 0 = off
 } broker_config_t;
 
 //  Reasons a message is dropped; counted in broker_stats_t.dropped.

@@ -22,6 +22,7 @@ struct request_t {
     worker_t *worker;            //  the worker handling it, when in flight
     uint64_t token;              //  the opaque frame the worker echoes
     int64_t deadline;            //  when it is answered 504 (zclock_mono msecs)
+    int64_t dispatched;          //  when a worker got it (zclock_mono msecs)
     size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
     uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
     uint8_t nenv;                //  envelope frames (routing id first)
@@ -72,6 +73,8 @@ struct broker_t {
     int64_t log_window;          //  start of the current drop-log second
     int log_budget;              //  drop warnings left in this second
     uint64_t log_suppressed;     //  drop warnings not printed this second
+    void *metrics;               //  per-service figures (broker_metrics.c)
+    int64_t started;             //  when the broker was created (zclock_mono)
 };
 
 //  broker_state.c
@@ -103,6 +106,12 @@ void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const 
                              size_t namelen, const char *frame1, const char *frame2);
 void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...);
 int64_t broker_now (void);
+
+//  broker_metrics.c: per-service figures for mmi.stats and the stats log
+void broker_metrics_request (broker_t *self, service_t *service);
+void broker_metrics_reply (broker_t *self, service_t *service, int64_t service_msecs);
+void broker_metrics_tick (broker_t *self, int64_t now);
+void broker_metrics_destroy (broker_t *self);
 
 //  broker_mmi.c
 //  Answer an mmi.* request at once: env frames are the client's envelope,

@@ -41,6 +41,7 @@ int64_t broker_tick (broker_t *self, int64_t now)
                                  request->service->nworkers ? "deadline passed while queued"
                                                             : "no worker for service");
     }
+    broker_metrics_tick (self, now);
     int64_t next = self->next_heartbeat;
     if (!dlist_empty (&self->by_expiry)) {
         worker_t *worker = DLIST_ITEM (self->by_expiry.next, worker_t, expiry_link);

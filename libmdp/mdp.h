@@ -113,6 +113,19 @@ MDP_EXPORT void mdp_client_set_retries (mdp_client_t *self, int retries);
 MDP_EXPORT mdp_msg_t *mdp_client_request (mdp_client_t *self, const char *service,
                                           mdp_msg_t **request_p);
 
+//  Called by mdp_client_request_stream with each partial reply, in order.
+//  The partial stays owned by the client and is valid during the call only.
+typedef void (mdp_client_stream_fn) (mdp_msg_t *partial, void *arg);
+
+//  Like mdp_client_request, but speaks MDP/0.2 (MDPC02): fn (partial, arg) is
+//  called with every partial reply as it arrives, and the final reply is
+//  returned. The timeout covers the whole response: it restarts with each
+//  partial. A request is retried only while no partial has arrived, so fn
+//  never sees a partial twice. fn may be NULL (partials are then dropped).
+MDP_EXPORT mdp_msg_t *mdp_client_request_stream (mdp_client_t *self, const char *service,
+                                                 mdp_msg_t **request_p,
+                                                 mdp_client_stream_fn *fn, void *arg);
+
 //  Ask the broker whether service has a worker (MMI mmi.service). Returns 1
 //  if it has, 0 if not, -1 with errno on failure (as mdp_client_request).
 MDP_EXPORT int mdp_client_has_service (mdp_client_t *self, const char *service);
@@ -169,6 +182,79 @@ MDP_EXPORT int mdp_worker_process (mdp_worker_t *self);
 
 //  The service this worker offers; the worker owns the string.
 MDP_EXPORT const char *mdp_worker_service (mdp_worker_t *self);
+
+//  Choose the worker protocol: 1 for MDPW01 (the default, understood by every
+//  MDP/0.1 broker) or 2 for MDPW02 (RFC 18, needed for partial replies).
+//  Call before the worker first connects. Returns 0, or -1 with EINVAL.
+MDP_EXPORT int mdp_worker_set_protocol (mdp_worker_t *self, int version);
+
+//  From inside the on_request hook only: send a partial reply to the current
+//  request, taking ownership of *msg_p and NULLing it. The hook's return
+//  value is then the final reply. Returns 0, or -1 with errno EPROTO if the
+//  worker speaks MDPW01, EINVAL if no request is being handled.
+MDP_EXPORT int mdp_worker_send_partial (mdp_worker_t *self, mdp_msg_t **msg_p);
+
+//  ---------------------------------------------------------------------------
+//  mdp_async_t: an asynchronous client. Any number of requests in flight on
+//  one DEALER socket; each gets an id carried in a correlation frame before
+//  the empty delimiter, so every reply, partial or final, is matched to its
+//  request. Speaks MDP/0.2 (MDPC02); against an MDPW01 worker the only reply
+//  is the final one.
+
+typedef struct _mdp_async_t mdp_async_t;
+
+//  Called once per partial reply (final false) and once at the end (final
+//  true). reply is the reply, owned by the client and valid during the call;
+//  it is NULL when the request timed out (status ETIMEDOUT). Each request gets
+//  exactly one call with final true.
+typedef void (mdp_async_fn) (mdp_async_t *self, uint64_t request_id, mdp_msg_t *reply,
+                             bool final, int status, void *arg);
+
+//  Create an async client connected to the broker at endpoint. NULL on error.
+MDP_EXPORT mdp_async_t *mdp_async_new (const char *endpoint);
+
+//  Destroy the client and NULL the caller's pointer; requests still in flight
+//  are forgotten without calls. Accepts NULL.
+MDP_EXPORT void mdp_async_destroy (mdp_async_t **self_p);
+
+//  Set the reply callback and its argument (used by mdp_async_process and
+//  the zloop driver; mdp_async_recv does not need one).
+MDP_EXPORT void mdp_async_set_handler (mdp_async_t *self, mdp_async_fn *fn, void *arg);
+
+//  Timeout in msecs for requests sent from now on (default 2500). A reply
+//  arriving after its request timed out is discarded.
+MDP_EXPORT void mdp_async_set_timeout (mdp_async_t *self, int msecs);
+
+//  Send a request to service, taking ownership of *request_p and NULLing it.
+//  Returns the request id (never 0), or 0 with errno EINVAL on bad arguments.
+MDP_EXPORT uint64_t mdp_async_send (mdp_async_t *self, const char *service,
+                                    mdp_msg_t **request_p);
+
+//  Number of requests in flight (sent, final reply not yet seen).
+MDP_EXPORT size_t mdp_async_pending (mdp_async_t *self);
+
+//  Poll-style use, for programs with their own loop: the socket that becomes
+//  readable when replies wait (the client owns it), and the msecs until the
+//  earliest request times out (-1 when none is in flight).
+MDP_EXPORT zsock_t *mdp_async_socket (mdp_async_t *self);
+MDP_EXPORT int mdp_async_next_timeout (mdp_async_t *self);
+
+//  Handle every reply waiting on the socket and every request whose timeout
+//  has passed, calling the handler for each. Returns the number of calls.
+MDP_EXPORT int mdp_async_process (mdp_async_t *self);
+
+//  Wait up to msecs (-1: forever) for the next event, without a handler.
+//  Returns the reply (the caller owns it), with *request_id and *final set.
+//  Returns NULL with errno ETIMEDOUT (and *request_id, *final true) when a
+//  request timed out, EAGAIN when nothing happened in msecs, EINTR when
+//  interrupted.
+MDP_EXPORT mdp_msg_t *mdp_async_recv (mdp_async_t *self, uint64_t *request_id, bool *final,
+                                      int msecs);
+
+//  Callback-style use: register the client's socket and a timer with a zloop
+//  the caller owns and runs; the handler is then called from that loop.
+//  Returns 0, or -1 with errno.
+MDP_EXPORT int mdp_async_attach (mdp_async_t *self, zloop_t *loop);
 
 #ifdef __cplusplus
 }
