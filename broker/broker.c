@@ -173,51 +173,89 @@ static void s_send_const (broker_t *self, const void *data, size_t size, int fla
     zmq_send_const (self->router, data, size, flags);
 }
 
-void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t proto,
-                          uint8_t command)
+void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t version,
+                          bool bare, uint8_t command)
 {
     static const uint8_t commands[8] = {0, 1, 2, 3, 4, 5, 6, 7};
     s_send_mem (self, id, idlen, ZMQ_SNDMORE);
-    s_send_const (self, "", 0, ZMQ_SNDMORE);
-    s_send_const (self, proto == 2 ? MDPW02 : MDPW01, MDP_PROTO_LEN, ZMQ_SNDMORE);
+    if (!bare)
+        s_send_const (self, "", 0, ZMQ_SNDMORE);
+    s_send_const (self, version == 2 ? MDPW02 : MDPW01, MDP_PROTO_LEN, ZMQ_SNDMORE);
     s_send_const (self, &commands[command & 7], 1, 0);
 }
 
-//  [env...][""]["MDPC01"][service]: the head of every message to a client.
-static void s_send_client_header (broker_t *self, zmq_msg_t *env, size_t nenv,
-                                  const char *service, size_t namelen)
+//  The head of every message to a client: [env...][""]["MDPC01"][service]
+//  for MDP/0.1, [env...][""]["MDPC02"][command][service] for MDP/0.2 (no ""
+//  in the bare form). With keep_env the envelope is copied, not moved.
+static void s_send_client_head (broker_t *self, zmq_msg_t *env, size_t nenv, uint8_t version,
+                                bool bare, uint8_t command, const char *service, size_t namelen,
+                                bool keep_env)
 {
-    for (size_t i = 0; i < nenv; i++)
-        s_send_msg (self, &env[i], ZMQ_SNDMORE);
-    s_send_const (self, "", 0, ZMQ_SNDMORE);
-    s_send_const (self, MDPC01, MDP_PROTO_LEN, ZMQ_SNDMORE);
+    static const uint8_t commands[4] = {0, 1, 2, 3};
+    for (size_t i = 0; i < nenv; i++) {
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        if (keep_env)
+            zmq_msg_copy (&copy, &env[i]);
+        s_send_msg (self, keep_env ? &copy : &env[i], ZMQ_SNDMORE);
+    }
+    if (!bare)
+        s_send_const (self, "", 0, ZMQ_SNDMORE);
+    if (version == 2) {
+        s_send_const (self, MDPC02, MDP_PROTO_LEN, ZMQ_SNDMORE);
+        s_send_const (self, &commands[command & 3], 1, ZMQ_SNDMORE);
+    }
+    else
+        s_send_const (self, MDPC01, MDP_PROTO_LEN, ZMQ_SNDMORE);
     s_send_mem (self, service, namelen, ZMQ_SNDMORE);
 }
 
-void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody)
+//  A worker's reply (final) or partial reply to the request's client. An
+//  MDP/0.1 client never sees partials: they are dropped here.
+void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody,
+                            bool final)
 {
-    s_send_client_header (self, request->frames, request->nenv, request->service->name,
-                          request->service->namelen);
+    if (!final && request->client_proto != 2)
+        return;
+    s_send_client_head (self, request->frames, request->nenv, request->client_proto,
+                        request->client_bare, final ? MDPC02_FINAL : MDPC02_PARTIAL,
+                        request->service->name, request->service->namelen, !final);
     for (size_t i = 0; i < nbody; i++)
         s_send_msg (self, &body[i], i + 1 < nbody ? ZMQ_SNDMORE : 0);
 }
 
-void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
-                             size_t namelen, const char *frame1, const char *frame2)
+static void s_send_strs (broker_t *self, const char *frame1, const char *frame2)
 {
-    s_send_client_header (self, env, nenv, service, namelen);
     s_send_mem (self, frame1, strlen (frame1), frame2 ? ZMQ_SNDMORE : 0);
     if (frame2)
         s_send_mem (self, frame2, strlen (frame2), 0);
 }
 
+void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
+                             size_t namelen, const char *frame1, const char *frame2)
+{
+    s_send_client_head (self, env, nenv, self->reply_version, self->reply_bare, MDPC02_FINAL,
+                        service, namelen, false);
+    s_send_strs (self, frame1, frame2);
+}
+
+void broker_send_request_str (broker_t *self, request_t *request, const char *frame1,
+                              const char *frame2)
+{
+    s_send_client_head (self, request->frames, request->nenv, request->client_proto,
+                        request->client_bare, MDPC02_FINAL, request->service->name,
+                        request->service->namelen, false);
+    s_send_strs (self, frame1, frame2);
+}
+
 //  REQUEST to a worker; the body frames move out of the request.
 static void s_send_request (broker_t *self, worker_t *worker, request_t *request)
 {
-    static const uint8_t request_cmd = MDPW01_REQUEST;
+    static const uint8_t request_cmd = MDPW01_REQUEST;   //  0x02 in both versions
     s_send_mem (self, worker->identity, worker->idlen, ZMQ_SNDMORE);
-    s_send_const (self, "", 0, ZMQ_SNDMORE);
-    s_send_const (self, MDPW01, MDP_PROTO_LEN, ZMQ_SNDMORE);
+    if (!worker->bare)
+        s_send_const (self, "", 0, ZMQ_SNDMORE);
+    s_send_const (self, worker->proto == 2 ? MDPW02 : MDPW01, MDP_PROTO_LEN, ZMQ_SNDMORE);
     s_send_const (self, &request_cmd, 1, ZMQ_SNDMORE);
     s_send_mem (self, &request->token, sizeof request->token, ZMQ_SNDMORE);
     s_send_const (self, "", 0, ZMQ_SNDMORE);
@@ -244,42 +282,6 @@ void broker_dispatch (broker_t *self, service_t *service)
 //  ---------------------------------------------------------------------------
 //  Handlers, one per command.
 
-static bool s_frame_is (const zmq_msg_t *frame, const char *text, size_t len)
-{
-    return zmq_msg_size ((zmq_msg_t *) frame) == len
-           && memcmp (zmq_msg_data ((zmq_msg_t *) frame), text, len) == 0;
-}
-
-//  A number of seconds as Domogik writes it ("10", "2.5") or "None".
-//  Returns 1 and sets *msecs (0 for None) if the frame is a timeout frame.
-static int s_parse_timeout (zmq_msg_t *frame, int64_t *msecs)
-{
-    const char *p = zmq_msg_data (frame);
-    size_t size = zmq_msg_size (frame), i = 0;
-    if (s_frame_is (frame, "None", 4)) {
-        *msecs = 0;
-        return 1;
-    }
-    int64_t whole = 0, frac = 0, scale = 1000;
-    for (; i < size && p[i] >= '0' && p[i] <= '9'; i++)
-        if (whole < 86400)
-            whole = whole * 10 + (p[i] - '0');
-    if (i == 0)
-        return 0;
-    if (i < size && p[i] == '.') {
-        size_t start = ++i;
-        for (; i < size && p[i] >= '0' && p[i] <= '9'; i++)
-            if ((scale /= 10) > 0)
-                frac += (p[i] - '0') * scale;
-        if (i == start)
-            return 0;
-    }
-    if (i != size)
-        return 0;
-    *msecs = (whole >= 86400 ? 86400 : whole) * 1000 + frac;
-    return 1;
-}
-
 //  Msecs until a request's deadline. A client's own timeout gets a small
 //  margin (5%, at most 100 ms) so that our 504 reaches it before it gives up.
 static int64_t s_deadline_in (broker_t *self, int64_t timeout)
@@ -290,32 +292,37 @@ static int64_t s_deadline_in (broker_t *self, int64_t timeout)
     return timeout - margin;
 }
 
-static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, size_t delim)
+//  A client request. env frames [0, nenv) are its envelope; the service frame
+//  is at index service_i and the body follows it.
+static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, size_t nenv,
+                              size_t service_i, uint8_t version, bool bare)
 {
-    zmq_msg_t *service = &frames[delim + 2];
-    size_t body = delim + 3, namelen = zmq_msg_size (service);
-    if (count <= body) {
-        broker_drop (self, DROP_MALFORMED, "client request without a body");
+    if (count <= service_i + 1) {
+        broker_drop (self, DROP_MALFORMED, "client request without a service and a body");
         return;
     }
+    zmq_msg_t *service = &frames[service_i];
+    size_t body = service_i + 1, namelen = zmq_msg_size (service);
     if (namelen == 0 || namelen > MDP_MAX_SERVICE_NAME) {
         broker_drop (self, DROP_BAD_SERVICE, "client request with a %zu-byte service name",
                      namelen);
         return;
     }
     int64_t timeout = 0;
-    if (count - body >= 2 && s_parse_timeout (&frames[body], &timeout))
+    if (count - body >= 2 && broker_parse_timeout (&frames[body], &timeout))
         body++;   //  the timeout frame stays behind and is closed with the rest
     const char *name = zmq_msg_data (service);
     if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
         self->stats.requests++;
-        broker_mmi (self, frames, delim, name, namelen, frames + body, count - body);
+        self->reply_version = version;
+        self->reply_bare = bare;
+        broker_mmi (self, frames, nenv, name, namelen, frames + body, count - body);
         return;
     }
     service_t *srv = broker_service_require (self, name, namelen);
     size_t nbody = count - body;
     request_t *request =
-        srv ? malloc (sizeof (request_t) + (delim + nbody) * sizeof (zmq_msg_t)) : NULL;
+        srv ? malloc (sizeof (request_t) + (nenv + nbody) * sizeof (zmq_msg_t)) : NULL;
     if (!request) {
         if (srv)
             broker_service_release (self, srv);
@@ -324,16 +331,17 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->service = srv;
     request->worker = NULL;
     request->heap_index = SIZE_MAX;
-    request->client_proto = 1;
-    request->nenv = (uint8_t) delim;
+    request->client_proto = version;
+    request->client_bare = bare;
+    request->nenv = (uint8_t) nenv;
     request->nbody = (uint8_t) nbody;
     request->token = self->next_token++;
     request->deadline = broker_now () + s_deadline_in (self, timeout);
     dlist_init (&request->link);
     //  Move the envelope and body frames in; the emptied originals close as no-ops.
-    memcpy (request->frames, frames, delim * sizeof (zmq_msg_t));
-    memcpy (request->frames + delim, frames + body, nbody * sizeof (zmq_msg_t));
-    for (size_t i = 0; i < delim; i++)
+    memcpy (request->frames, frames, nenv * sizeof (zmq_msg_t));
+    memcpy (request->frames + nenv, frames + body, nbody * sizeof (zmq_msg_t));
+    for (size_t i = 0; i < nenv; i++)
         zmq_msg_init (&frames[i]);
     for (size_t i = body; i < count; i++)
         zmq_msg_init (&frames[i]);
@@ -351,7 +359,8 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
         broker_dispatch (self, srv);
 }
 
-static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames, size_t count)
+static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
+                            zmq_msg_t *name_frame, uint8_t version, bool bare)
 {
     if (worker) {
         broker_drop (self, DROP_UNEXPECTED, "second READY from a worker of '%s'",
@@ -359,49 +368,50 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
         broker_worker_delete (self, worker, true, 502, "worker sent READY twice");
         return;
     }
-    size_t namelen = zmq_msg_size (&frames[4]);
-    const char *name = zmq_msg_data (&frames[4]);
-    if (count != 5 || namelen == 0 || namelen > MDP_MAX_SERVICE_NAME) {
-        broker_drop (self, DROP_BAD_SERVICE, "READY with %zu frames, a %zu-byte service name",
-                     count, namelen);
+    size_t namelen = zmq_msg_size (name_frame);
+    const char *name = zmq_msg_data (name_frame);
+    if (namelen == 0 || namelen > MDP_MAX_SERVICE_NAME) {
+        broker_drop (self, DROP_BAD_SERVICE, "READY with a %zu-byte service name", namelen);
         return;
     }
-    uint8_t proto = s_frame_is (&frames[2], MDPW02, MDP_PROTO_LEN) ? 2 : 1;
     if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
         broker_drop (self, DROP_UNEXPECTED, "READY for reserved service %.*s", (int) namelen,
                      name);
-        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), proto,
-                             proto == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT);
+        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), version,
+                             bare, MDP_CMD_DISCONNECT (version));
         return;
     }
     service_t *service = broker_service_require (self, name, namelen);
-    worker = service ? broker_worker_new (self, &frames[0], service, proto) : NULL;
+    worker = service ? broker_worker_new (self, &frames[0], service, version, bare) : NULL;
     if (!worker) {
         if (service)
             broker_service_release (self, service);
         return;
     }
     if (self->cfg.verbose)
-        zsys_info ("broker: worker ready for '%s'", service->name);
+        zsys_info ("broker: worker ready for '%s' (MDP/0.%d)", service->name, version);
     dlist_append (&service->idle, &worker->idle_link);
     broker_dispatch (self, service);
 }
 
-static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *frames, size_t count)
+//  REPLY (0.1), FINAL or PARTIAL (0.2): args are [token][""][body...].
+static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *args, size_t nargs,
+                            bool final)
 {
     request_t *request = worker->request;
-    zmq_msg_t *token = &frames[4];
-    if (count < 7 || zmq_msg_size (&frames[5]) != 0) {
-        broker_drop (self, DROP_MALFORMED, "REPLY without [token][\"\"][body]");
+    if (nargs < 3 || zmq_msg_size (&args[1]) != 0) {
+        broker_drop (self, DROP_MALFORMED, "reply without [token][\"\"][body]");
         return;
     }
-    if (!request || zmq_msg_size (token) != sizeof request->token
-        || memcmp (zmq_msg_data (token), &request->token, sizeof request->token) != 0) {
-        broker_drop (self, DROP_STALE_REPLY, "REPLY for a request not outstanding on '%s'",
+    if (!request || zmq_msg_size (&args[0]) != sizeof request->token
+        || memcmp (zmq_msg_data (&args[0]), &request->token, sizeof request->token) != 0) {
+        broker_drop (self, DROP_STALE_REPLY, "reply for a request not outstanding on '%s'",
                      worker->service->name);
         return;
     }
-    broker_send_to_client (self, request, frames + 6, count - 6);
+    broker_send_to_client (self, request, args + 2, nargs - 2, final);
+    if (!final)
+        return;
     self->stats.replies++;
     broker_metrics_reply (self, worker->service, broker_now () - request->dispatched);
     worker->request = NULL;
@@ -411,72 +421,100 @@ static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *frames,
     broker_dispatch (self, worker->service);
 }
 
-static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, size_t delim)
+typedef enum { OP_INVALID, OP_READY, OP_FINAL, OP_PARTIAL, OP_HEARTBEAT, OP_DISCONNECT } op_t;
+
+//  A worker command code of either version, as one of the operations above.
+static op_t s_worker_op (uint8_t version, uint8_t code)
 {
-    if (delim != 1 || count < 4 || zmq_msg_size (&frames[3]) != 1) {
-        broker_drop (self, DROP_MALFORMED, "worker message with %zu envelope frames, %zu frames",
-                     delim, count);
+    static const op_t v1[] = {OP_INVALID, OP_READY, OP_INVALID, OP_FINAL, OP_HEARTBEAT,
+                              OP_DISCONNECT};
+    static const op_t v2[] = {OP_INVALID, OP_READY,     OP_INVALID,  OP_PARTIAL,
+                              OP_FINAL,   OP_HEARTBEAT, OP_DISCONNECT};
+    if (version == 1)
+        return code < 6 ? v1[code] : OP_INVALID;
+    return code < 7 ? v2[code] : OP_INVALID;
+}
+
+//  A worker command; its protocol frame is at proto_i (1 bare, 2 delimited).
+static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, size_t proto_i,
+                              uint8_t version, bool bare)
+{
+    size_t cmd_i = proto_i + 1;
+    if (proto_i != (bare ? 1u : 2u) || count <= cmd_i || zmq_msg_size (&frames[cmd_i]) != 1) {
+        broker_drop (self, DROP_MALFORMED, "worker message of %zu frames, protocol at %zu", count,
+                     proto_i);
         return;
     }
-    uint8_t command = *(uint8_t *) zmq_msg_data (&frames[3]);
+    uint8_t code = *(uint8_t *) zmq_msg_data (&frames[cmd_i]);
+    op_t op = s_worker_op (version, code);
+    zmq_msg_t *args = frames + cmd_i + 1;
+    size_t nargs = count - cmd_i - 1;
     worker_t *worker = broker_worker_lookup (self, &frames[0]);
+    if (worker && (worker->proto != version || worker->bare != bare)) {
+        broker_drop (self, DROP_MALFORMED, "MDP/0.%d command from an MDP/0.%d worker", version,
+                     worker->proto);
+        return;
+    }
     if (worker)
         broker_worker_touch (self, worker, broker_now ());
-    if (command == MDPW01_READY && count >= 5)
-        s_worker_ready (self, worker, frames, count);
+    if (op == OP_READY && nargs == 1)
+        s_worker_ready (self, worker, frames, &args[0], version, bare);
     else
-    if (command == MDPW01_DISCONNECT && count == 4) {
+    if (op == OP_DISCONNECT && nargs == 0) {
         if (worker)
             broker_worker_delete (self, worker, false, 502, "worker disconnected");
     }
     else
-    if (!worker && (command == MDPW01_REPLY || command == MDPW01_HEARTBEAT)) {
+    if (!worker && (op == OP_FINAL || op == OP_PARTIAL || op == OP_HEARTBEAT)) {
         //  Typically a worker of a broker that restarted: tell it to READY again.
-        broker_drop (self, DROP_UNEXPECTED, "command %d from an unregistered worker", command);
-        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), 1,
-                             MDPW01_DISCONNECT);
+        broker_drop (self, DROP_UNEXPECTED, "command %d from an unregistered worker", code);
+        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), version,
+                             bare, MDP_CMD_DISCONNECT (version));
     }
     else
-    if (command == MDPW01_REPLY)
-        s_worker_reply (self, worker, frames, count);
+    if (op == OP_FINAL || op == OP_PARTIAL)
+        s_worker_reply (self, worker, args, nargs, op == OP_FINAL);
     else
-    if (command != MDPW01_HEARTBEAT || count != 4)
-        broker_drop (self, DROP_MALFORMED, "worker command %d with %zu frames", command, count);
+    if (op != OP_HEARTBEAT || nargs != 0)
+        broker_drop (self, DROP_MALFORMED, "worker command %d with %zu frames", code, count);
 }
 
-static void s_log_message (zmq_msg_t *frames, size_t count)
-{
-    char line[1024];
-    size_t used = 0;
-    for (size_t i = 0; i < count && used < sizeof line - 64; i++) {
-        const unsigned char *data = zmq_msg_data (&frames[i]);
-        size_t size = zmq_msg_size (&frames[i]), j;
-        used += snprintf (line + used, sizeof line - used, "[");
-        for (j = 0; j < size && j < 40 && used < sizeof line - 8; j++)
-            used += snprintf (line + used, sizeof line - used,
-                              data[j] >= 32 && data[j] < 127 ? "%c" : "\\x%02x", data[j]);
-        used += snprintf (line + used, sizeof line - used, j < size ? "...]" : "]");
-    }
-    zsys_debug ("broker: recv %s", line);
-}
-
+//  Sort a message by its protocol frame: after the routing id (the bare
+//  MDP/0.2 form) or after the first empty frame (every other form).
 void broker_handle (broker_t *self, zmq_msg_t *frames, size_t count)
 {
     if (self->cfg.verbose)
-        s_log_message (frames, count);
-    size_t delim = 1;   //  frame 0 is the routing id; find the empty delimiter
-    while (delim < count && zmq_msg_size (&frames[delim]) != 0)
-        delim++;
-    zmq_msg_t *proto = delim + 1 < count ? &frames[delim + 1] : NULL;
-    if (!proto || delim + 2 >= count)
+        broker_log_message (frames, count);
+    bool bare = count > 1 && (broker_frame_is (&frames[1], MDPC02, MDP_PROTO_LEN)
+                              || broker_frame_is (&frames[1], MDPW02, MDP_PROTO_LEN));
+    size_t delim = 1;
+    if (bare)
+        delim = 0;   //  no delimiter: the protocol frame is frame 1
+    else
+        while (delim < count && zmq_msg_size (&frames[delim]) != 0)
+            delim++;
+    size_t proto_i = bare ? 1 : delim + 1, nenv = bare ? 1 : delim;
+    zmq_msg_t *proto = proto_i + 1 < count ? &frames[proto_i] : NULL;
+    if (!proto)
         broker_drop (self, DROP_MALFORMED, "%zu frames, no delimiter, protocol and command",
                      count);
     else
-    if (s_frame_is (proto, MDPC01, MDP_PROTO_LEN))
-        s_client_request (self, frames, count, delim);
+    if (broker_frame_is (proto, MDPC01, MDP_PROTO_LEN))
+        s_client_request (self, frames, count, nenv, proto_i + 1, 1, false);
     else
-    if (s_frame_is (proto, MDPW01, MDP_PROTO_LEN))
-        s_worker_message (self, frames, count, delim);
+    if (broker_frame_is (proto, MDPC02, MDP_PROTO_LEN)) {
+        zmq_msg_t *command = &frames[proto_i + 1];
+        if (zmq_msg_size (command) == 1 && *(uint8_t *) zmq_msg_data (command) == MDPC02_REQUEST)
+            s_client_request (self, frames, count, nenv, proto_i + 2, 2, bare);
+        else
+            broker_drop (self, DROP_MALFORMED, "MDPC02 message that is not a REQUEST");
+    }
+    else
+    if (broker_frame_is (proto, MDPW01, MDP_PROTO_LEN))
+        s_worker_message (self, frames, count, proto_i, 1, false);
+    else
+    if (broker_frame_is (proto, MDPW02, MDP_PROTO_LEN))
+        s_worker_message (self, frames, count, proto_i, 2, bare);
     else
         broker_drop (self, DROP_MALFORMED, "unknown protocol frame of %zu bytes",
                      zmq_msg_size (proto));

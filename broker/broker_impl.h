@@ -25,6 +25,7 @@ struct request_t {
     int64_t dispatched;          //  when a worker got it (zclock_mono msecs)
     size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
     uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
+    bool client_bare;            //  MDP/0.2 without the empty delimiter
     uint8_t nenv;                //  envelope frames (routing id first)
     uint8_t nbody;               //  body frames after the envelope
     zmq_msg_t frames[];          //  nenv envelope frames, then nbody body frames
@@ -39,6 +40,7 @@ struct worker_t {
     request_t *request;          //  the request it is handling, or NULL
     int64_t expiry;              //  when it counts as dead without contact
     uint8_t proto;               //  1 for MDPW01, 2 for MDPW02
+    bool bare;                   //  MDP/0.2 without the empty delimiter
     uint8_t idlen;               //  routing id length
     unsigned char identity[];    //  routing id bytes
 };
@@ -73,6 +75,8 @@ struct broker_t {
     int64_t log_window;          //  start of the current drop-log second
     int log_budget;              //  drop warnings left in this second
     uint64_t log_suppressed;     //  drop warnings not printed this second
+    uint8_t reply_version;       //  framing of the client message being handled:
+    bool reply_bare;             //  what broker_send_client_str answers in
     void *metrics;               //  per-service figures (broker_metrics.c)
     int64_t started;             //  when the broker was created (zclock_mono)
 };
@@ -83,7 +87,7 @@ service_t *broker_service_lookup (broker_t *self, const char *name, size_t len);
 void broker_service_release (broker_t *self, service_t *service);
 worker_t *broker_worker_lookup (broker_t *self, const zmq_msg_t *id);
 worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service,
-                             uint8_t proto);
+                             uint8_t proto, bool bare);
 void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect,
                            int code, const char *reason);
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
@@ -96,16 +100,30 @@ void broker_heap_remove (broker_t *self, request_t *request);
 request_t *broker_heap_top (broker_t *self);
 void broker_dispatch (broker_t *self, service_t *service);
 
+//  Worker command codes that differ between the versions.
+#define MDP_CMD_HEARTBEAT(version) ((version) == 2 ? MDPW02_HEARTBEAT : MDPW01_HEARTBEAT)
+#define MDP_CMD_DISCONNECT(version) ((version) == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT)
+
 //  broker.c: sending helpers used by the other modules
-void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t proto,
-                          uint8_t command);
-void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody);
+void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t version,
+                          bool bare, uint8_t command);
+void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody,
+                            bool final);
 //  A reply of one or two string frames to the client whose envelope is env
-//  (moved out). frame2 may be NULL.
+//  (moved out), in the framing of the client message being handled (MMI).
+//  frame2 may be NULL.
 void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
                              size_t namelen, const char *frame1, const char *frame2);
+//  The same as a final reply to a request, in that request's framing.
+void broker_send_request_str (broker_t *self, request_t *request, const char *frame1,
+                              const char *frame2);
 void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...);
 int64_t broker_now (void);
+
+//  broker_frames.c
+bool broker_frame_is (const zmq_msg_t *frame, const char *text, size_t len);
+int broker_parse_timeout (zmq_msg_t *frame, int64_t *msecs);
+void broker_log_message (zmq_msg_t *frames, size_t count);
 
 //  broker_metrics.c: per-service figures for mmi.stats and the stats log
 void broker_metrics_request (broker_t *self, service_t *service);

@@ -21,7 +21,7 @@ int64_t broker_tick (broker_t *self, int64_t now)
         for (dlink_t *link = self->by_expiry.next; link != &self->by_expiry; link = link->next) {
             worker_t *worker = DLIST_ITEM (link, worker_t, expiry_link);
             broker_send_command (self, worker->identity, worker->idlen, worker->proto,
-                                 worker->proto == 2 ? MDPW02_HEARTBEAT : MDPW01_HEARTBEAT);
+                                 worker->bare, MDP_CMD_HEARTBEAT (worker->proto));
         }
         self->next_heartbeat = now + self->cfg.heartbeat;
     }

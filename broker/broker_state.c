@@ -197,8 +197,7 @@ void broker_request_fail (broker_t *self, request_t *request, int code, const ch
     if (code) {
         char json[320];
         snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
-        broker_send_client_str (self, request->frames, request->nenv, service->name,
-                                service->namelen, MDP_ERROR_ACTION_WIRE, json);
+        broker_send_request_str (self, request, MDP_ERROR_ACTION_WIRE, json);
         self->stats.errors[s_error_index (code)]++;
         if (self->cfg.verbose)
             zsys_info ("broker: answered %d (%s) for '%s'", code, reason, service->name);
@@ -219,7 +218,7 @@ worker_t *broker_worker_lookup (broker_t *self, const zmq_msg_t *id)
 }
 
 worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service,
-                             uint8_t proto)
+                             uint8_t proto, bool bare)
 {
     size_t len = zmq_msg_size ((zmq_msg_t *) id);
     worker_t *worker = malloc (sizeof (worker_t) + len);
@@ -232,6 +231,7 @@ worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *ser
     worker->service = service;
     worker->request = NULL;
     worker->proto = proto;
+    worker->bare = bare;
     worker->hnode.key = worker->identity;
     worker->hnode.keylen = len;
     worker->hnode.hash = htab_hash (worker->identity, len);
@@ -258,8 +258,8 @@ void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnec
                            const char *reason)
 {
     if (send_disconnect)
-        broker_send_command (self, worker->identity, worker->idlen, worker->proto,
-                             worker->proto == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT);
+        broker_send_command (self, worker->identity, worker->idlen, worker->proto, worker->bare,
+                             MDP_CMD_DISCONNECT (worker->proto));
     service_t *service = worker->service;
     if (worker->request)
         broker_request_fail (self, worker->request, code, reason);
