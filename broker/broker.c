@@ -13,6 +13,7 @@
       REQUEST      [<wid>][""]["MDPW01"][0x02][token][""][body...]
       HEARTBEAT / DISCONNECT as above, to a worker
 */
+#include "access.h"
 #include "broker_impl.h"
 #include <errno.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@ void broker_config_defaults (broker_config_t *cfg)
     cfg->max_msg_size = -1;
     cfg->verbose = false;
     cfg->stats_interval = 0;
+    cfg->max_client_requests = 0;
 }
 
 int64_t broker_now (void)
@@ -45,7 +47,8 @@ broker_t *broker_new (const broker_config_t *cfg)
     else
         broker_config_defaults (&self->cfg);
     self->router = zmq_socket (zsys_init (), ZMQ_ROUTER);
-    if (!self->router || htab_init (&self->services) || htab_init (&self->workers)) {
+    if (!self->router || htab_init (&self->services) || htab_init (&self->workers)
+        || htab_init (&self->clients)) {
         broker_destroy (&self);
         return NULL;
     }
@@ -82,7 +85,9 @@ void broker_destroy (broker_t **self_p)
         htab_foreach (&self->services, s_delete_service, NULL);
     htab_fini (&self->services);
     htab_fini (&self->workers);
+    htab_fini (&self->clients);
     broker_metrics_destroy (self);
+    broker_security_destroy (self);
     free (self->heap);
     if (self->router)
         zmq_close (self->router);
@@ -292,6 +297,32 @@ static int64_t s_deadline_in (broker_t *self, int64_t timeout)
     return timeout - margin;
 }
 
+//  True when the access rules let user call the service (name is not
+//  NUL-terminated in its frame).
+static bool s_may_call (broker_t *self, const char *user, const char *name, size_t namelen)
+{
+    if (!self->access)
+        return true;
+    char service[MDP_MAX_SERVICE_NAME + 1];
+    memcpy (service, name, namelen);
+    service[namelen] = 0;
+    return access_may_call (self->access, user, service);
+}
+
+//  Answer a request the broker will not take (403, 429) at once.
+static void s_refuse (broker_t *self, zmq_msg_t *env, size_t nenv, uint8_t version, bool bare,
+                      const char *name, size_t namelen, int code, const char *reason)
+{
+    char json[128];
+    snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
+    self->reply_version = version;
+    self->reply_bare = bare;
+    broker_send_client_str (self, env, nenv, name, namelen, MDP_ERROR_ACTION_WIRE, json);
+    self->stats.errors[code == 403 ? 1 : 2]++;
+    if (self->cfg.verbose)
+        zsys_info ("broker: answered %d (%s) for '%.*s'", code, reason, (int) namelen, name);
+}
+
 //  A client request. env frames [0, nenv) are its envelope; the service frame
 //  is at index service_i and the body follows it.
 static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, size_t nenv,
@@ -319,6 +350,11 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
         broker_mmi (self, frames, nenv, name, namelen, frames + body, count - body);
         return;
     }
+    const char *user = broker_peer_user (&frames[1]);
+    if (!broker_peer_allowed (self, user) || !s_may_call (self, user, name, namelen)) {
+        s_refuse (self, frames, nenv, version, bare, name, namelen, 403, "not allowed");
+        return;
+    }
     service_t *srv = broker_service_require (self, name, namelen);
     size_t nbody = count - body;
     request_t *request =
@@ -330,6 +366,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     }
     request->service = srv;
     request->worker = NULL;
+    request->client = NULL;
     request->heap_index = SIZE_MAX;
     request->client_proto = version;
     request->client_bare = bare;
@@ -338,6 +375,12 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->token = self->next_token++;
     request->deadline = broker_now () + s_deadline_in (self, timeout);
     dlist_init (&request->link);
+    if (!broker_client_admit (self, request, &frames[0])) {
+        free (request);
+        broker_service_release (self, srv);
+        s_refuse (self, frames, nenv, version, bare, name, namelen, 429, "too many requests");
+        return;
+    }
     //  Move the envelope and body frames in; the emptied originals close as no-ops.
     memcpy (request->frames, frames, nenv * sizeof (zmq_msg_t));
     memcpy (request->frames + nenv, frames + body, nbody * sizeof (zmq_msg_t));
@@ -381,6 +424,17 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
                              bare, MDP_CMD_DISCONNECT (version));
         return;
     }
+    const char *user = broker_peer_user (&frames[1]);
+    char wanted[MDP_MAX_SERVICE_NAME + 1];
+    memcpy (wanted, name, namelen);
+    wanted[namelen] = 0;
+    if (!broker_peer_allowed (self, user) || !access_may_offer (self->access, user, wanted)) {
+        broker_drop (self, DROP_REFUSED, "READY for '%s' refused to key '%s'", wanted,
+                     *user ? user : "(none)");
+        broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), version,
+                             bare, MDP_CMD_DISCONNECT (version));
+        return;
+    }
     service_t *service = broker_service_require (self, name, namelen);
     worker = service ? broker_worker_new (self, &frames[0], service, version, bare) : NULL;
     if (!worker) {
@@ -388,6 +442,7 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
             broker_service_release (self, service);
         return;
     }
+    snprintf (worker->user, sizeof worker->user, "%s", user);
     if (self->cfg.verbose)
         zsys_info ("broker: worker ready for '%s' (MDP/0.%d)", service->name, version);
     dlist_append (&service->idle, &worker->idle_link);
@@ -416,7 +471,7 @@ static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *args, s
     broker_metrics_reply (self, worker->service, broker_now () - request->dispatched);
     worker->request = NULL;
     broker_heap_remove (self, request);
-    broker_request_free (request);
+    broker_request_free (self, request);
     dlist_append (&worker->service->idle, &worker->idle_link);
     broker_dispatch (self, worker->service);
 }

@@ -24,6 +24,7 @@ typedef struct {
     int64_t max_msg_size;        //  ZMQ_MAXMSGSIZE for every frame, -1 = none
     bool verbose;                //  log every message
     int stats_interval;          //  msecs between one-line stats logs, 0 = off
+    size_t max_client_requests;  //  requests one client connection may have pending, 0 = no cap
 } broker_config_t;
 
 //  Reasons a message is dropped; counted in broker_stats_t.dropped.
@@ -33,6 +34,7 @@ typedef enum {
     DROP_BAD_SERVICE,            //  empty or over-long service name
     DROP_UNEXPECTED,             //  valid command at the wrong time (DISCONNECT sent)
     DROP_STALE_REPLY,            //  reply whose token is not outstanding
+    DROP_REFUSED,                //  READY refused by the access rules (DISCONNECT sent)
     DROP_REASONS
 } broker_drop_t;
 
@@ -52,6 +54,22 @@ broker_t *broker_new (const broker_config_t *cfg);
 
 //  Destroy the broker without the graceful goodbye (see broker_shutdown).
 void broker_destroy (broker_t **self_p);
+
+//  Turn CURVE on (before broker_bind): the broker's certificate (czmq format;
+//  its "_secret" file must be readable) and a directory of the public
+//  certificates of every client and worker allowed in, checked through ZAP
+//  (czmq's zauth, domain "mdp"). Returns 0, or -1 with a message in error.
+int broker_set_curve (broker_t *self, const char *cert_path, const char *keys_dir, char *error,
+                      size_t error_size);
+
+//  Read the allowed-keys directory again (SIGHUP): peers whose key is gone are
+//  refused from now on, and their workers disconnected. Returns the number of
+//  keys, or -1 if the directory cannot be read (the old set is kept).
+int broker_reload_keys (broker_t *self);
+
+//  Replace the access rules (access.h), taking ownership; NULL allows all.
+struct access_t;
+void broker_set_access (broker_t *self, struct access_t **access_p);
 
 //  Bind the ROUTER to endpoint. Returns 0, or -1 with errno.
 int broker_bind (broker_t *self, const char *endpoint);

@@ -13,6 +13,16 @@
 typedef struct service_t service_t;
 typedef struct worker_t worker_t;
 typedef struct request_t request_t;
+typedef struct client_t client_t;
+
+//  A client connection with requests pending, kept only while it has some
+//  and only when a per-client cap is set.
+struct client_t {
+    hnode_t hnode;               //  in broker->clients, keyed by routing id
+    size_t pending;              //  its requests not yet answered
+    uint8_t idlen;               //  routing id length
+    unsigned char identity[];    //  routing id bytes
+};
 
 //  A request from a client: its return envelope and body frames, held until
 //  a worker replies or the broker answers with an error.
@@ -20,6 +30,7 @@ struct request_t {
     dlink_t link;                //  in its service's queue while queued
     service_t *service;          //  the service asked for
     worker_t *worker;            //  the worker handling it, when in flight
+    client_t *client;            //  its client's counter, when a cap is set
     uint64_t token;              //  the opaque frame the worker echoes
     int64_t deadline;            //  when it is answered 504 (zclock_mono msecs)
     int64_t dispatched;          //  when a worker got it (zclock_mono msecs)
@@ -41,6 +52,7 @@ struct worker_t {
     int64_t expiry;              //  when it counts as dead without contact
     uint8_t proto;               //  1 for MDPW01, 2 for MDPW02
     bool bare;                   //  MDP/0.2 without the empty delimiter
+    char user[41];               //  its CURVE public key (Z85), "" when plain
     uint8_t idlen;               //  routing id length
     unsigned char identity[];    //  routing id bytes
 };
@@ -62,6 +74,7 @@ struct broker_t {
     broker_config_t cfg;         //  settings in force
     htab_t services;             //  service_t by name
     htab_t workers;              //  worker_t by routing id
+    htab_t clients;              //  client_t by routing id (per-client cap)
     dlink_t by_expiry;           //  every worker, oldest contact first
     request_t **heap;            //  pending requests, min-heap on deadline
     size_t heap_size;            //  requests in the heap
@@ -78,6 +91,10 @@ struct broker_t {
     uint8_t reply_version;       //  framing of the client message being handled:
     bool reply_bare;             //  what broker_send_client_str answers in
     void *metrics;               //  per-service figures (broker_metrics.c)
+    struct access_t *access;     //  who may offer / call what, NULL: anyone
+    zactor_t *auth;              //  czmq's zauth when CURVE is on
+    zhashx_t *keys;              //  allowed public keys (Z85) when CURVE is on
+    char *keys_dir;              //  where the allowed keys live
     int64_t started;             //  when the broker was created (zclock_mono)
 };
 
@@ -91,7 +108,7 @@ worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *ser
 void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect,
                            int code, const char *reason);
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
-void broker_request_free (request_t *request);
+void broker_request_free (broker_t *self, request_t *request);
 int broker_request_enqueue (broker_t *self, request_t *request);
 int broker_request_track (broker_t *self, request_t *request);
 void broker_request_unqueue (broker_t *self, request_t *request);
@@ -124,6 +141,15 @@ int64_t broker_now (void);
 bool broker_frame_is (const zmq_msg_t *frame, const char *text, size_t len);
 int broker_parse_timeout (zmq_msg_t *frame, int64_t *msecs);
 void broker_log_message (zmq_msg_t *frames, size_t count);
+
+//  broker_security.c: the peer's CURVE key as ZAP gave it ("" when plain),
+//  and whether it may still come in (always true without CURVE).
+const char *broker_peer_user (zmq_msg_t *frame);
+bool broker_peer_allowed (broker_t *self, const char *user);
+//  Count a request against its client's cap; false (and nothing counted)
+//  when the client is at the cap.
+bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id);
+void broker_security_destroy (broker_t *self);
 
 //  broker_metrics.c: per-service figures for mmi.stats and the stats log
 void broker_metrics_request (broker_t *self, service_t *service);

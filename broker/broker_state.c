@@ -125,8 +125,13 @@ request_t *broker_heap_top (broker_t *self)
 //  ---------------------------------------------------------------------------
 //  Requests
 
-void broker_request_free (request_t *request)
+void broker_request_free (broker_t *self, request_t *request)
 {
+    client_t *client = request->client;
+    if (client && --client->pending == 0) {
+        htab_remove (&self->clients, &client->hnode);
+        free (client);
+    }
     for (size_t i = 0; i < (size_t) request->nenv + request->nbody; i++)
         zmq_msg_close (&request->frames[i]);
     free (request);
@@ -202,7 +207,7 @@ void broker_request_fail (broker_t *self, request_t *request, int code, const ch
         if (self->cfg.verbose)
             zsys_info ("broker: answered %d (%s) for '%s'", code, reason, service->name);
     }
-    broker_request_free (request);
+    broker_request_free (self, request);
     broker_service_release (self, service);
 }
 
@@ -232,6 +237,7 @@ worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *ser
     worker->request = NULL;
     worker->proto = proto;
     worker->bare = bare;
+    worker->user[0] = 0;
     worker->hnode.key = worker->identity;
     worker->hnode.keylen = len;
     worker->hnode.hash = htab_hash (worker->identity, len);

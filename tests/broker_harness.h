@@ -13,7 +13,7 @@
 static broker_t *broker;
 static char *endpoint;
 
-static void s_setup_with (int heartbeat, size_t max_queue)
+__attribute__ ((unused)) static void s_setup_with (int heartbeat, size_t max_queue)
 {
     broker_config_t cfg;
     broker_config_defaults (&cfg);
@@ -25,7 +25,7 @@ static void s_setup_with (int heartbeat, size_t max_queue)
     endpoint = strdup (broker_endpoint (broker));
 }
 
-static void s_setup (void)
+__attribute__ ((unused)) static void s_setup (void)
 {
     s_setup_with (2500, 10000);
 }
