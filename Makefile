@@ -5,6 +5,7 @@
 #   make run        build, then broker + echo worker on tcp://127.0.0.1:5555
 #   make test       deps, build, every test (plain, then ASan+UBSan, then valgrind)
 #   make check      the plain test run only, on what is already installed
+#   make install    PREFIX=/usr/local DESTDIR= (make uninstall removes the same)
 #
 # BUILD=dir puts the output elsewhere; SAN=1 adds ASan and UBSan.
 
@@ -33,7 +34,11 @@ TEST_SRC = $(wildcard tests/test_*.c)
 TESTS = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HELPER_OBJ = $(BUILD)/obj/tests/testutil.o
 
-PROGRAMS = $(BUILD)/bin/mdp-broker $(BUILD)/bin/mdp-req $(BUILD)/bin/mdp-echo-worker
+PROGRAMS = $(BUILD)/bin/mdp-broker $(BUILD)/bin/mdp-req $(BUILD)/bin/mdp-echo-worker $(BUILD)/bin/mdp-keygen $(BUILD)/bin/mdp-async-req
+PROGRAMS += $(BUILD)/bin/mdp-bench $(BUILD)/bin/mdp-relay
+PROGRAMS += $(BUILD)/bin/mdp-stat $(BUILD)/bin/mdp-worker-exec
+PROGRAMS += $(BUILD)/bin/mdp-amqp-bridge $(BUILD)/bin/mdp-bridge-bench
+PROGRAMS += $(BUILD)/bin/mdp-pub $(BUILD)/bin/mdp-sub
 
 .SECONDARY:
 .PHONY: all deps run test check check-san check-valgrind check-fuzz fuzz clean
@@ -63,7 +68,28 @@ $(BUILD)/lib/libbroker.a: $(BROKER_OBJ)
 
 $(BUILD)/bin/mdp-broker: $(BUILD)/obj/broker/main.o $(BUILD)/lib/libbroker.a
 $(BUILD)/bin/mdp-req: $(BUILD)/obj/clients/mdp_req.o $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-keygen: $(BUILD)/obj/clients/mdp_keygen.o
+$(BUILD)/bin/mdp-async-req: $(BUILD)/obj/clients/mdp_async_req.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-echo-worker: $(BUILD)/obj/workers/echo_worker.o $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-stat: $(BUILD)/obj/clients/mdp_stat.o $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-worker-exec: $(BUILD)/obj/workers/exec_worker.o $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-pub: $(BUILD)/obj/clients/mdp_pub.o $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-sub: $(BUILD)/obj/clients/mdp_sub.o $(BUILD)/lib/libmdp.a
+BENCH_OBJ = $(addprefix $(BUILD)/obj/clients/,mdp_bench.o bench_peers.o bench_broker.o bench_report.o)
+$(BENCH_OBJ): clients/bench.h
+$(BUILD)/bin/mdp-bench: $(BENCH_OBJ)
+$(BUILD)/bin/mdp-relay: $(BUILD)/obj/bench/relay.o
+BRIDGE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard workers/amqp_bridge*.c))
+$(BRIDGE_OBJ): workers/amqp_bridge.h
+$(BUILD)/bin/mdp-amqp-bridge: $(BRIDGE_OBJ) $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-amqp-bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
+$(BUILD)/bin/mdp-bridge-bench: $(BUILD)/obj/clients/bridge_bench.o $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-bridge-bench: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
+BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridge_codec.o
+$(BRIDGE_TEST_OBJ): CFLAGS += -Iworkers
+$(BRIDGE_TEST_OBJ): workers/amqp_bridge.h
+$(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/workers/amqp_bridge_neon.o
+$(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -71,6 +97,59 @@ $(PROGRAMS):
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELPER_OBJ) $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check 2>/dev/null)
+
+# sd_notify (READY, RELOADING, STOPPING) for a Type=notify unit, when
+# libsystemd is there at build time.
+ifeq ($(shell pkg-config --exists libsystemd 2>/dev/null && echo yes),yes)
+$(BUILD)/obj/broker/main.o: CFLAGS += -DMDP_HAVE_SYSTEMD
+$(BUILD)/bin/mdp-broker: LDLIBS += $(shell pkg-config --libs libsystemd)
+endif
+
+# Install: the library (only what mdp.h declares is exported), its header and
+# pkg-config file, the programs, man pages, the example config (kept if one
+# is there already) and the systemd unit. `make uninstall` removes exactly these.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(PREFIX)/etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MAN1 = man/mdp-broker.1 man/mdp-req.1
+MAN3 = man/libmdp.3
+.PHONY: install uninstall
+install: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) \
+	    $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(SYSCONFDIR)/mdp \
+	    $(DESTDIR)$(UNITDIR)
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 755 $(BUILD)/lib/libmdp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libmdp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmdp.so.$(SOVERSION)
+	ln -sf libmdp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmdp.so
+	install -m 644 $(BUILD)/lib/libmdp.a $(DESTDIR)$(LIBDIR)/
+	install -m 644 libmdp/mdp.h $(DESTDIR)$(INCLUDEDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' etc/libmdp.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/libmdp.pc
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	[ -e $(DESTDIR)$(SYSCONFDIR)/mdp/mdp-broker.json ] || \
+	    install -m 644 etc/mdp-broker.json $(DESTDIR)$(SYSCONFDIR)/mdp/
+	sed -e 's|@BINDIR@|$(BINDIR)|' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|' etc/mdp-broker.service \
+	    >$(DESTDIR)$(UNITDIR)/mdp-broker.service
+	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS))) \
+	    $(addprefix $(DESTDIR)$(LIBDIR)/,libmdp.so.$(VERSION) libmdp.so.$(SOVERSION) \
+	        libmdp.so libmdp.a pkgconfig/libmdp.pc) \
+	    $(DESTDIR)$(INCLUDEDIR)/mdp.h $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
+	    $(DESTDIR)$(SYSCONFDIR)/mdp/mdp-broker.json $(DESTDIR)$(UNITDIR)/mdp-broker.service
+	rmdir $(DESTDIR)$(SYSCONFDIR)/mdp 2>/dev/null || true
+
+# The benchmark matrix (not part of make test): bench/run.sh writes bench/RESULTS.md.
+.PHONY: bench
+bench: all
+	sh bench/run.sh $(BUILD)
 
 run: deps all
 	bash tools/run.sh $(BUILD)

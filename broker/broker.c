@@ -374,7 +374,8 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->nenv = (uint8_t) nenv;
     request->nbody = (uint8_t) nbody;
     request->token = self->next_token++;
-    request->deadline = broker_now () + s_deadline_in (self, timeout);
+    request->span = s_deadline_in (self, timeout);
+    request->deadline = broker_now () + request->span;
     dlist_init (&request->link);
     if (!broker_client_admit (self, request, &frames[0])) {
         free (request);
@@ -466,8 +467,10 @@ static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *args, s
         return;
     }
     broker_send_to_client (self, request, args + 2, nargs - 2, final);
-    if (!final)
+    if (!final) {
+        broker_request_extend (self, request, broker_now ());
         return;
+    }
     self->stats.replies++;
     broker_metrics_reply (self, worker->service, broker_now () - request->dispatched);
     worker->request = NULL;

@@ -34,6 +34,7 @@ struct request_t {
     uint64_t token;              //  the opaque frame the worker echoes
     int64_t deadline;            //  when it is answered 504 (zclock_mono msecs)
     int64_t dispatched;          //  when a worker got it (zclock_mono msecs)
+    int64_t span;                //  msecs from arrival (or a partial) to deadline
     size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
     uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
     bool client_bare;            //  MDP/0.2 without the empty delimiter
@@ -114,6 +115,7 @@ int broker_request_track (broker_t *self, request_t *request);
 void broker_request_unqueue (broker_t *self, request_t *request);
 void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason);
 void broker_heap_remove (broker_t *self, request_t *request);
+void broker_request_extend (broker_t *self, request_t *request, int64_t now);
 request_t *broker_heap_top (broker_t *self);
 void broker_dispatch (broker_t *self, service_t *service);
 

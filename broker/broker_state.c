@@ -117,6 +117,16 @@ void broker_heap_remove (broker_t *self, request_t *request)
     s_heap_down (self, last->heap_index);
 }
 
+//  A partial reply proves the request alive: its deadline moves to now plus
+//  the span it was given, the way a streaming client restarts its wait.
+void broker_request_extend (broker_t *self, request_t *request, int64_t now)
+{
+    if (request->heap_index == SIZE_MAX)
+        return;
+    request->deadline = now + request->span;
+    s_heap_down (self, request->heap_index);   //  a later deadline only sinks
+}
+
 request_t *broker_heap_top (broker_t *self)
 {
     return self->heap_size ? self->heap[0] : NULL;

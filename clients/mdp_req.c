@@ -2,6 +2,7 @@
     JSON data to SERVICE, print the reply as one JSON line, and say how it went
     in the exit code (0 reply, 1 mdp.error reply or failure, 2 usage, 3 timeout).
     For mmi.* services ACTION is the MMI body itself (e.g. the service name).
+    With --stream it speaks MDP/0.2 and prints each partial reply as it comes.
 */
 #include "mdp.h"
 #include "mdp_client_private.h"
@@ -19,10 +20,16 @@
 static void s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: mdp-req [-e ENDPOINT] [-t MS] [-r RETRIES] SERVICE ACTION [JSON]\n"
+             "usage: mdp-req [-e ENDPOINT] [-t MS] [-r RETRIES] [-s] SERVICE ACTION [JSON]\n"
              "  -e ENDPOINT  broker endpoint (default %s)\n"
-             "  -t MS        wait per attempt, in msecs (default %d)\n"
-             "  -r RETRIES   attempts in all (default %d)\n"
+             "  -t MS        wait per attempt, in msecs (default %d); with --stream,\n"
+             "               the longest silence between two replies\n"
+             "  -r RETRIES   attempts in all (default %d); with --stream, no retry\n"
+             "               once a partial reply has come\n"
+             "  --curve-server KEY  the broker's CURVE public key (Z85): encrypt\n"
+             "  --curve-cert FILE   our certificate (mdp-keygen), with --curve-server\n"
+             "  -s, --stream MDP/0.2: print each partial reply on its own line as it\n"
+             "               arrives, then the final one (not for mmi.* services)\n"
              "  JSON         request data (default {}); not used with mmi.* services,\n"
              "               where ACTION is sent alone (e.g. mdp-req mmi.service echo)\n"
              "Prints the reply as {\"action\": ..., \"data\": ...}. Exit 0 on a reply,\n"
@@ -63,8 +70,19 @@ static mdp_msg_t *s_mmi (mdp_client_t *client, const char *service, const char *
     return msg;
 }
 
+//  Print one partial reply as soon as it arrives (--stream); arg counts them.
+static void s_print_partial (mdp_msg_t *partial, void *arg)
+{
+    (*(int *)arg)++;
+    char *json = mdp_msg_to_json (partial);
+    if (json)
+        printf ("%s\n", json);
+    free (json);
+    fflush (stdout);
+}
+
 //  Print the reply and return the exit code; or explain why there is none.
-static int s_report (mdp_msg_t *reply, const char *service, int timeout, int retries)
+static int s_report (mdp_msg_t *reply, const char *service, int timeout, int retries, int partials)
 {
     if (reply) {
         char *json = mdp_msg_to_json (reply);
@@ -72,6 +90,11 @@ static int s_report (mdp_msg_t *reply, const char *service, int timeout, int ret
             printf ("%s\n", json);
         free (json);
         return mdp_msg_is_error (reply) ? EXIT_FAILED : EXIT_REPLY;
+    }
+    if (errno == EAGAIN && partials > 0) {
+        fprintf (stderr, "mdp-req: '%s' went silent for %d msecs after %d partial replies\n",
+                 service, timeout, partials);
+        return EXIT_TIMEOUT;
     }
     if (errno == EAGAIN) {
         fprintf (stderr, "mdp-req: no reply from '%s' after %d attempt(s) of %d msecs\n", service,
@@ -95,21 +118,35 @@ typedef struct {
     const char *service;  //  SERVICE
     const char *action;   //  ACTION, or the MMI body
     const char *json;     //  JSON, or NULL
+    bool stream;          //  --stream: MDP/0.2 with partial replies
+    const char *curve_server; //  --curve-server KEY, or NULL
+    const char *curve_cert;   //  --curve-cert FILE, or NULL
 } args_t;
 
 //  Parse options and arguments. Returns -1 when done, else the exit code.
 static int s_parse (int argc, char *argv[], args_t *args)
 {
-    *args =
-        (args_t){MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES, NULL, NULL, NULL};
+    *args = (args_t){
+        MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES, NULL, NULL, NULL, false,
+        NULL, NULL};
+    static const struct option options[] = {
+        {"stream", no_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {"curve-server", required_argument, NULL, 'S'}, {"curve-cert", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt (argc, argv, "e:t:r:h")) != -1) {
+    while ((opt = getopt_long (argc, argv, "e:t:r:sh", options, NULL)) != -1) {
         if (opt == 'e')
             args->endpoint = optarg;
         else if (opt == 't' && s_number (optarg, 1, &args->timeout) == 0)
             continue;
         else if (opt == 'r' && s_number (optarg, 1, &args->retries) == 0)
             continue;
+        else if (opt == 's')
+            args->stream = true;
+        else if (opt == 'S')
+            args->curve_server = optarg;
+        else if (opt == 'C')
+            args->curve_cert = optarg;
         else if (opt == 'h') {
             s_usage (stdout);
             return EXIT_REPLY;
@@ -120,7 +157,9 @@ static int s_parse (int argc, char *argv[], args_t *args)
             return EXIT_USAGE;
         }
     }
-    if (argc - optind < 2 || argc - optind > 3) {
+    if (argc - optind < 2 || argc - optind > 3 || !args->curve_server != !args->curve_cert) {
+        if (!args->curve_server != !args->curve_cert)
+            fprintf (stderr, "mdp-req: --curve-server and --curve-cert go together\n");
         s_usage (stderr);
         return EXIT_USAGE;
     }
@@ -141,6 +180,10 @@ int main (int argc, char *argv[])
         fprintf (stderr, "mdp-req: no JSON with an mmi.* service: ACTION is the whole body\n");
         return EXIT_USAGE;
     }
+    if (mmi && args.stream) {
+        fprintf (stderr, "mdp-req: --stream is not for mmi.* services\n");
+        return EXIT_USAGE;
+    }
     cJSON *data = NULL;
     const char *end = NULL;
     if (args.json && !(data = cJSON_ParseWithOpts (args.json, &end, 1))) {
@@ -158,11 +201,25 @@ int main (int argc, char *argv[])
         mdp_msg_destroy (&request);
         return EXIT_USAGE;
     }
+    if (args.curve_server && mdp_client_set_curve (client, args.curve_server, args.curve_cert)) {
+        fprintf (stderr, "mdp-req: %s\n", errno == EINVAL ? "--curve-server is not a Z85 public key"
+                                                        : "cannot read the --curve-cert certificate");
+        mdp_msg_destroy (&request);
+        mdp_client_destroy (&client);
+        return EXIT_USAGE;
+    }
     mdp_client_set_timeout (client, args.timeout);
     mdp_client_set_retries (client, args.retries);
-    mdp_msg_t *reply = mmi ? s_mmi (client, args.service, args.action)
-                           : mdp_client_request (client, args.service, &request);
-    rc = s_report (reply, args.service, args.timeout, args.retries);
+    mdp_msg_t *reply = NULL;
+    int partials = 0;
+    if (mmi)
+        reply = s_mmi (client, args.service, args.action);
+    else if (args.stream)
+        reply =
+            mdp_client_request_stream (client, args.service, &request, s_print_partial, &partials);
+    else
+        reply = mdp_client_request (client, args.service, &request);
+    rc = s_report (reply, args.service, args.timeout, args.retries, partials);
     mdp_msg_destroy (&reply);
     mdp_client_destroy (&client);
     return rc;

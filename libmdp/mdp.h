@@ -126,6 +126,13 @@ MDP_EXPORT mdp_msg_t *mdp_client_request_stream (mdp_client_t *self, const char 
                                                  mdp_msg_t **request_p,
                                                  mdp_client_stream_fn *fn, void *arg);
 
+//  Speak CURVE to the broker: server_key is its public key (40-char Z85),
+//  cert_path our certificate in czmq's format (mdp-keygen writes one; its
+//  "_secret" file must be readable). Call before the first request. Returns
+//  0, or -1 with errno EINVAL (bad key) or ENOENT (unreadable certificate).
+MDP_EXPORT int mdp_client_set_curve (mdp_client_t *self, const char *server_key,
+                                     const char *cert_path);
+
 //  Ask the broker whether service has a worker (MMI mmi.service). Returns 1
 //  if it has, 0 if not, -1 with errno on failure (as mdp_client_request).
 MDP_EXPORT int mdp_client_has_service (mdp_client_t *self, const char *service);
@@ -161,7 +168,9 @@ MDP_EXPORT void mdp_worker_set_handler (mdp_worker_t *self, mdp_worker_fn *fn, v
 MDP_EXPORT void mdp_worker_set_heartbeat (mdp_worker_t *self, int msecs, int liveness);
 
 //  Set the reconnect back-off: first wait and cap, in msecs (defaults 250
-//  and 5000). Each wait doubles, plus up to 25% random jitter.
+//  and 5000). Losing a broker the worker was registered with reconnects at
+//  once; each further failure doubles the wait, capped at the smaller of
+//  max_msecs and the heartbeat interval, plus up to 25% random jitter.
 MDP_EXPORT void mdp_worker_set_reconnect (mdp_worker_t *self, int initial_msecs, int max_msecs);
 
 //  Serve requests until interrupted (SIGINT/SIGTERM through czmq) or until
@@ -182,6 +191,11 @@ MDP_EXPORT int mdp_worker_process (mdp_worker_t *self);
 
 //  The service this worker offers; the worker owns the string.
 MDP_EXPORT const char *mdp_worker_service (mdp_worker_t *self);
+
+//  Speak CURVE to the broker, as mdp_client_set_curve. Call before the
+//  worker first connects. Returns 0, or -1 with errno.
+MDP_EXPORT int mdp_worker_set_curve (mdp_worker_t *self, const char *server_key,
+                                     const char *cert_path);
 
 //  Choose the worker protocol: 1 for MDPW01 (the default, understood by every
 //  MDP/0.1 broker) or 2 for MDPW02 (RFC 18, needed for partial replies).
@@ -205,8 +219,9 @@ typedef struct _mdp_async_t mdp_async_t;
 
 //  Called once per partial reply (final false) and once at the end (final
 //  true). reply is the reply, owned by the client and valid during the call;
-//  it is NULL when the request timed out (status ETIMEDOUT). Each request gets
-//  exactly one call with final true.
+//  it is NULL when the request timed out (status ETIMEDOUT) or its final
+//  reply was malformed (status EPROTO). Each request gets exactly one call
+//  with final true.
 typedef void (mdp_async_fn) (mdp_async_t *self, uint64_t request_id, mdp_msg_t *reply,
                              bool final, int status, void *arg);
 
@@ -221,12 +236,20 @@ MDP_EXPORT void mdp_async_destroy (mdp_async_t **self_p);
 //  the zloop driver; mdp_async_recv does not need one).
 MDP_EXPORT void mdp_async_set_handler (mdp_async_t *self, mdp_async_fn *fn, void *arg);
 
-//  Timeout in msecs for requests sent from now on (default 2500). A reply
-//  arriving after its request timed out is discarded.
+//  Timeout in msecs for requests sent from now on (default 2500); each
+//  partial reply restarts it. A reply arriving after its request timed out
+//  is discarded.
 MDP_EXPORT void mdp_async_set_timeout (mdp_async_t *self, int msecs);
 
+//  Speak CURVE to the broker, as mdp_client_set_curve; the connection is
+//  made again with the keys. Call before the first request. Returns 0, or -1
+//  with errno.
+MDP_EXPORT int mdp_async_set_curve (mdp_async_t *self, const char *server_key,
+                                    const char *cert_path);
+
 //  Send a request to service, taking ownership of *request_p and NULLing it.
-//  Returns the request id (never 0), or 0 with errno EINVAL on bad arguments.
+//  Returns the request id (never 0), or 0 with errno EINVAL on bad arguments,
+//  EAGAIN when the socket's send queue (1000 messages) is full.
 MDP_EXPORT uint64_t mdp_async_send (mdp_async_t *self, const char *service,
                                     mdp_msg_t **request_p);
 
@@ -240,21 +263,113 @@ MDP_EXPORT zsock_t *mdp_async_socket (mdp_async_t *self);
 MDP_EXPORT int mdp_async_next_timeout (mdp_async_t *self);
 
 //  Handle every reply waiting on the socket and every request whose timeout
-//  has passed, calling the handler for each. Returns the number of calls.
+//  has passed, calling the handler for each (without a handler, they wait
+//  for mdp_async_recv). Returns the number of calls.
 MDP_EXPORT int mdp_async_process (mdp_async_t *self);
 
 //  Wait up to msecs (-1: forever) for the next event, without a handler.
 //  Returns the reply (the caller owns it), with *request_id and *final set.
-//  Returns NULL with errno ETIMEDOUT (and *request_id, *final true) when a
-//  request timed out, EAGAIN when nothing happened in msecs, EINTR when
-//  interrupted.
+//  Returns NULL with *request_id set, *final true and errno ETIMEDOUT when a
+//  request timed out, or EPROTO when its final reply was malformed; NULL with
+//  EAGAIN when nothing happened in msecs, EINTR when interrupted.
 MDP_EXPORT mdp_msg_t *mdp_async_recv (mdp_async_t *self, uint64_t *request_id, bool *final,
                                       int msecs);
 
 //  Callback-style use: register the client's socket and a timer with a zloop
 //  the caller owns and runs; the handler is then called from that loop.
-//  Returns 0, or -1 with errno.
+//  Returns 0, or -1 with errno. mdp_async_destroy detaches the client: call it
+//  before zloop_destroy, and not from a timer handler that lets the loop go on.
 MDP_EXPORT int mdp_async_attach (mdp_async_t *self, zloop_t *loop);
+
+//  ---------------------------------------------------------------------------
+//  mdp_publisher_t, mdp_subscriber_t: Domogik-style events through the
+//  broker's forwarder (mdp-broker --pub-endpoint, --sub-endpoint). An event is
+//  a category such as "plugin.status" plus JSON data; subscribers choose
+//  events by category prefix. spec/pubsub.md has the frames and the sync.
+
+//  Defaults, in milliseconds unless named otherwise.
+#define MDP_DEFAULT_PUB_ENDPOINT "tcp://127.0.0.1:5556"
+#define MDP_DEFAULT_SUB_ENDPOINT "tcp://127.0.0.1:5557"
+#define MDP_DEFAULT_SYNC_TIMEOUT 1000
+
+typedef struct _mdp_publisher_t mdp_publisher_t;
+
+//  Create a publisher connected to the forwarder's publisher side at
+//  endpoint; it does not wait. NULL with errno EINVAL on a bad endpoint.
+MDP_EXPORT mdp_publisher_t *mdp_publisher_new (const char *endpoint);
+
+//  Destroy the publisher and NULL the caller's pointer; events not yet sent
+//  get up to a second to leave at exit. Accepts NULL.
+MDP_EXPORT void mdp_publisher_destroy (mdp_publisher_t **self_p);
+
+//  How long the first mdp_publisher_send may wait for the forwarder, in
+//  msecs (default 1000; 0 never waits).
+MDP_EXPORT void mdp_publisher_set_sync_timeout (mdp_publisher_t *self, int msecs);
+
+//  Publish one event: category (e.g. "plugin.status") and data, which stays
+//  the caller's (NULL sends {}). The first call waits, at most the sync
+//  timeout, until the forwarder has taken the connection; from then on every
+//  subscriber whose mdp_subscriber_subscribe has returned gets the event.
+//  Returns 0, or -1 with errno EINVAL (category not valid, or reserved:
+//  "mdp.sync..."), EAGAIN (no forwarder connected: the event is lost), ENOMEM.
+MDP_EXPORT int mdp_publisher_send (mdp_publisher_t *self, const char *category,
+                                   const cJSON *data);
+
+typedef struct _mdp_subscriber_t mdp_subscriber_t;
+
+//  The event hook: category without timestamp or version, and the data,
+//  both owned by the subscriber and valid during the call only.
+typedef void (mdp_subscriber_fn) (mdp_subscriber_t *self, const char *category, cJSON *data,
+                                  void *arg);
+
+//  Create a subscriber connected to the forwarder's subscriber side at
+//  endpoint, subscribed to nothing yet. NULL with errno EINVAL on a bad endpoint.
+MDP_EXPORT mdp_subscriber_t *mdp_subscriber_new (const char *endpoint);
+
+//  Destroy the subscriber and NULL the caller's pointer. Accepts NULL.
+MDP_EXPORT void mdp_subscriber_destroy (mdp_subscriber_t **self_p);
+
+//  How long mdp_subscriber_subscribe waits for the forwarder, in msecs
+//  (default 1000).
+MDP_EXPORT void mdp_subscriber_set_sync_timeout (mdp_subscriber_t *self, int msecs);
+
+//  Receive events whose category starts with prefix ("" for all, "plugin."
+//  for plugin.status and plugin.list). Returns 0 once the forwarder holds the
+//  subscription: every event published after that is delivered. -1 with
+//  errno EAGAIN when the forwarder did not confirm within the sync timeout
+//  (the subscription stays in force and events flow once it is reached),
+//  EINVAL on a NULL prefix. Events that arrive meanwhile are queued for
+//  mdp_subscriber_recv / mdp_subscriber_process.
+MDP_EXPORT int mdp_subscriber_subscribe (mdp_subscriber_t *self, const char *prefix);
+
+//  Stop receiving events for a prefix given to mdp_subscriber_subscribe.
+//  Returns 0, or -1 with errno EINVAL.
+MDP_EXPORT int mdp_subscriber_unsubscribe (mdp_subscriber_t *self, const char *prefix);
+
+//  Wait up to msecs (-1: forever) for the next event. Returns 0 with
+//  *category_p (free () it) and *data_p (cJSON_Delete it) set, or -1 with
+//  errno EAGAIN when none came, EINTR when interrupted.
+MDP_EXPORT int mdp_subscriber_recv (mdp_subscriber_t *self, char **category_p, cJSON **data_p,
+                                    int msecs);
+
+//  Set the hook mdp_subscriber_process calls with each event.
+MDP_EXPORT void mdp_subscriber_set_handler (mdp_subscriber_t *self, mdp_subscriber_fn *fn,
+                                            void *arg);
+
+//  For callers with their own poll loop: the socket that becomes readable
+//  when events wait; then call mdp_subscriber_process. Also call it once
+//  after each mdp_subscriber_subscribe, whose queued events do not make the
+//  socket readable. The subscriber owns the socket.
+MDP_EXPORT zsock_t *mdp_subscriber_socket (mdp_subscriber_t *self);
+
+//  Call the hook for every event waiting (queued by a subscribe, or on the
+//  socket) without blocking. Returns the number of calls, or -1 with errno
+//  EINVAL when no hook is set.
+MDP_EXPORT int mdp_subscriber_process (mdp_subscriber_t *self);
+
+//  Events dropped since creation because they were malformed: not two
+//  frames, a topic not category.timestamp.version, or data not valid JSON.
+MDP_EXPORT uint64_t mdp_subscriber_dropped (mdp_subscriber_t *self);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,11 @@
-/*  mdp_worker.c - mdp_worker_t, an MDP/0.1 worker. The DEALER to the broker
-    lives in a background agent (a zactor) that sends READY, heartbeats on time
-    even while the hook is busy, notices a silent broker and reconnects with
-    back-off. Requests cross the actor pipe to the caller's thread, which runs
-    the hook and hands the reply back. Nothing the broker sends can assert.
+/*  mdp_worker.c - mdp_worker_t, an MDPW01 or MDPW02 worker. The DEALER to the
+    broker lives in a background agent (a zactor) that sends READY, heartbeats
+    on time even while the hook is busy, notices a silent broker and reconnects
+    with back-off. Requests cross the actor pipe to the caller's thread, which
+    runs the hook and hands partial and final replies back the same way.
+    Nothing the broker sends can assert.
 */
+#include "mdp_curve.h"
 #include "mdp.h"
 #include "mdp_proto.h"
 #include <errno.h>
@@ -14,11 +16,31 @@
 #include <unistd.h>
 
 //  The actor pipe carries, besides czmq's $TERM and the start-up signals:
-//    caller -> agent   ["REPLY"][address...][""][body...]
+//    caller -> agent   ["REPLY"][address...][""][body...]     (REPLY or FINAL)
+//                      ["PARTIAL"][address...][""][body...]   (MDPW02 only)
 //                      ["SET"][heartbeat][liveness][initial][max]
 //    agent -> caller   ["REQUEST"][address...][""][body...]
 
 #define DISCONNECT_LINGER 100 //  msecs a final DISCONNECT may take to get out
+
+//  The worker commands of both protocols; s_code gives each one's byte.
+typedef enum {
+    CMD_READY,
+    CMD_REQUEST,
+    CMD_PARTIAL,
+    CMD_FINAL,
+    CMD_HEARTBEAT,
+    CMD_DISCONNECT
+} cmd_t;
+static const byte s_codes[2][6] = {
+    {MDPW01_READY, MDPW01_REQUEST, 0, MDPW01_REPLY, MDPW01_HEARTBEAT, MDPW01_DISCONNECT},
+    {MDPW02_READY, MDPW02_REQUEST, MDPW02_PARTIAL, MDPW02_FINAL, MDPW02_HEARTBEAT,
+     MDPW02_DISCONNECT}};
+
+static int s_code (int protocol, cmd_t command)
+{
+    return s_codes[protocol == 2][command];
+}
 
 struct _mdp_worker_t {
     char *endpoint;           //  broker endpoint, owned
@@ -29,6 +51,9 @@ struct _mdp_worker_t {
     int liveness;             //  silent heartbeats before the broker is gone
     int reconnect_initial;    //  first reconnect wait, msecs
     int reconnect_max;        //  cap on the reconnect wait, msecs
+    int protocol;             //  1 (MDPW01) or 2 (MDPW02)
+    mdp_curve_t curve;        //  CURVE keys, when set
+    zmsg_t *current;          //  while the hook runs: ["REPLY"][address...][""]
     zactor_t *actor;          //  the agent; NULL until first needed
     zsock_t *wakeup;          //  PULL that mdp_worker_stop pokes, polled by run
     char wakeup_endpoint[64]; //  its inproc endpoint
@@ -45,11 +70,14 @@ typedef struct {
     int liveness;          //  silent heartbeats before the broker is gone
     int reconnect_initial; //  first reconnect wait, msecs
     int reconnect_max;     //  cap on the reconnect wait, msecs
+    int protocol;          //  1 (MDPW01) or 2 (MDPW02), fixed
+    mdp_curve_t curve;     //  CURVE keys, applied to each new socket
     int backoff;           //  next reconnect wait, before jitter
     int64_t heartbeat_at;  //  when the next HEARTBEAT is due
     int64_t expiry_at;     //  the broker is gone if silent until then
     int64_t reconnect_at;  //  when to reconnect, while dealer is NULL
     unsigned int seed;     //  rand_r state for the jitter
+    bool heard;            //  this socket got HEARTBEAT or REQUEST: we were registered
     bool terminated;       //  $TERM received
 } agent_t;
 
@@ -69,6 +97,8 @@ static agent_t *s_agent_new (zsock_t *pipe, mdp_worker_t *worker)
     self->liveness = worker->liveness;
     self->reconnect_initial = worker->reconnect_initial;
     self->reconnect_max = worker->reconnect_max;
+    self->protocol = worker->protocol;
+    self->curve = worker->curve;
     self->backoff = self->reconnect_initial;
     self->seed = (unsigned int)(zclock_usecs () ^ (int64_t)getpid () ^ (intptr_t)self);
     if (!self->poller || !self->endpoint || !self->service) {
@@ -97,37 +127,49 @@ static void s_agent_destroy (agent_t **self_p)
     *self_p = NULL;
 }
 
-//  Send [""]["MDPW01"][command][frames...] to the broker, taking frames (may
+//  Send [""][protocol][command][frames...] to the broker, taking frames (may
 //  be NULL). Never blocks; drops the message if it cannot go out now.
-static void s_agent_send (agent_t *self, byte command, zmsg_t *frames)
+static void s_agent_send (agent_t *self, cmd_t cmd, zmsg_t *frames)
 {
     zmsg_t *msg = frames ? frames : zmsg_new ();
+    byte command = (byte)s_code (self->protocol, cmd);
+    const char *protocol = self->protocol == 2 ? MDPW02 : MDPW01;
     if (self->dealer && msg && zmsg_pushmem (msg, &command, 1) == 0 &&
-        zmsg_pushstr (msg, MDPW01) == 0 && zmsg_pushmem (msg, NULL, 0) == 0 &&
+        zmsg_pushstr (msg, protocol) == 0 && zmsg_pushmem (msg, NULL, 0) == 0 &&
         zmsg_send (&msg, self->dealer) == 0)
         return;
     zsys_warning ("mdp_worker: could not send command 0x%02x to the broker", command);
     zmsg_destroy (&msg);
 }
 
-//  Drop the connection and schedule the next one after the back-off, plus
-//  up to 25% jitter so that workers do not all come back at once.
+//  Drop the connection and schedule the next one. Losing a broker we were
+//  registered with is a first failure: reconnect at once (plus jitter of up
+//  to a quarter of the initial wait), so a restarted broker has its workers
+//  back within a heartbeat or two. Later failures back off, doubling, capped
+//  at one heartbeat (and at the configured maximum), plus up to 25% jitter so
+//  that workers do not all come back at once.
 static void s_agent_disconnect (agent_t *self)
 {
     if (self->dealer) {
         zpoller_remove (self->poller, self->dealer);
         zsock_destroy (&self->dealer);
     }
-    int jitter = self->backoff / 4 > 0 ? (int)(rand_r (&self->seed) % (self->backoff / 4 + 1)) : 0;
-    self->reconnect_at = zclock_mono () + self->backoff + jitter;
-    self->backoff =
-        self->backoff > self->reconnect_max / 2 ? self->reconnect_max : self->backoff * 2;
+    int cap = self->heartbeat < self->reconnect_max ? self->heartbeat : self->reconnect_max;
+    int wait = self->heard ? 0 : self->backoff < cap ? self->backoff : cap;
+    int spread = (self->heard ? self->reconnect_initial : wait) / 4;
+    int jitter = spread > 0 ? (int) (rand_r (&self->seed) % (spread + 1)) : 0;
+    self->reconnect_at = zclock_mono () + wait + jitter;
+    if (!self->heard)
+        self->backoff = self->backoff > cap / 2 ? cap : self->backoff * 2;
+    self->heard = false;
 }
 
 //  Open a new DEALER, send READY and restart the heartbeat clocks.
 static int s_agent_connect (agent_t *self)
 {
     self->dealer = zsock_new (ZMQ_DEALER);
+    if (self->dealer)
+        mdp_curve_apply (&self->curve, self->dealer);
     if (!self->dealer || zsock_connect (self->dealer, "%s", self->endpoint) != 0) {
         zsys_error ("mdp_worker: cannot connect to '%s'", self->endpoint);
         zsock_destroy (&self->dealer);
@@ -140,16 +182,17 @@ static int s_agent_connect (agent_t *self)
     zmsg_t *ready = zmsg_new ();
     if (ready)
         zmsg_addstr (ready, self->service);
-    s_agent_send (self, MDPW01_READY, ready);
+    s_agent_send (self, CMD_READY, ready);
+    self->heard = false;
     int64_t now = zclock_mono ();
     self->heartbeat_at = now + self->heartbeat;
     self->expiry_at = now + (int64_t)self->heartbeat * self->liveness;
     return 0;
 }
 
-//  Strip and check the header [""]["MDPW01"][command]. Returns the command
-//  byte, or -1 if the message does not start with a valid header.
-static int s_agent_header (zmsg_t *msg)
+//  Strip and check the header [""][protocol][command], protocol being ours.
+//  Returns the command byte, or -1 if the message has no such header.
+static int s_agent_header (agent_t *self, zmsg_t *msg)
 {
     if (zmsg_size (msg) < 3)
         return -1;
@@ -157,7 +200,9 @@ static int s_agent_header (zmsg_t *msg)
     zframe_t *protocol = zmsg_pop (msg);
     zframe_t *command = zmsg_pop (msg);
     int rc = -1;
-    if (zframe_size (empty) == 0 && zframe_streq (protocol, MDPW01) && zframe_size (command) == 1)
+    if (zframe_size (empty) == 0 &&
+        zframe_streq (protocol, self->protocol == 2 ? MDPW02 : MDPW01) &&
+        zframe_size (command) == 1)
         rc = *zframe_data (command);
     zframe_destroy (&empty);
     zframe_destroy (&protocol);
@@ -184,22 +229,26 @@ static void s_agent_recv_broker (agent_t *self)
     if (!msg)
         return;
     self->expiry_at = zclock_mono () + (int64_t)self->heartbeat * self->liveness;
-    int command = s_agent_header (msg);
-    if (command == MDPW01_HEARTBEAT)
+    int command = s_agent_header (self, msg);
+    if (command == s_code (self->protocol, CMD_HEARTBEAT)
+        || command == s_code (self->protocol, CMD_REQUEST))
+        self->heard = true;
+    if (command == s_code (self->protocol, CMD_HEARTBEAT))
         self->backoff = self->reconnect_initial;
-    else if (command == MDPW01_REQUEST && s_has_envelope (msg)) {
+    else if (command == s_code (self->protocol, CMD_REQUEST) && s_has_envelope (msg)) {
         self->backoff = self->reconnect_initial;
         if (zmsg_pushstr (msg, "REQUEST") == 0 && zmsg_send (&msg, self->pipe) != 0)
             zsys_warning ("mdp_worker: request dropped, the caller is not reading");
-    } else if (command == MDPW01_DISCONNECT) {
+    } else if (command == s_code (self->protocol, CMD_DISCONNECT)) {
         zsys_info ("mdp_worker: broker sent DISCONNECT, reconnecting");
         s_agent_disconnect (self);
-    } else if (command == MDPW01_REQUEST)
+    } else if (command == s_code (self->protocol, CMD_REQUEST))
         zsys_warning ("mdp_worker: dropped a REQUEST without [address...][\"\"]");
     else if (command >= 0)
         zsys_warning ("mdp_worker: dropped unknown command 0x%02x", command);
     else
-        zsys_warning ("mdp_worker: dropped a message without [\"\"][\"MDPW01\"][command]");
+        zsys_warning ("mdp_worker: dropped a message without [\"\"][\"MDPW0%d\"][command]",
+                      self->protocol);
     zmsg_destroy (&msg);
 }
 
@@ -231,11 +280,11 @@ static void s_agent_recv_api (agent_t *self)
     if (!command || streq (command, "$TERM")) {
         self->terminated = true;
         if (self->dealer) { //  best effort: tell the broker we go
-            s_agent_send (self, MDPW01_DISCONNECT, NULL);
+            s_agent_send (self, CMD_DISCONNECT, NULL);
             zsock_set_linger (self->dealer, DISCONNECT_LINGER);
         }
-    } else if (streq (command, "REPLY")) {
-        s_agent_send (self, MDPW01_REPLY, msg);
+    } else if (streq (command, "REPLY") || streq (command, "PARTIAL")) {
+        s_agent_send (self, streq (command, "REPLY") ? CMD_FINAL : CMD_PARTIAL, msg);
         msg = NULL;
     } else if (streq (command, "SET"))
         s_agent_set (self, msg);
@@ -253,7 +302,7 @@ static void s_agent_tick (agent_t *self)
         s_agent_disconnect (self);
     }
     if (self->dealer && now >= self->heartbeat_at) {
-        s_agent_send (self, MDPW01_HEARTBEAT, NULL);
+        s_agent_send (self, CMD_HEARTBEAT, NULL);
         self->heartbeat_at = now + self->heartbeat;
     }
     if (!self->dealer && now >= self->reconnect_at)
@@ -323,6 +372,7 @@ mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service)
     self->liveness = MDP_DEFAULT_LIVENESS;
     self->reconnect_initial = 250;
     self->reconnect_max = 5000;
+    self->protocol = 1;
     atomic_init (&self->stopping, false);
     snprintf (self->wakeup_endpoint, sizeof self->wakeup_endpoint, "inproc://mdp-worker-%p",
               (void *)self);
@@ -457,13 +507,55 @@ int mdp_worker_process (mdp_worker_t *self)
         zmsg_destroy (&msg);
         return -1;
     }
+    self->current = reply; //  for mdp_worker_send_partial
     mdp_msg_t *answer = s_answer (self, msg);
+    self->current = NULL;
     zmsg_destroy (&msg);
     if (answer && mdp_msg_encode (answer, reply) == 0)
         zmsg_send (&reply, self->actor);
     mdp_msg_destroy (&answer);
     zmsg_destroy (&reply);
     return 0;
+}
+
+int mdp_worker_set_protocol (mdp_worker_t *self, int version)
+{
+    if (!self || (version != 1 && version != 2) || self->actor) {
+        errno = EINVAL;
+        return -1;
+    }
+    self->protocol = version;
+    return 0;
+}
+
+int mdp_worker_set_curve (mdp_worker_t *self, const char *server_key, const char *cert_path)
+{
+    if (!self || self->actor) {
+        errno = EINVAL;
+        return -1;
+    }
+    return mdp_curve_load (&self->curve, server_key, cert_path);
+}
+
+int mdp_worker_send_partial (mdp_worker_t *self, mdp_msg_t **msg_p)
+{
+    mdp_msg_t *msg = msg_p ? *msg_p : NULL;
+    if (msg_p)
+        *msg_p = NULL;
+    int error = !self || !msg ? EINVAL : self->protocol != 2 ? EPROTO : !self->current ? EINVAL : 0;
+    //  ["REPLY"][address...][""] becomes ["PARTIAL"][address...][""][body...]
+    zmsg_t *partial = error ? NULL : zmsg_dup (self->current);
+    zframe_t *command = partial ? zmsg_pop (partial) : NULL;
+    zframe_destroy (&command);
+    if (!error && (!partial || zmsg_pushstr (partial, "PARTIAL") || mdp_msg_encode (msg, partial) ||
+                   zmsg_send (&partial, self->actor)))
+        error = ENOMEM;
+    zmsg_destroy (&partial);
+    mdp_msg_destroy (&msg);
+    if (!error)
+        return 0;
+    errno = error;
+    return -1;
 }
 
 int mdp_worker_run (mdp_worker_t *self)

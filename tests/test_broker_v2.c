@@ -80,6 +80,34 @@ START_TEST (test_stream_to_v2_client)
 }
 END_TEST
 
+START_TEST (test_partials_extend_the_deadline)
+{
+    //  Timeout 1 s, a stream of five partials 300 ms apart (1.5 s in all):
+    //  each partial restarts the deadline, so no 504 cuts the stream short.
+    zsock_t *worker = s_peer (), *client = s_peer ();
+    s_ready_v2 (worker, "slow", false);
+    char timeout[16];
+    snprintf (timeout, sizeof timeout, "%d", tu_scale (1000) / 1000);
+    s_send (client, "sscssss", "", MDPC02, MDPC02_REQUEST, "slow", timeout, "ask", "{}");
+    zframe_t *token = s_request_token (worker, false, MDPW02);
+    for (int i = 0; i < 5; i++) {
+        int64_t until = zclock_mono () + tu_scale (300);
+        while (zclock_mono () < until)
+            broker_poll (broker, 5);
+        s_reply_v2 (worker, false, MDPW02_PARTIAL, token, "part");
+        zmsg_t *reply = s_recv (client, 2000);
+        s_expect (&reply, "", MDPC02, "\x02", "slow", "part", "{}", NULL);
+    }
+    s_reply_v2 (worker, false, MDPW02_FINAL, token, "ask.result");
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC02, "\x03", "slow", "ask.result", "{}", NULL);
+    ck_assert_int_eq (broker_stats (broker)->errors[5], 0);   //  no 504
+    zframe_destroy (&token);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+}
+END_TEST
+
 START_TEST (test_v1_client_gets_only_the_final)
 {
     zsock_t *worker = s_peer (), *client = s_peer ();
@@ -192,6 +220,7 @@ int main (void)
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
     tcase_set_timeout (tc, 30);
     tcase_add_test (tc, test_stream_to_v2_client);
+    tcase_add_test (tc, test_partials_extend_the_deadline);
     tcase_add_test (tc, test_v1_client_gets_only_the_final);
     tcase_add_test (tc, test_v2_client_of_v1_worker);
     tcase_add_test (tc, test_bare_rfc18_form);

@@ -1,7 +1,8 @@
 /*  test_client.c - Check suite for mdp_client_t against a fake broker: a bare
     ROUTER in the test's own thread that checks the request frames byte for
     byte and answers (or not) as each test needs. The blocking client runs in
-    a helper actor and reports its result over the actor pipe.
+    a helper actor and reports its result over the actor pipe. The stream
+    tests do the same for mdp_client_request_stream (MDPC02, partials).
 */
 #include "mdp.h"
 #include "mdp_client_private.h"
@@ -17,14 +18,25 @@ typedef struct {
     const char *service;  //  service to ask
     const char *action;   //  request action, or the name for has_service
     const char *json;     //  request data; NULL means mdp_client_has_service
+    bool stream;          //  use mdp_client_request_stream
 } call_t;
 
 //  What the call gave back.
 typedef struct {
-    int error;   //  errno, or 0 when it succeeded
-    int found;   //  mdp_client_has_service's answer
-    char *reply; //  mdp_msg_to_json of the reply, or ""
+    int error;      //  errno, or 0 when it succeeded
+    int found;      //  mdp_client_has_service's answer
+    char *reply;    //  mdp_msg_to_json of the reply, or ""
+    char *partials; //  mdp_msg_to_json of each partial, one per line, or ""
 } result_t;
+
+//  The stream callback: append the partial as one line to the zchunk.
+static void s_collect_partial (mdp_msg_t *partial, void *arg)
+{
+    char *json = mdp_msg_to_json (partial);
+    zchunk_extend ((zchunk_t *)arg, json, strlen (json));
+    zchunk_extend ((zchunk_t *)arg, "\n", 1);
+    free (json);
+}
 
 static void s_client_actor (zsock_t *pipe, void *args)
 {
@@ -35,9 +47,12 @@ static void s_client_actor (zsock_t *pipe, void *args)
     mdp_client_set_retries (client, call.retries);
     int error = 0, found = 0;
     char *text = NULL;
+    zchunk_t *partials = zchunk_new (NULL, 0);
     if (call.json) {
         mdp_msg_t *request = mdp_msg_new (call.action, cJSON_Parse (call.json));
-        mdp_msg_t *reply = mdp_client_request (client, call.service, &request);
+        mdp_msg_t *reply = call.stream ? mdp_client_request_stream (client, call.service, &request,
+                                                                    s_collect_partial, partials)
+                                       : mdp_client_request (client, call.service, &request);
         error = reply ? 0 : errno;
         text = reply ? mdp_msg_to_json (reply) : NULL;
         mdp_msg_destroy (&reply);
@@ -46,7 +61,9 @@ static void s_client_actor (zsock_t *pipe, void *args)
         error = found < 0 ? errno : 0;
     }
     mdp_client_destroy (&client);
-    zsock_send (pipe, "iis", error, found, text ? text : "");
+    zchunk_extend (partials, "", 1);
+    zsock_send (pipe, "iiss", error, found, text ? text : "", (char *)zchunk_data (partials));
+    zchunk_destroy (&partials);
     free (text);
     char *term = zstr_recv (pipe); //  wait for zactor_destroy
     zstr_free (&term);
@@ -63,14 +80,20 @@ static zactor_t *s_call (call_t call)
 //  Wait (bounded) for the call to finish and collect its result.
 static result_t s_result (zactor_t **actor_p)
 {
-    result_t result = {-1, -1, NULL};
+    result_t result = {-1, -1, NULL, NULL};
     zpoller_t *poller = zpoller_new (*actor_p, NULL);
     bool done = zpoller_wait (poller, tu_scale (5000)) == *actor_p;
     zpoller_destroy (&poller);
     ck_assert_msg (done, "the client call did not finish");
-    zsock_recv (*actor_p, "iis", &result.error, &result.found, &result.reply);
+    zsock_recv (*actor_p, "iiss", &result.error, &result.found, &result.reply, &result.partials);
     zactor_destroy (actor_p);
     return result;
+}
+
+static void s_result_free (result_t *result)
+{
+    zstr_free (&result->reply);
+    zstr_free (&result->partials);
 }
 
 //  Receive one message on the fake broker within timeout msecs, or NULL.
@@ -123,7 +146,8 @@ START_TEST (test_request_frames_and_reply)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "echo", "config.get", "{\"key\": 1}"});
+    zactor_t *call =
+        s_call ((call_t){endpoint, 2500, 1, "echo", "config.get", "{\"key\": 1}", false});
 
     zmsg_t *request = s_recv (broker, 2000);
     s_assert_frames (request, 7, NULL, "", "MDPC01", "echo", "2.5", "config.get", "{\"key\":1}");
@@ -132,7 +156,7 @@ START_TEST (test_request_frames_and_reply)
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);
     ck_assert_str_eq (result.reply, "{\"action\":\"config.result\",\"data\":{\"key\":1}}");
-    free (result.reply);
+    s_result_free (&result);
     zmsg_destroy (&request);
     zsock_destroy (&broker);
     free (endpoint);
@@ -143,7 +167,7 @@ START_TEST (test_timeout_frame_whole_seconds)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 3000, 1, "admin", "device.get", "{}"});
+    zactor_t *call = s_call ((call_t){endpoint, 3000, 1, "admin", "device.get", "{}", false});
 
     zmsg_t *request = s_recv (broker, 2000);
     s_assert_frames (request, 7, NULL, "", "MDPC01", "admin", "3", "device.get", "{}");
@@ -152,7 +176,7 @@ START_TEST (test_timeout_frame_whole_seconds)
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);
     ck_assert_str_eq (result.reply, "{\"action\":\"device.result\",\"data\":{}}");
-    free (result.reply);
+    s_result_free (&result);
     zmsg_destroy (&request);
     zsock_destroy (&broker);
     free (endpoint);
@@ -178,7 +202,7 @@ START_TEST (test_error_reply_is_final)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2000, 3, "nosuch", "x.get", "{}"});
+    zactor_t *call = s_call ((call_t){endpoint, 2000, 3, "nosuch", "x.get", "{}", false});
 
     zmsg_t *request = s_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -193,7 +217,7 @@ START_TEST (test_error_reply_is_final)
     //  It was the answer: no retry followed it
     zmsg_t *retry = s_recv (broker, 100);
     ck_assert_ptr_null (retry);
-    free (result.reply);
+    s_result_free (&result);
     zmsg_destroy (&request);
     zsock_destroy (&broker);
     free (endpoint);
@@ -204,7 +228,7 @@ START_TEST (test_timeout_retries_on_new_sockets)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}"});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}", false});
 
     //  Three attempts, each from a socket the broker has never seen
     zframe_t *ids[3];
@@ -222,7 +246,7 @@ START_TEST (test_timeout_retries_on_new_sockets)
     ck_assert_str_eq (result.reply, "");
     zmsg_t *extra = s_recv (broker, 100);
     ck_assert_ptr_null (extra);
-    free (result.reply);
+    s_result_free (&result);
     for (int attempt = 0; attempt < 3; attempt++)
         zframe_destroy (&ids[attempt]);
     zsock_destroy (&broker);
@@ -234,7 +258,7 @@ START_TEST (test_late_reply_is_not_the_answer)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}"});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}", false});
 
     zmsg_t *first = s_recv (broker, 2000);
     zmsg_t *second = s_recv (broker, 2000); //  after attempt 1 timed out
@@ -248,7 +272,7 @@ START_TEST (test_late_reply_is_not_the_answer)
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);
     ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
-    free (result.reply);
+    s_result_free (&result);
     zmsg_destroy (&first);
     zmsg_destroy (&second);
     zsock_destroy (&broker);
@@ -260,7 +284,7 @@ START_TEST (test_garbage_is_ignored)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}"});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false});
 
     zmsg_t *request = s_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -274,7 +298,7 @@ START_TEST (test_garbage_is_ignored)
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);
     ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{\"ok\":true}}");
-    free (result.reply);
+    s_result_free (&result);
     zmsg_destroy (&request);
     zsock_destroy (&broker);
     free (endpoint);
@@ -285,7 +309,7 @@ START_TEST (test_undecodable_body_is_eproto)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}"});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false});
 
     zmsg_t *request = s_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -293,7 +317,7 @@ START_TEST (test_undecodable_body_is_eproto)
 
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, EPROTO);
-    free (result.reply);
+    s_result_free (&result);
     zmsg_destroy (&request);
     zsock_destroy (&broker);
     free (endpoint);
@@ -305,7 +329,7 @@ static result_t s_has_service (const char *status)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "mmi.service", "echo", NULL});
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "mmi.service", "echo", NULL, false});
     zmsg_t *request = s_recv (broker, 2000);
     s_assert_frames (request, 6, NULL, "", "MDPC01", "mmi.service", "2.5", "echo");
     s_send_to (broker, request, 4, "", "MDPC01", "mmi.service", status);
@@ -321,16 +345,16 @@ START_TEST (test_has_service)
     result_t result = s_has_service ("200");
     ck_assert_int_eq (result.error, 0);
     ck_assert_int_eq (result.found, 1);
-    free (result.reply);
+    s_result_free (&result);
 
     result = s_has_service ("404");
     ck_assert_int_eq (result.error, 0);
     ck_assert_int_eq (result.found, 0);
-    free (result.reply);
+    s_result_free (&result);
 
     result = s_has_service ("501");
     ck_assert_int_eq (result.found, 0);
-    free (result.reply);
+    s_result_free (&result);
 }
 END_TEST
 
@@ -368,6 +392,133 @@ START_TEST (test_bad_arguments)
 }
 END_TEST
 
+//  ---------------------------------------------------------------------------
+//  mdp_client_request_stream: MDPC02 with partial replies
+
+START_TEST (test_stream_frames_and_partials)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "llm", "ask", "{\"q\": \"hi\"}", true});
+
+    zmsg_t *request = s_recv (broker, 2000);
+    s_assert_frames (request, 8, NULL, "", "MDPC02", "\x01", "llm", "2.5", "ask", "{\"q\":\"hi\"}");
+    s_send_to (broker, request, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"He\"}");
+    s_send_to (broker, request, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"ll\"}");
+    s_send_to (broker, request, 6, "", "MDPC02", "\x02", "other", "ask.partial", "{}"); //  dropped
+    s_send_to (broker, request, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"o\"}");
+    s_send_to (broker, request, 6, "", "MDPC02", "\x03", "llm", "ask.result", "{\"t\":\"Hello\"}");
+
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.partials, "{\"action\":\"ask.partial\",\"data\":{\"t\":\"He\"}}\n"
+                                       "{\"action\":\"ask.partial\",\"data\":{\"t\":\"ll\"}}\n"
+                                       "{\"action\":\"ask.partial\",\"data\":{\"t\":\"o\"}}\n");
+    ck_assert_str_eq (result.reply, "{\"action\":\"ask.result\",\"data\":{\"t\":\"Hello\"}}");
+    s_result_free (&result);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_stream_takes_mdpc01_reply_as_final)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "old", "a.get", "{}", true});
+    zmsg_t *request = s_recv (broker, 2000);
+    ck_assert_ptr_nonnull (request);
+    s_send_to (broker, request, 5, "", "MDPC01", "old", "a.result", "{\"v\":1}");
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.partials, "");
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{\"v\":1}}");
+    s_result_free (&result);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_stream_partials_restart_the_timeout)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true});
+    zmsg_t *request = s_recv (broker, 2000);
+    ck_assert_ptr_nonnull (request);
+    //  Eight partials 100 msecs apart: more than the timeout in all, never 500 silent
+    for (int part = 0; part < 8; part++) {
+        zclock_sleep (tu_scale (100));
+        s_send_to (broker, request, 6, "", "MDPC02", "\x02", "slow", "a.part", "{}");
+    }
+    s_send_to (broker, request, 6, "", "MDPC02", "\x03", "slow", "a.result", "{}");
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
+    int lines = 0;
+    for (char *line = result.partials; (line = strchr (line, '\n')); line++)
+        lines++;
+    ck_assert_int_eq (lines, 8);
+    zmsg_t *retry = s_recv (broker, 0); //  one attempt was enough
+    ck_assert_ptr_null (retry);
+    s_result_free (&result);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_stream_no_retry_after_a_partial)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 3, "slow", "a.get", "{}", true});
+    zmsg_t *request = s_recv (broker, 2000);
+    ck_assert_ptr_nonnull (request);
+    s_send_to (broker, request, 6, "", "MDPC02", "\x02", "slow", "a.part", "{\"n\":1}");
+    //  ...and then silence: the call ends, with no second attempt
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, EAGAIN);
+    ck_assert_str_eq (result.reply, "");
+    ck_assert_str_eq (result.partials, "{\"action\":\"a.part\",\"data\":{\"n\":1}}\n");
+    zmsg_t *retry = s_recv (broker, 100);
+    ck_assert_ptr_null (retry);
+    s_result_free (&result);
+    zmsg_destroy (&request);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_stream_retries_while_no_partial)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true});
+    zmsg_t *first = s_recv (broker, 2000);
+    zmsg_t *second = s_recv (broker, 2000); //  after attempt 1 timed out
+    char timeout[32];
+    mdp_client_timeout_text (tu_scale (500), timeout, sizeof timeout);
+    s_assert_frames (second, 8, NULL, "", "MDPC02", "\x01", "slow", timeout, "a.get", "{}");
+    ck_assert (!zframe_eq (zmsg_first (first), zmsg_first (second))); //  a fresh socket
+    //  Attempt 1's partial comes late, on the old socket: never seen
+    s_send_to (broker, first, 6, "", "MDPC02", "\x02", "slow", "a.late", "{}");
+    s_send_to (broker, second, 6, "", "MDPC02", "\x02", "slow", "a.part", "{}");
+    s_send_to (broker, second, 6, "", "MDPC02", "\x03", "slow", "a.result", "{}");
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.partials, "{\"action\":\"a.part\",\"data\":{}}\n");
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
+    s_result_free (&result);
+    zmsg_destroy (&first);
+    zmsg_destroy (&second);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("mdp_client");
@@ -383,6 +534,11 @@ int main (void)
     tcase_add_test (tc, test_undecodable_body_is_eproto);
     tcase_add_test (tc, test_has_service);
     tcase_add_test (tc, test_bad_arguments);
+    tcase_add_test (tc, test_stream_frames_and_partials);
+    tcase_add_test (tc, test_stream_takes_mdpc01_reply_as_final);
+    tcase_add_test (tc, test_stream_partials_restart_the_timeout);
+    tcase_add_test (tc, test_stream_no_retry_after_a_partial);
+    tcase_add_test (tc, test_stream_retries_while_no_partial);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);

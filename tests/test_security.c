@@ -134,6 +134,10 @@ START_TEST (test_revoked_key_refused_after_reload)
     s_secure_setup (NULL, 0);
     zsock_t *worker = s_secure_peer (worker_cert), *client = s_secure_peer (alice);
     s_ready (worker, "echo");
+    //  Alice's connection is up (a round trip proves the handshake is done).
+    s_send (client, "ssss", "", MDPC01, "mmi.service", "echo");
+    zmsg_t *answer = s_recv (client, 2000);
+    s_expect (&answer, "", MDPC01, "mmi.service", "200", NULL);
     char path[160];
     snprintf (path, sizeof path, "%s/alice.cert", keys);
     ck_assert_int_eq (unlink (path), 0);

@@ -3,6 +3,7 @@
     DISCONNECT byte for byte and sends what a broker (or a broken one) sends.
     The worker's hook runs in the test's thread through mdp_worker_socket and
     mdp_worker_process, or through mdp_worker_run. Heartbeats are 100 msecs.
+    The last tests do the same for MDPW02 workers and their partial replies.
 */
 #include "mdp.h"
 #include "testutil.h"
@@ -18,6 +19,9 @@ typedef struct {
     int busy;           //  msecs of "work" before replying
     bool stop;          //  call mdp_worker_stop from inside the hook
     char last[64];      //  action of the last request
+    int partials;       //  partial replies to send first, {"part": i}
+    int partial_rc;     //  what the last mdp_worker_send_partial returned
+    int partial_errno;  //  and its errno
 } hook_t;
 
 static mdp_msg_t *s_hook (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
@@ -29,9 +33,31 @@ static mdp_msg_t *s_hook (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
         zclock_sleep (hook->busy);
     if (hook->stop)
         mdp_worker_stop (worker);
+    for (int part = 0; part < hook->partials; part++) {
+        cJSON *data = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (data, "part", part);
+        mdp_msg_t *partial = mdp_msg_new ("x.partial", data);
+        errno = 0;
+        hook->partial_rc = mdp_worker_send_partial (worker, &partial);
+        hook->partial_errno = errno;
+        ck_assert_ptr_null (partial); //  taken, sent or not
+    }
     if (!hook->action)
         return NULL;
     return mdp_msg_new (hook->action, cJSON_Duplicate (mdp_msg_data (request), 1));
+}
+
+//  True for a HEARTBEAT of either protocol: [id][""][protocol][command].
+static bool s_is_heartbeat (zmsg_t *msg)
+{
+    if (zmsg_size (msg) != 4)
+        return false;
+    zmsg_first (msg);
+    zmsg_next (msg);
+    zframe_t *protocol = zmsg_next (msg);
+    zframe_t *command = zmsg_last (msg);
+    return (zframe_streq (protocol, "MDPW01") && zframe_streq (command, "\x04")) ||
+           (zframe_streq (protocol, "MDPW02") && zframe_streq (command, "\x05"));
 }
 
 //  Receive one message on the fake broker within timeout msecs, or NULL.
@@ -45,7 +71,7 @@ static zmsg_t *s_recv (zsock_t *router, int timeout, bool skip)
         if (zpoller_wait (poller, (int)(deadline - zclock_mono ())) != router)
             break;
         msg = zmsg_recv (router);
-        if (skip && zmsg_size (msg) == 4 && zframe_streq (zmsg_last (msg), "\x04"))
+        if (skip && s_is_heartbeat (msg))
             zmsg_destroy (&msg);
     }
     zpoller_destroy (&poller);
@@ -457,6 +483,135 @@ START_TEST (test_stop_from_another_thread)
 }
 END_TEST
 
+//  ---------------------------------------------------------------------------
+//  MDPW02 workers: RFC 18 command codes, partial replies
+
+//  A started MDPW02 worker for "echo", and its READY.
+static mdp_worker_t *s_worker_v2 (const char *endpoint, hook_t *hook)
+{
+    mdp_worker_t *worker = mdp_worker_new (endpoint, "echo");
+    ck_assert_ptr_nonnull (worker);
+    ck_assert_int_eq (mdp_worker_set_protocol (worker, 2), 0);
+    mdp_worker_set_heartbeat (worker, HEARTBEAT, 50);
+    mdp_worker_set_reconnect (worker, 10, 100);
+    if (hook)
+        mdp_worker_set_handler (worker, s_hook, hook);
+    ck_assert_ptr_nonnull (mdp_worker_socket (worker));
+    return worker;
+}
+
+static zframe_t *s_expect_ready_v2 (zsock_t *broker)
+{
+    zmsg_t *ready = s_recv (broker, 2000, true);
+    s_assert_frames (ready, 5, NULL, "", "MDPW02", "\x01", "echo");
+    zframe_t *id = zmsg_pop (ready);
+    zmsg_destroy (&ready);
+    return id;
+}
+
+START_TEST (test_v2_ready_and_heartbeat_frames)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    mdp_worker_t *worker = s_worker_v2 (endpoint, NULL);
+    ck_assert_int_eq (mdp_worker_set_protocol (worker, 1), -1); //  too late: started
+    ck_assert_int_eq (errno, EINVAL);
+    zframe_t *id = s_expect_ready_v2 (broker);
+    zmsg_t *heartbeat = s_recv (broker, 1000, false);
+    s_assert_frames (heartbeat, 4, NULL, "", "MDPW02", "\x05");
+    zmsg_destroy (&heartbeat);
+    //  DISCONNECT (0x06) means reconnect, and READY again in MDPW02
+    s_send_to (broker, id, 3, "", "MDPW02", "\x06");
+    zframe_t *again = s_expect_ready_v2 (broker);
+    ck_assert (!zframe_eq (id, again));
+    //  Destroy says goodbye with the MDPW02 DISCONNECT
+    mdp_worker_destroy (&worker);
+    zmsg_t *bye = s_recv (broker, 2000, true);
+    s_assert_frames (bye, 4, NULL, "", "MDPW02", "\x06");
+    zmsg_destroy (&bye);
+    zframe_destroy (&id);
+    zframe_destroy (&again);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_v2_partials_then_final)
+{
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "x.result", .partials = 3};
+    mdp_worker_t *worker = s_worker_v2 (endpoint, &hook);
+    zframe_t *id = s_expect_ready_v2 (broker);
+    s_send_to (broker, id, 8, "", "MDPW02", "\x02", "proxy", "client", "", "x.do", "{\"k\":1}");
+    s_process (worker);
+    ck_assert_int_eq (hook.partial_rc, 0);
+    const char *parts[] = {"{\"part\":0}", "{\"part\":1}", "{\"part\":2}"};
+    for (int part = 0; part < 3; part++) {
+        zmsg_t *partial = s_recv (broker, 2000, true);
+        s_assert_frames (partial, 9, NULL, "", "MDPW02", "\x03", "proxy", "client", "", "x.partial",
+                         parts[part]);
+        ck_assert (zframe_eq (zmsg_first (partial), id));
+        zmsg_destroy (&partial);
+    }
+    zmsg_t *final = s_recv (broker, 2000, true);
+    s_assert_frames (final, 9, NULL, "", "MDPW02", "\x04", "proxy", "client", "", "x.result",
+                     "{\"k\":1}");
+    zmsg_destroy (&final);
+    //  MDPW01 commands mean nothing to an MDPW02 worker
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "x.do", "{}");
+    s_send_to (broker, id, 3, "", "MDPW02", "\x04"); //  a FINAL, from the broker
+    zmsg_t *nothing = s_recv (broker, 2 * HEARTBEAT, true);
+    ck_assert_ptr_null (nothing);
+    errno = 0;
+    ck_assert_int_eq (mdp_worker_process (worker), -1);
+    ck_assert_int_eq (errno, EAGAIN);
+    ck_assert_int_eq (hook.calls, 1);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
+START_TEST (test_send_partial_errors)
+{
+    //  Outside a request, on any worker: EINVAL
+    mdp_worker_t *worker = mdp_worker_new ("tcp://127.0.0.1:5555", "echo");
+    ck_assert_int_eq (mdp_worker_set_protocol (worker, 3), -1);
+    ck_assert_int_eq (errno, EINVAL);
+    ck_assert_int_eq (mdp_worker_set_protocol (worker, 0), -1);
+    ck_assert_int_eq (mdp_worker_set_protocol (worker, 2), 0);
+    mdp_msg_t *partial = mdp_msg_new ("x.partial", NULL);
+    errno = 0;
+    ck_assert_int_eq (mdp_worker_send_partial (worker, &partial), -1);
+    ck_assert_int_eq (errno, EINVAL);
+    ck_assert_ptr_null (partial);
+    errno = 0;
+    ck_assert_int_eq (mdp_worker_send_partial (worker, NULL), -1);
+    ck_assert_int_eq (errno, EINVAL);
+    mdp_worker_destroy (&worker);
+
+    //  Inside a request, on an MDPW01 worker: EPROTO, and only the REPLY goes
+    char *endpoint;
+    zsock_t *broker = tu_router_bound (&endpoint);
+    hook_t hook = {.action = "x.result", .partials = 1};
+    worker = s_worker (endpoint, 50, &hook);
+    zframe_t *id = s_expect_ready (broker, "echo");
+    s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "x.do", "{}");
+    s_process (worker);
+    ck_assert_int_eq (hook.partial_rc, -1);
+    ck_assert_int_eq (hook.partial_errno, EPROTO);
+    zmsg_t *reply = s_recv (broker, 2000, true);
+    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "x.result", "{}");
+    zmsg_destroy (&reply);
+    zframe_destroy (&id);
+    mdp_worker_destroy (&worker);
+    zsock_destroy (&broker);
+    free (endpoint);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("mdp_worker");
@@ -476,6 +631,9 @@ int main (void)
     tcase_add_test (tc, test_new_rejects_bad_arguments);
     tcase_add_test (tc, test_run_until_hook_stops_it);
     tcase_add_test (tc, test_stop_from_another_thread);
+    tcase_add_test (tc, test_v2_ready_and_heartbeat_frames);
+    tcase_add_test (tc, test_v2_partials_then_final);
+    tcase_add_test (tc, test_send_partial_errors);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);

@@ -3,7 +3,8 @@
 # Does nothing (and needs no network) when they are all present already.
 set -eu
 PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libcjson-dev check \
-python3-zmq valgrind clang libclang-rt-14-dev"
+python3-zmq valgrind clang libclang-rt-14-dev libsystemd-dev \
+rabbitmq-server librabbitmq-dev python3-pika"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

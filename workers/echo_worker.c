@@ -18,6 +18,8 @@ static void s_usage (FILE *out)
              "  -e ENDPOINT         broker endpoint (default %s)\n"
              "  -H, --heartbeat MS  heartbeat interval, as the broker's (default %d)\n"
              "  -v                  log each request\n"
+             "  --curve-server KEY  the broker's CURVE public key (Z85): encrypt\n"
+             "  --curve-cert FILE   our certificate (mdp-keygen), with --curve-server\n"
              "  SERVICE             service to offer (default echo)\n",
              MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_HEARTBEAT);
 }
@@ -63,8 +65,11 @@ int main (int argc, char *argv[])
 {
     const char *endpoint = MDP_DEFAULT_ENDPOINT;
     int heartbeat = MDP_DEFAULT_HEARTBEAT;
+    const char *curve_server = NULL, *curve_cert = NULL;
     struct option options[] = {{"heartbeat", required_argument, NULL, 'H'},
                                {"help", no_argument, NULL, 'h'},
+                               {"curve-server", required_argument, NULL, 'S'},
+                               {"curve-cert", required_argument, NULL, 'C'},
                                {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long (argc, argv, "e:H:vh", options, NULL)) != -1) {
@@ -74,6 +79,10 @@ int main (int argc, char *argv[])
             heartbeat = atoi (optarg);
         else if (opt == 'v')
             s_verbose = true;
+        else if (opt == 'S')
+            curve_server = optarg;
+        else if (opt == 'C')
+            curve_cert = optarg;
         else if (opt == 'h') {
             s_usage (stdout);
             return 0;
@@ -91,6 +100,13 @@ int main (int argc, char *argv[])
     if (!worker) {
         fprintf (stderr, "mdp-echo-worker: invalid service '%s' or endpoint '%s'\n", service,
                  endpoint);
+        return 2;
+    }
+    if ((curve_server || curve_cert)
+        && mdp_worker_set_curve (worker, curve_server, curve_cert) != 0) {
+        fprintf (stderr, "mdp-echo-worker: --curve-server needs a Z85 public key and "
+                         "--curve-cert a readable certificate\n");
+        mdp_worker_destroy (&worker);
         return 2;
     }
     mdp_worker_set_heartbeat (worker, heartbeat, MDP_DEFAULT_LIVENESS);

@@ -1,0 +1,61 @@
+/*  setup.c - see setup.h: CURVE, access rules and the event forwarder as the
+    daemon's settings ask, at start-up and on reload.
+*/
+#include "setup.h"
+#include "access.h"
+#include <errno.h>
+#include <string.h>
+
+int setup_security (broker_t *broker, const config_t *config, char *err, size_t errlen)
+{
+    if (config->curve_cert
+        && broker_set_curve (broker, config->curve_cert, config->curve_keys, err, errlen) != 0)
+        return -1;
+    if (config->access) {
+        access_t *access = access_new (config->access, err, errlen);
+        if (!access)
+            return -1;
+        broker_set_access (broker, &access);
+    }
+    return 0;
+}
+
+int setup_events (const config_t *config, forwarder_t **forwarder_p, char *err, size_t errlen)
+{
+    *forwarder_p = NULL;
+    if (!config->pub_endpoint)
+        return 0;
+    forwarder_t *forwarder = forwarder_new (config->pub_endpoint, config->sub_endpoint);
+    if (!forwarder) {
+        snprintf (err, errlen, "cannot bind the event forwarder to '%s' and '%s': %s",
+                  config->pub_endpoint, config->sub_endpoint, zmq_strerror (errno));
+        return -1;
+    }
+    forwarder_set_verbose (forwarder, config->engine.verbose);
+    zsys_info ("mdp-broker: events: publishers connect to %s, subscribers to %s",
+               forwarder_pub_endpoint (forwarder), forwarder_sub_endpoint (forwarder));
+    *forwarder_p = forwarder;
+    return 0;
+}
+
+static bool s_differ (const char *a, const char *b)
+{
+    return (a || b) && (!a || !b || strcmp (a, b) != 0);
+}
+
+void setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
+                   const config_t *fresh)
+{
+    char err[512];
+    access_t *access = fresh->access ? access_new (fresh->access, err, sizeof err) : NULL;
+    broker_set_access (broker, &access);
+    broker_reload_keys (broker);
+    if (forwarder)
+        forwarder_set_verbose (forwarder, fresh->engine.verbose);
+    if (s_differ (old->pub_endpoint, fresh->pub_endpoint)
+        || s_differ (old->sub_endpoint, fresh->sub_endpoint)
+        || s_differ (old->curve_cert, fresh->curve_cert)
+        || s_differ (old->curve_keys, fresh->curve_keys))
+        zsys_warning ("mdp-broker: reload: event endpoints or CURVE settings changed; "
+                      "they take effect at restart");
+}

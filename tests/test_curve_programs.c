@@ -1,0 +1,135 @@
+/*  test_curve_programs.c - CURVE end to end with the real programs: keys from
+    mdp-keygen, mdp-broker with --curve-cert/--curve-keys, mdp-echo-worker and
+    mdp-req with their own keys. Strangers and plain peers get nowhere; a key
+    removed from the directory is refused once the broker has had SIGHUP.
+*/
+#include "mdp.h"
+#include "testutil.h"
+#include <check.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+static void s_run_quiet (const char *name, const char *arg)
+{
+    char *program = strdup (tu_program (name));
+    char *const argv[] = {program, (char *) arg, NULL};
+    int null = open ("/dev/null", O_WRONLY);
+    pid_t pid = tu_spawn (argv, null);
+    close (null);
+    ck_assert_int_eq (tu_wait_exit (pid, 10000), 0);
+    free (program);
+}
+
+//  mdp-req with our keys (or none); its exit code.
+static int s_req (const char *endpoint, const char *server_key, const char *cert, int msecs)
+{
+    char *program = strdup (tu_program ("mdp-req")), timeout[16];
+    snprintf (timeout, sizeof timeout, "%d", tu_scale (msecs));
+    char *argv[16] = {program, "-e", (char *) endpoint, "-t", timeout, "-r", "1"};
+    int argc = 7;
+    if (cert) {
+        argv[argc++] = "--curve-server";
+        argv[argc++] = (char *) server_key;
+        argv[argc++] = "--curve-cert";
+        argv[argc++] = (char *) cert;
+    }
+    argv[argc++] = "echo";
+    argv[argc++] = "config.get";
+    argv[argc] = NULL;
+    int null = open ("/dev/null", O_WRONLY);
+    pid_t pid = tu_spawn (argv, null);
+    close (null);
+    int code = tu_wait_exit (pid, msecs + 10000);
+    free (program);
+    return code;
+}
+
+START_TEST (test_curve_end_to_end)
+{
+    snprintf (dir, sizeof dir, "/tmp/mdp-curve-XXXXXX");
+    ck_assert_ptr_nonnull (mkdtemp (dir));
+    ck_assert_int_eq (chdir (dir), 0);
+    mkdir ("keys", 0700);
+    s_run_quiet ("mdp-keygen", "broker");
+    s_run_quiet ("mdp-keygen", "keys/alice");
+    s_run_quiet ("mdp-keygen", "keys/worker");
+    s_run_quiet ("mdp-keygen", "eve");
+    zcert_t *broker_cert = zcert_load ("broker");
+    ck_assert_ptr_nonnull (broker_cert);
+    char server_key[41];
+    snprintf (server_key, sizeof server_key, "%s", zcert_public_txt (broker_cert));
+    zcert_destroy (&broker_cert);
+    //  The secret halves must not sit in the allowed-keys directory.
+    rename ("keys/alice_secret", "alice_secret");
+    rename ("keys/worker_secret", "worker_secret");
+    link ("keys/alice", "alice");
+    link ("keys/worker", "worker");
+
+    int fds[2];
+    ck_assert_int_eq (pipe (fds), 0);
+    char *broker = strdup (tu_program ("mdp-broker"));
+    char *const bargv[] = {broker, "-e", "tcp://127.0.0.1:*", "--curve-cert", "broker",
+                           "--curve-keys", "keys", NULL};
+    pid_t bpid = tu_spawn_err (bargv, -1, fds[1]);
+    close (fds[1]);
+    char *line = tu_read_line_with (fds[0], "serving on ", 10000);
+    ck_assert_ptr_nonnull (line);
+    char *endpoint = strstr (line, "tcp://");
+    *strchr (endpoint, ' ') = 0;
+
+    char *echo = strdup (tu_program ("mdp-echo-worker"));
+    char *const wargv[] = {echo, "-e", endpoint, "--curve-server", server_key, "--curve-cert",
+                           "worker", "echo", NULL};
+    pid_t wpid = tu_spawn (wargv, -1);
+    //  The worker is in once a keyed request is answered.
+    int code = 3;
+    for (int i = 0; i < 20 && code != 0; i++)
+        code = s_req (endpoint, server_key, "alice", 1000);
+    ck_assert_int_eq (code, 0);
+    ck_assert_int_eq (s_req (endpoint, server_key, "eve", 500), 3);   //  unknown key
+    ck_assert_int_eq (s_req (endpoint, NULL, NULL, 500), 3);          //  plain peer
+    //  Revoke alice and reload: her new connections fail the handshake.
+    ck_assert_int_eq (unlink ("keys/alice"), 0);
+    kill (bpid, SIGHUP);
+    ck_assert_ptr_nonnull (tu_read_line_with (fds[0], "allowed keys in", 10000));
+    ck_assert_int_eq (s_req (endpoint, server_key, "alice", 500), 3);
+
+    ck_assert_int_eq (tu_stop (wpid, SIGTERM, 5000), 0);
+    int status = tu_stop (bpid, SIGTERM, 5000);
+    ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (fds[0]);
+    free (line);
+    free (broker);
+    free (echo);
+    char command[128];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    ck_assert_int_eq (system (command), 0);
+}
+END_TEST
+
+int main (void)
+{
+    //  The programs are found relative to the repository: take it as absolute
+    //  before the test changes into its temporary folder.
+    char cwd[512], build[700];
+    const char *given = getenv ("MDP_BUILD");
+    if (getcwd (cwd, sizeof cwd) && (!given || given[0] != '/')) {
+        snprintf (build, sizeof build, "%s/%s", cwd, given && *given ? given : "build");
+        setenv ("MDP_BUILD", build, 1);
+    }
+    Suite *suite = suite_create ("curve-programs");
+    TCase *tc = tcase_create ("curve");
+    tcase_set_timeout (tc, 120);
+    tcase_add_test (tc, test_curve_end_to_end);
+    suite_add_tcase (suite, tc);
+    SRunner *runner = srunner_create (suite);
+    srunner_run_all (runner, CK_NORMAL);
+    int failed = srunner_ntests_failed (runner);
+    srunner_free (runner);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,249 @@
+/*  amqp_bridge.h - private to mdp-amqp-bridge: the types its modules share.
+    One thread runs everything: MDP worker "slots" (raw DEALERs speaking
+    MDPW01/MDPW02), one AMQP connection ("link") per vhost and user, and an
+    async MDP client for the AMQP -> MDP direction. spec/amqp-bridge.md says
+    what each profile puts on the wire.
+*/
+#ifndef AMQP_BRIDGE_H_INCLUDED
+#define AMQP_BRIDGE_H_INCLUDED
+
+#include "mdp.h"
+#include <amqp.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define BRIDGE_ID_SIZE 33          //  request ids: 32 hex digits and a NUL
+#define BRIDGE_CH_FORWARD 1        //  channel: requests out, replies in
+#define BRIDGE_CH_PROBE 2          //  channel: passive declares (may be closed by the server)
+#define BRIDGE_CH_REVERSE 10       //  reverse route i consumes on channel 10 + i
+#define BRIDGE_MAX_CONCURRENCY 256 //  slots per route, at most
+
+typedef enum { DIR_MDP_TO_AMQP, DIR_AMQP_TO_MDP } bridge_dir_t;
+typedef enum { PROFILE_NEON, PROFILE_NUROPB, PROFILE_RAW } bridge_profile_t;
+
+typedef struct _bridge_t bridge_t;
+typedef struct _link_t link_t;
+typedef struct _slot_t slot_t;
+
+//  One route of the config file.
+typedef struct {
+    char *service;            //  MDP service name
+    bridge_dir_t direction;   //  which side calls which
+    bridge_profile_t profile; //  AMQP wire format
+    char *vhost;              //  AMQP vhost
+    char *user;               //  key into "users"
+    char *username;           //  resolved credentials
+    char *password;           //  resolved credentials
+    char *queue;              //  neon/raw: target queue (forward), queue consumed (reverse)
+    cJSON *action_queues;     //  neon forward: {action: queue}, or NULL
+    char *exchange;           //  nuropb: the rpc exchange
+    char *routing_key;        //  nuropb: the service name on the rpc exchange
+    cJSON *context;           //  nuropb forward: the request context, or NULL
+    char *action;             //  reverse: action when the message carries none
+    char *action_key;         //  neon: body key carrying the MDP action, or NULL
+    char *error_key;          //  neon forward: reply key that marks an error, or NULL
+    int timeout;              //  msecs for a whole request
+    int ttl;                  //  msecs: expiration of each request message
+    int concurrency;          //  forward: worker slots; reverse: prefetch
+    int mdp_protocol;         //  forward: 1 (MDPW01) or 2 (MDPW02)
+    bool stream;              //  forward partial replies
+    size_t index;             //  position in the config
+    link_t *link;             //  the AMQP connection it uses
+    slot_t *slots;            //  forward: concurrency slots, owned by the bridge
+    bool exchange_known;      //  nuropb forward: the rpc exchange was found
+    int64_t exchange_checked; //  nuropb forward: when we last looked, msecs
+    uint64_t channel_gen;     //  reverse: bumps when its channel is reopened
+} route_t;
+
+//  The whole config file.
+typedef struct {
+    char *server;               //  AMQP host
+    int port;                   //  AMQP port
+    char *endpoint;             //  MDP broker endpoint
+    int mdp_heartbeat;          //  msecs
+    int mdp_liveness;           //  heartbeats
+    int mdp_reconnect_initial;  //  msecs
+    int mdp_reconnect_max;      //  msecs
+    int amqp_heartbeat;         //  seconds, 0 = off
+    int amqp_reconnect_initial; //  msecs
+    int amqp_reconnect_max;     //  msecs
+    int amqp_connect_timeout;   //  msecs for TCP connect, login and each sync RPC
+    char *instance;             //  names the reply queues: mdp.reply.<instance>
+    route_t *routes;            //  owned array
+    size_t nroutes;             //  its length
+} bridge_config_t;
+
+//  A message that came from RabbitMQ (deliver or return).
+typedef struct {
+    uint16_t channel;       //  channel it came on
+    uint64_t delivery_tag;  //  deliveries only
+    bool returned;          //  a basic.return, not a delivery
+    int reply_code;         //  basic.return: e.g. 312 NO_ROUTE
+    char reply_text[128];   //  basic.return: the server's words
+    amqp_message_t message; //  properties and body
+} delivery_t;
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_config.c
+
+//  Load and check a config file. NULL with a message on stderr if invalid.
+bridge_config_t *bridge_config_load (const char *path);
+void bridge_config_destroy (bridge_config_t **self_p);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_neon.c: the Neon MQ Connector body codec
+
+//  A JSON body: the whole of data must be one JSON value (whitespace around
+//  it allowed), else NULL.
+cJSON *json_parse (const void *data, size_t size);
+//  base64 (standard alphabet, padded). Encoding never fails except on OOM.
+char *neon_b64_encode (const void *data, size_t size, size_t *out_size);
+unsigned char *neon_b64_decode (const char *text, size_t size, size_t *out_size);
+//  JSON to the Python literal str() would print, and back. NULL on error.
+char *neon_pyrepr (const cJSON *item);
+cJSON *neon_pyparse (const char *text, size_t size);
+//  A whole body: base64 (JSON string (Python literal)). NULL on error.
+char *neon_encode (const cJSON *dict, size_t *size);
+cJSON *neon_decode (const void *body, size_t size);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_link.c: one AMQP connection
+
+link_t *link_new (bridge_t *bridge, const bridge_config_t *cfg, const route_t *route);
+void link_destroy (link_t **self_p);
+bool link_matches (link_t *self, const route_t *route);
+void link_add_route (link_t *self, route_t *route);
+bool link_up (link_t *self);
+uint64_t link_generation (link_t *self);
+const char *link_reply_queue (link_t *self);
+const char *link_name (link_t *self);
+//  Poll support: the socket fd (-1 when down), whether frames wait inside
+//  rabbitmq-c, and msecs until the link needs attention.
+int link_fd (link_t *self);
+bool link_buffered (link_t *self);
+int link_timeout (link_t *self, int64_t now);
+//  Read and dispatch every frame waiting (the fd was readable, or a timer).
+void link_process (link_t *self);
+//  Time-driven work: reconnect when due, service heartbeats.
+void link_tick (link_t *self, int64_t now);
+//  Publish; 0 or -1 (the link is then marked down and will reconnect).
+int link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
+                  bool mandatory, const amqp_basic_properties_t *props, const void *body,
+                  size_t size);
+int link_ack (link_t *self, uint16_t channel, uint64_t tag);
+//  Acknowledge a reply on the forward channel (with the others read in the
+//  same turn, by one multiple ack at its end).
+void link_ack_forward (link_t *self, uint64_t tag);
+int link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue);
+//  Passive exchange.declare on the probe channel: 1 exists, 0 missing, -1 failure.
+int link_exchange_exists (link_t *self, const char *exchange);
+//  Close cleanly (delete the reply queue) and stay down.
+void link_shutdown (link_t *self);
+//  The rabbitmq-c connection (NULL while down), for declares of the modules.
+amqp_connection_state_t link_conn (link_t *self);
+//  Give up on the connection: reconnect after the back-off.
+void link_fail (link_t *self, const char *reason);
+//  After a sync RPC on channel: 0 if it went well, else log it as what,
+//  set *code (the server's channel.close code, -1 for a connection.close,
+//  0 for a library error) and acknowledge a channel.close.
+int link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code);
+
+//  Helpers for properties and tables.
+char *bytes_dup (amqp_bytes_t bytes);
+bool bytes_eq (amqp_bytes_t bytes, const char *text);
+//  A header's string value (longstr or bytes), copied, or NULL.
+char *props_header (const amqp_basic_properties_t *props, const char *key);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_slot.c: MDP worker connections
+
+//  Initialise the slots of a forward route (parked: not connected).
+int slots_init (bridge_t *bridge, route_t *route);
+slot_t *slot_at (route_t *route, int index);
+void slots_fini (route_t *route);
+void slot_connect_all (route_t *route);
+void slot_park_all (route_t *route);
+//  Poll support.
+zsock_t *slot_socket (slot_t *self);
+int slot_timeout (slot_t *self, int64_t now);
+void slot_tick (slot_t *self, int64_t now);
+//  Read every waiting message; requests go to forward_request.
+void slot_process (slot_t *self);
+//  Send a partial or the final reply to the slot's current request, if the
+//  request is still the slot's (gen matches). Takes ownership of *msg_p.
+void slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool final);
+route_t *slot_route (slot_t *self);
+bridge_t *slot_bridge (slot_t *self);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_forward.c: MDP -> AMQP
+
+//  A request from the broker on slot: the slot's token generation is gen.
+//  Takes the body frames.
+void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p);
+//  A slot dropped its current request (new request, reconnect).
+void forward_abandon (slot_t *slot);
+void forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery);
+void forward_tick (bridge_t *bridge, int64_t now);
+int forward_timeout (bridge_t *bridge, int64_t now);
+//  The link went down: every request in flight on it gets 502.
+void forward_link_down (bridge_t *bridge, link_t *link);
+//  The server closed the forward channel (code, text): fail what it names.
+void forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text);
+//  The five headers every nuropb message carries (type "request" or
+//  "response"; trace_id NULL is sent as void). Values point to the arguments.
+void nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id);
+//  Shutting down: every request in flight gets 503.
+void forward_fail_all (bridge_t *bridge, int code, const char *reason);
+//  Per-slot request state lives in slot_t; these reach it.
+typedef struct {
+    char id[BRIDGE_ID_SIZE]; //  our request id on AMQP, "" when idle
+    char *action;            //  the MDP request's action, owned
+    int64_t deadline;        //  zclock_mono msecs
+    uint64_t gen;            //  the slot's token generation it belongs to
+    uint64_t link_gen;       //  link generation it was published on
+    int parts;               //  partials forwarded
+} slot_request_t;
+slot_request_t *slot_request (slot_t *self);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_reverse.c: AMQP -> MDP
+
+int reverse_init (bridge_t *bridge, const char *endpoint);
+void reverse_fini (bridge_t *bridge);
+//  Declare the route's queue (and topology) and start consuming: 0 or -1.
+int reverse_subscribe (link_t *link, route_t *route);
+void reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery);
+void reverse_link_down (bridge_t *bridge, link_t *link);
+//  The server closed the route's channel: its deliveries are void.
+void reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route);
+zsock_t *reverse_socket (bridge_t *bridge);
+int reverse_timeout (bridge_t *bridge);
+void reverse_process (bridge_t *bridge);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_main.c: the bridge object the modules share
+
+struct _bridge_t {
+    bridge_config_t *cfg; //  owned
+    link_t **links;       //  owned
+    size_t nlinks;        //  count
+    zhashx_t *forward;    //  request id -> slot_t, for requests in flight
+    mdp_async_t *async;   //  reverse direction client, or NULL
+    zhashx_t *reverse;    //  async request id -> inbound request, owned
+    bool verbose;         //  log each request
+    bool stopping;        //  shutting down
+    uint64_t counter;     //  feeds request ids
+};
+
+//  A fresh 32-hex-digit request id.
+void bridge_new_id (bridge_t *self, char id[BRIDGE_ID_SIZE]);
+//  The link came up / went down (called by the link).
+void bridge_link_up (bridge_t *self, link_t *link);
+void bridge_link_down (bridge_t *self, link_t *link);
+//  Domogik's reply action for a request action (x.get -> x.result). Caller frees.
+char *bridge_result_action (const char *action, const char *suffix);
+//  Route by reverse channel number, or NULL.
+route_t *bridge_route_by_channel (bridge_t *self, uint16_t channel);
+
+#endif
