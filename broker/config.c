@@ -412,7 +412,8 @@ config_t *config_build (const char *path, const cJSON *flags, char *err, size_t 
         config_destroy (&self);
     }
     if (self && (!self->pub_endpoint != !self->sub_endpoint
-                 || (self->pub_endpoint && strcmp (self->pub_endpoint, self->sub_endpoint) == 0))) {
+                 || (self->pub_endpoint && strcmp (self->pub_endpoint, self->sub_endpoint) == 0
+                     && !strstr (self->pub_endpoint, ":*")))) {
         s_error (err, errlen, "\"pub_endpoint\" and \"sub_endpoint\" go together, and differ");
         config_destroy (&self);
     }

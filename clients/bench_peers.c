@@ -161,7 +161,8 @@ static bool s_is (zmq_msg_t *frame, const char *text)
     return zmq_msg_size (frame) == len && memcmp (zmq_msg_data (frame), text, len) == 0;
 }
 
-static void s_service_name (const bench_opts_t *opts, int number, char *name, size_t size)
+//  "bench.N" for service N, "bench.idle" for the idle workers' (number -1).
+static void s_service_name (int number, char *name, size_t size)
 {
     if (number < 0)
         snprintf (name, size, "bench.idle");
@@ -250,7 +251,7 @@ void bench_worker (bench_peer_t *peer)
 {
     const bench_opts_t *opts = peer->opts;
     char service[64];
-    s_service_name (opts, peer->index % bench_active_services (opts), service, sizeof service);
+    s_service_name (peer->index % bench_active_services (opts), service, sizeof service);
     worker_t self = {peer, s_socket (peer, peer->ctx), false, bench_now_ns ()};
     if (!self.sock)
         return;
@@ -328,7 +329,7 @@ static void s_pool_open (pool_t *self)
     while (self->opened < self->count && self->opened - self->nconfirmed < POOL_PENDING) {
         char service[64];
         int i = self->opened, number = self->base + i;
-        s_service_name (opts, number < placeholders ? active + number : -1, service,
+        s_service_name (number < placeholders ? active + number : -1, service,
                         sizeof service);
         if (!(self->socks[i] = s_socket (self->peer, self->peer->ctx)))
             return;
@@ -524,7 +525,7 @@ static int s_client_init (client_t *self, bench_peer_t *peer)
     if (!self->names || !self->slots || !self->free_slots || !s_payload)
         return -1;
     for (int i = 0; i < self->nservices; i++)
-        s_service_name (opts, i, self->names[i], sizeof self->names[i]);
+        s_service_name (i, self->names[i], sizeof self->names[i]);
     for (int i = 0; i < self->window; i++)
         self->free_slots[self->nfree++] = self->window - 1 - i;
     self->sock = s_socket (peer, peer->ctx);
