@@ -224,14 +224,17 @@ static void s_worker_message (worker_t *self, zmq_msg_t *frames, size_t count)
     if (count >= 3 && zmq_msg_size (&frames[0]) == 0 && s_is (&frames[1], "MDPW01")
         && zmq_msg_size (&frames[2]) == 1) {
         uint8_t command = *(uint8_t *) zmq_msg_data (&frames[2]);
-        if (command == 0x02 && count >= 5) {
-            zmq_msg_close (&frames[2]);
-            zmq_msg_send (&frames[0], self->sock, ZMQ_SNDMORE);
-            zmq_msg_send (&frames[1], self->sock, ZMQ_SNDMORE);
-            zmq_send_const (self->sock, &s_cmd[3], 1, ZMQ_SNDMORE);
-            for (size_t i = 3; i < count; i++)
-                if (zmq_msg_send (&frames[i], self->sock, i + 1 < count ? ZMQ_SNDMORE : 0) < 0)
+        if (command == 0x02 && count >= 5) {   //  the same frames, REPLY for REQUEST
+            for (size_t i = 0; i < count; i++) {
+                int more = i + 1 < count ? ZMQ_SNDMORE : 0;
+                if (i == 2) {
                     zmq_msg_close (&frames[i]);
+                    zmq_send_const (self->sock, &s_cmd[3], 1, more);
+                }
+                else
+                if (zmq_msg_send (&frames[i], self->sock, more) < 0)
+                    zmq_msg_close (&frames[i]);
+            }
             self->last_sent = bench_now_ns ();
             return;
         }
