@@ -60,7 +60,7 @@ broker_t *broker_new (const broker_config_t *cfg)
     dlist_init (&self->by_expiry);
     self->next_token = 1;
     self->started = broker_now ();
-    self->next_heartbeat = self->started + self->cfg.heartbeat;
+    dlist_init (&self->by_beat);
     return self;
 }
 
@@ -269,6 +269,7 @@ static void s_send_request (broker_t *self, worker_t *worker, request_t *request
         s_send_msg (self, &body[i], i + 1 < request->nbody ? ZMQ_SNDMORE : 0);
     request->nbody = 0;
     request->dispatched = broker_now ();
+    broker_worker_beaten (self, worker, request->dispatched);   //  a REQUEST is a heartbeat
     request->worker = worker;
     worker->request = request;
 }

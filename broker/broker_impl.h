@@ -48,6 +48,8 @@ struct worker_t {
     hnode_t hnode;               //  in broker->workers, keyed by routing id
     dlink_t idle_link;           //  in service->idle while idle (LRU order)
     dlink_t expiry_link;         //  in broker->by_expiry, oldest contact first
+    dlink_t beat_link;           //  in broker->by_beat, next heartbeat due first
+    int64_t beat_at;             //  when we next owe it a HEARTBEAT
     service_t *service;          //  the service it offers
     request_t *request;          //  the request it is handling, or NULL
     int64_t expiry;              //  when it counts as dead without contact
@@ -82,7 +84,7 @@ struct broker_t {
     size_t heap_cap;             //  heap array capacity
     size_t queued_total;         //  requests queued over all services
     uint64_t next_token;         //  the next request token
-    int64_t next_heartbeat;      //  when heartbeats are next due
+    dlink_t by_beat;             //  every worker, the one owed a HEARTBEAT first
     bool stopping;               //  broker_stop was called
     char endpoint[256];          //  the last bound endpoint
     broker_stats_t stats;        //  counters
@@ -109,6 +111,7 @@ worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *ser
 void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect,
                            int code, const char *reason);
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
+void broker_worker_beaten (broker_t *self, worker_t *worker, int64_t now);
 void broker_request_free (broker_t *self, request_t *request);
 int broker_request_enqueue (broker_t *self, request_t *request);
 int broker_request_track (broker_t *self, request_t *request);

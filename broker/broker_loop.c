@@ -17,13 +17,15 @@ int64_t broker_tick (broker_t *self, int64_t now)
         self->stats.workers_expired++;
         broker_worker_delete (self, worker, true, 502, "worker expired");
     }
-    if (now >= self->next_heartbeat) {
-        for (dlink_t *link = self->by_expiry.next; link != &self->by_expiry; link = link->next) {
-            worker_t *worker = DLIST_ITEM (link, worker_t, expiry_link);
-            broker_send_command (self, worker->identity, worker->idlen, worker->proto,
-                                 worker->bare, MDP_CMD_HEARTBEAT (worker->proto));
-        }
-        self->next_heartbeat = now + self->cfg.heartbeat;
+    //  HEARTBEATs owed: each worker gets one a heartbeat after the last thing
+    //  we sent it, so a busy broker sends few and none go out in one burst.
+    while (!dlist_empty (&self->by_beat)) {
+        worker_t *worker = DLIST_ITEM (self->by_beat.next, worker_t, beat_link);
+        if (worker->beat_at > now)
+            break;
+        broker_send_command (self, worker->identity, worker->idlen, worker->proto, worker->bare,
+                             MDP_CMD_HEARTBEAT (worker->proto));
+        broker_worker_beaten (self, worker, now);
     }
     //  Requests past their deadline. A worker holding one may never answer
     //  (Domogik workers ignore unknown actions): the client hears 504 and the
@@ -42,7 +44,12 @@ int64_t broker_tick (broker_t *self, int64_t now)
                                                             : "no worker for service");
     }
     broker_metrics_tick (self, now);
-    int64_t next = self->next_heartbeat;
+    int64_t next = now + self->cfg.heartbeat;   //  periodic work (stats) at the latest
+    if (!dlist_empty (&self->by_beat)) {
+        worker_t *worker = DLIST_ITEM (self->by_beat.next, worker_t, beat_link);
+        if (worker->beat_at < next)
+            next = worker->beat_at;
+    }
     if (!dlist_empty (&self->by_expiry)) {
         worker_t *worker = DLIST_ITEM (self->by_expiry.next, worker_t, expiry_link);
         if (worker->expiry < next)

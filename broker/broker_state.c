@@ -253,9 +253,11 @@ worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *ser
     worker->hnode.hash = htab_hash (worker->identity, len);
     dlist_init (&worker->idle_link);
     dlist_init (&worker->expiry_link);
+    dlist_init (&worker->beat_link);
     htab_insert (&self->workers, &worker->hnode);
     service->nworkers++;
     broker_worker_touch (self, worker, broker_now ());
+    broker_worker_beaten (self, worker, broker_now ());
     return worker;
 }
 
@@ -267,6 +269,17 @@ void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now)
     if (dlist_linked (&worker->expiry_link))
         dlist_remove (&worker->expiry_link);
     dlist_append (&self->by_expiry, &worker->expiry_link);
+}
+
+//  We just sent the worker something: its next HEARTBEAT is due a full
+//  interval from now. The list stays sorted by beat_at, so the tick only
+//  looks at the workers actually due, spread over the interval.
+void broker_worker_beaten (broker_t *self, worker_t *worker, int64_t now)
+{
+    worker->beat_at = now + self->cfg.heartbeat;
+    if (dlist_linked (&worker->beat_link))
+        dlist_remove (&worker->beat_link);
+    dlist_append (&self->by_beat, &worker->beat_link);
 }
 
 //  Forget a worker; its request in flight (if any) is failed with code.
@@ -282,6 +295,7 @@ void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnec
     if (dlist_linked (&worker->idle_link))
         dlist_remove (&worker->idle_link);
     dlist_remove (&worker->expiry_link);
+    dlist_remove (&worker->beat_link);
     htab_remove (&self->workers, &worker->hnode);
     free (worker);
     service->nworkers--;
