@@ -3,6 +3,7 @@
     broker_handle, the graceful goodbye, and an actor wrapper for tests.
 */
 #include "broker_impl.h"
+#include "broker_metrics.h"
 #include <errno.h>
 #include <string.h>
 
@@ -57,6 +58,9 @@ int64_t broker_tick (broker_t *self, int64_t now)
     }
     if ((request = broker_heap_top (self)) && request->deadline < next)
         next = request->deadline;
+    int64_t due = broker_metrics_due (self);   //  the next stats log line
+    if (due && due < next)
+        next = due;
     return next;
 }
 

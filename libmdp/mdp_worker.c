@@ -567,14 +567,16 @@ int mdp_worker_run (mdp_worker_t *self)
         errno = ENOMEM;
         return -1;
     }
-    while (!atomic_load (&self->stopping)) {
-        void *which = zpoller_wait (poller, -1);
+    //  The wait is bounded: a signal that lands between the check of
+    //  zsys_interrupted and the wait is seen at the next round.
+    while (!atomic_load (&self->stopping) && !zsys_interrupted) {
+        void *which = zpoller_wait (poller, 500);
         if (which == self->actor)
             mdp_worker_process (self);
         else if (which == self->wakeup) {
             zframe_t *poke = zframe_recv (self->wakeup);
             zframe_destroy (&poke);
-        } else
+        } else if (zpoller_terminated (poller))
             break; //  interrupted (SIGINT/SIGTERM) or terminated
     }
     zpoller_destroy (&poller);
