@@ -416,7 +416,10 @@ int main (int argc, char *argv[])
     zactor_destroy (&service);
     zstr_free (&endpoint);
     zactor_destroy (&broker);
-    if (rabbit)
-        s_rabbit ("rabbit-down.sh", opt.port);
+    if (rabbit && s_rabbit ("rabbit-down.sh", opt.port) == 0 && rc == 0) {
+        char log[64];
+        snprintf (log, sizeof log, "/tmp/mdp-bench-rabbit-%d.log", opt.port);
+        unlink (log);
+    }
     return rc;
 }

@@ -1,12 +1,8 @@
-/*  test_bridge.c - mdp-amqp-bridge end to end against a real RabbitMQ, which
-    the suite starts once (tools/rabbit-up.sh, its own port and state
-    directory) and stops at the end even when tests fail. Behind the bridge:
-    Neon- and nuropb-style services of our own (tests/interop/, pika) and a
-    raw AMQP echo in C; in front: libmdp clients and mdp-req, and the other
-    way round Neon/nuropb/raw AMQP clients calling an MDP worker. Also
-    streaming, unroutable, timeout and error-payload routes, and RabbitMQ and
-    the MDP broker restarted under a running bridge. bridge_harness.h has the
-    fixtures and peers.
+/*  test_bridge.c - mdp-amqp-bridge end to end against a real RabbitMQ that the
+    suite starts once on a port of its own and always stops. Neon- and
+    nuropb-style services (pika) and a raw echo in C behind the bridge, our
+    clients and mdp-req in front, and AMQP clients the other way; streaming,
+    404/504/500 routes, RabbitMQ and the broker restarted. See bridge_harness.h.
 */
 #include "bridge_harness.h"
 

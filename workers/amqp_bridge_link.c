@@ -1,10 +1,8 @@
 /*  amqp_bridge_link.c - one AMQP connection (a "link") per vhost and user, on
-    rabbitmq-c, driven from the bridge's single poll loop: it connects, logs
-    in with heartbeats, declares the reply queue and the reverse routes'
-    queues, reads every frame that waits (also those rabbitmq-c has already
-    buffered, which never make the fd readable), and reconnects with back-off
-    when the server goes away, telling the bridge so it can fail what was in
-    flight.
+    rabbitmq-c, driven by the bridge's poll loop: connect and log in with
+    heartbeats, declare the reply queue and the reverse routes' queues, read
+    every waiting frame (also those rabbitmq-c already buffered, which never
+    make the fd readable), and reconnect with back-off when the server goes.
 */
 #include "amqp_bridge.h"
 #include <amqp_tcp_socket.h>

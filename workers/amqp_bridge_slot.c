@@ -1,10 +1,8 @@
-/*  amqp_bridge_slot.c - the MDP side of an mdp-to-amqp route: "slots", each
-    a raw DEALER registered as one worker for the route's service, so that
-    the broker can hand the bridge as many requests at once as the route has
-    slots. A slot speaks MDPW01 or MDPW02 (delimited form), heartbeats, and
-    reconnects with back-off like libmdp's worker. A slot is "parked" (not
-    registered at all) while its route's AMQP link is down, so the broker keeps
-    new requests queued until the bridge can serve them.
+/*  amqp_bridge_slot.c - the MDP side of an mdp-to-amqp route: "slots", each a
+    raw DEALER registered as one worker for the service (MDPW01 or MDPW02,
+    delimited), so the broker can give the bridge as many requests at once as
+    there are slots. Heartbeats and reconnects like libmdp's worker. While the
+    route's AMQP link is down its slots are parked (unregistered).
 */
 #include "amqp_bridge.h"
 #include "mdp_proto.h"
