@@ -5,6 +5,7 @@
     404/504/500 routes, RabbitMQ and the broker restarted. See bridge_harness.h.
 */
 #include "bridge_harness.h"
+#include "forwarder.h"
 
 //  ---------------------------------------------------------------------------
 //  MDP -> AMQP
@@ -465,6 +466,164 @@ START_TEST (test_broker_restart)
 }
 END_TEST
 
+//  ---------------------------------------------------------------------------
+//  Events: MDP forwarder <-> the nuropb events exchange
+
+#define EV_EXCHANGE "nuropb-events-exchange"
+
+//  The events list goes after an empty routes list; the instance is fixed so
+//  that a test can pose as the bridge's own echo.
+static void s_bridge_events (const char *events)
+{
+    char config[1024];
+    snprintf (config, sizeof config, "], \"instance\": \"evtest\", \"events\": [%s", events);
+    s_bridge (config);
+}
+
+//  A header's string value, copied, or NULL.
+static char *s_header (const amqp_basic_properties_t *props, const char *key)
+{
+    for (int index = 0; index < props->headers.num_entries; index++) {
+        const amqp_table_entry_t *entry = &props->headers.entries[index];
+        if (entry->key.len == strlen (key) && memcmp (entry->key.bytes, key, entry->key.len) == 0 &&
+            entry->value.kind == AMQP_FIELD_KIND_UTF8)
+            return strndup (entry->value.value.bytes.bytes, entry->value.value.bytes.len);
+    }
+    return NULL;
+}
+
+//  A rabbitmq-c consumer of the events exchange with binding key.
+static amqp_bytes_t s_event_queue (amqp_connection_state_t conn, const char *binding)
+{
+    amqp_exchange_declare (conn, 1, amqp_cstring_bytes (EV_EXCHANGE), amqp_cstring_bytes ("topic"),
+                           0, 1, 0, 0, amqp_empty_table);
+    ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_queue_declare_ok_t *ok =
+        amqp_queue_declare (conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
+    ck_assert_ptr_nonnull (ok);
+    amqp_bytes_t queue = amqp_bytes_malloc_dup (ok->queue);
+    amqp_queue_bind (conn, 1, queue, amqp_cstring_bytes (EV_EXCHANGE),
+                     amqp_cstring_bytes (binding), amqp_empty_table);
+    ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_basic_consume (conn, 1, queue, amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
+    ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
+    return queue;
+}
+
+//  An MDP event, published until the bridge has subscribed, arrives on the
+//  exchange as a nuropb event with the category as routing key.
+START_TEST (test_events_to_amqp)
+{
+    forwarder_t *fwd = forwarder_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+    ck_assert_ptr_nonnull (fwd);
+    amqp_connection_state_t conn = s_amqp_open ();
+    amqp_bytes_t queue = s_event_queue (conn, "plugin.#");
+    char events[512];
+    snprintf (events, sizeof events,
+              "{\"direction\": \"to_amqp\", \"sub_endpoint\": \"%s\", \"prefix\": \"plugin.\","
+              " \"user\": \"bridge\"}",
+              forwarder_sub_endpoint (fwd));
+    s_bridge_events (events);
+    mdp_publisher_t *pub = mdp_publisher_new (forwarder_pub_endpoint (fwd));
+    cJSON *data = cJSON_Parse ("{\"name\": \"x10\", \"status\": \"up\"}");
+    amqp_envelope_t envelope;
+    bool got = false;
+    int64_t deadline = zclock_mono () + tu_scale (30000);
+    while (!got && zclock_mono () < deadline) {
+        mdp_publisher_send (pub, "core.other", data); //  not our prefix
+        mdp_publisher_send (pub, "plugin.status", data);
+        struct timeval tv = {0, 300000};
+        amqp_maybe_release_buffers (conn);
+        got = amqp_consume_message (conn, &envelope, &tv, 0).reply_type == AMQP_RESPONSE_NORMAL;
+    }
+    ck_assert_msg (got, "no event reached the exchange");
+    char *key = strndup (envelope.routing_key.bytes, envelope.routing_key.len);
+    ck_assert_str_eq (key, "plugin.status");
+    amqp_basic_properties_t *props = &envelope.message.properties;
+    char *type = s_header (props, "nuropb_type");
+    char *origin = s_header (props, "mdp_origin");
+    ck_assert_str_eq (type, "event");
+    ck_assert_str_eq (origin, "evtest");
+    cJSON *body = cJSON_ParseWithLength (envelope.message.body.bytes, envelope.message.body.len);
+    ck_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (body, "tag")), "event");
+    ck_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (body, "topic")), "plugin.status");
+    ck_assert (cJSON_Compare (cJSON_GetObjectItem (body, "event"), data, true));
+    ck_assert_ptr_nonnull (cJSON_GetStringValue (cJSON_GetObjectItem (body, "trace_id")));
+    free (key);
+    free (type);
+    free (origin);
+    cJSON_Delete (body);
+    amqp_destroy_envelope (&envelope);
+    cJSON_Delete (data);
+    mdp_publisher_destroy (&pub);
+    amqp_bytes_free (queue);
+    s_amqp_close (conn);
+    forwarder_destroy (&fwd);
+}
+END_TEST
+
+static void s_event_publish (amqp_connection_state_t conn, const char *key, const char *type,
+                             const char *origin, const char *body)
+{
+    const char *keys[6] = {"nuropb_protocol", "nuropb_version", "nuropb_type",
+                           "trace_id",        "encrypted",      "mdp_origin"};
+    const char *values[6] = {"0.1.1", "0.1.8", type, "t1", "", origin};
+    amqp_table_entry_t entries[6];
+    for (int index = 0; index < 6; index++) {
+        entries[index].key = amqp_cstring_bytes (keys[index]);
+        entries[index].value.kind = AMQP_FIELD_KIND_UTF8;
+        entries[index].value.value.bytes = amqp_cstring_bytes (values[index]);
+    }
+    amqp_basic_properties_t props = {0};
+    props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+    props.content_type = amqp_cstring_bytes ("application/json");
+    props.headers = (amqp_table_t){6, entries};
+    amqp_basic_publish (conn, 1, amqp_cstring_bytes (EV_EXCHANGE), amqp_cstring_bytes (key), 0, 0,
+                        &props, amqp_cstring_bytes (body));
+}
+
+//  A nuropb event on the exchange reaches an MDP subscriber; a request, a
+//  body that is not JSON and the bridge's own echo do not.
+START_TEST (test_events_from_amqp)
+{
+    forwarder_t *fwd = forwarder_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
+    ck_assert_ptr_nonnull (fwd);
+    mdp_subscriber_t *sub = mdp_subscriber_new (forwarder_sub_endpoint (fwd));
+    ck_assert_int_eq (mdp_subscriber_subscribe (sub, "sensor."), 0);
+    char events[512];
+    snprintf (events, sizeof events,
+              "{\"direction\": \"from_amqp\", \"pub_endpoint\": \"%s\", \"binding\": \"sensor.#\","
+              " \"user\": \"bridge\"}",
+              forwarder_pub_endpoint (fwd));
+    s_bridge_events (events);
+    amqp_connection_state_t conn = s_amqp_open ();
+    amqp_exchange_declare (conn, 1, amqp_cstring_bytes (EV_EXCHANGE), amqp_cstring_bytes ("topic"),
+                           0, 1, 0, 0, amqp_empty_table);
+    ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
+    const char *good = "{\"tag\": \"event\", \"topic\": \"sensor.temp\", \"event\": {\"c\": 21.5},"
+                       " \"context\": {}, \"trace_id\": \"t1\", \"target\": null}";
+    char *category = NULL;
+    cJSON *data = NULL;
+    int64_t deadline = zclock_mono () + tu_scale (30000);
+    while (!category && zclock_mono () < deadline) {
+        s_event_publish (conn, "sensor.bad", "request", "other", good);
+        s_event_publish (conn, "sensor.json", "event", "other", "{not json");
+        s_event_publish (conn, "sensor.echo", "event", "evtest",
+                         "{\"topic\": \"sensor.echo\", \"event\": {}}");
+        s_event_publish (conn, "sensor.temp", "event", "other", good);
+        mdp_subscriber_recv (sub, &category, &data, 300);
+    }
+    ck_assert_msg (category, "no event reached the subscriber");
+    ck_assert_str_eq (category, "sensor.temp");
+    ck_assert (cJSON_GetObjectItem (data, "c")->valuedouble == 21.5);
+    free (category);
+    cJSON_Delete (data);
+    s_amqp_close (conn);
+    mdp_subscriber_destroy (&sub);
+    forwarder_destroy (&fwd);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("bridge");
@@ -482,6 +641,8 @@ int main (void)
     tcase_add_test (tc, test_reverse_nuropb);
     tcase_add_test (tc, test_broker_restart);
     tcase_add_test (tc, test_rabbit_restart);
+    tcase_add_test (tc, test_events_to_amqp);
+    tcase_add_test (tc, test_events_from_amqp);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);

@@ -96,7 +96,9 @@ START_TEST (test_curve_end_to_end)
     //  Revoke alice and reload: her new connections fail the handshake.
     ck_assert_int_eq (unlink ("keys/alice"), 0);
     kill (bpid, SIGHUP);
-    ck_assert_ptr_nonnull (tu_read_line_with (fds[0], "allowed keys in", 10000));
+    char *reloaded = tu_read_line_with (fds[0], "allowed keys in", 10000);
+    ck_assert_ptr_nonnull (reloaded);
+    free (reloaded);
     ck_assert_int_eq (s_req (endpoint, server_key, "alice", 500), 3);
 
     ck_assert_int_eq (tu_stop (wpid, SIGTERM, 5000), 0);

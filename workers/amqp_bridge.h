@@ -24,6 +24,7 @@ typedef enum { PROFILE_NEON, PROFILE_NUROPB, PROFILE_RAW } bridge_profile_t;
 typedef struct _bridge_t bridge_t;
 typedef struct _link_t link_t;
 typedef struct _slot_t slot_t;
+typedef struct _event_route_t event_route_t;
 
 //  One route of the config file.
 typedef struct {
@@ -71,6 +72,8 @@ typedef struct {
     char *instance;             //  names the reply queues: mdp.reply.<instance>
     route_t *routes;            //  owned array
     size_t nroutes;             //  its length
+    event_route_t **events;     //  the "events" list, owned (amqp_bridge_events.c)
+    size_t nevents;             //  its length
 } bridge_config_t;
 
 //  A message that came from RabbitMQ (deliver or return).
@@ -220,6 +223,23 @@ void reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route);
 zsock_t *reverse_socket (bridge_t *bridge);
 int reverse_timeout (bridge_t *bridge);
 void reverse_process (bridge_t *bridge);
+
+//  ---------------------------------------------------------------------------
+//  amqp_bridge_events.c: MDP events to and from a topic exchange
+
+//  Read root's "events" into cfg (users from root): 0, or -1 with a message.
+int events_config_load (bridge_config_t *cfg, const cJSON *root);
+void events_config_free (bridge_config_t *cfg);
+//  Open the MDP side of every entry (AMQP connects from the loop): 0 or -1.
+int events_start (bridge_t *bridge);
+//  Close every connection and socket, logging the counters.
+void events_stop (bridge_t *bridge);
+//  Poll support: at most events_poll_size items appended at items[*count];
+//  returns the msecs until the next reconnect (0: frames are buffered).
+size_t events_poll_size (bridge_t *bridge);
+int events_prepare (bridge_t *bridge, zmq_pollitem_t *items, size_t *count, int64_t now);
+//  Read what waits on every entry, reconnect those due.
+void events_process (bridge_t *bridge, int64_t now);
 
 //  ---------------------------------------------------------------------------
 //  amqp_bridge_main.c: the bridge object the modules share

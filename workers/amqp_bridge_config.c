@@ -221,12 +221,13 @@ static int s_routes (bridge_config_t *self, const cJSON *root, int protocol)
 {
     const cJSON *routes = cJSON_GetObjectItemCaseSensitive (root, "routes");
     const cJSON *users = cJSON_GetObjectItemCaseSensitive (root, "users");
-    if (!cJSON_IsArray (routes) || cJSON_GetArraySize (routes) == 0)
-        return s_fail ("routes", "must be a non-empty array");
+    if (!cJSON_IsArray (routes) ||
+        (cJSON_GetArraySize (routes) == 0 && !cJSON_GetObjectItemCaseSensitive (root, "events")))
+        return s_fail ("routes", "must be a non-empty array (or empty, with \"events\")");
     if (users && !cJSON_IsObject (users))
         return s_fail ("users", "must be an object");
     self->nroutes = (size_t)cJSON_GetArraySize (routes);
-    self->routes = calloc (self->nroutes, sizeof (route_t));
+    self->routes = calloc (self->nroutes + 1, sizeof (route_t));
     if (!self->routes)
         return s_fail ("routes", "out of memory");
     size_t index = 0;
@@ -293,7 +294,8 @@ bridge_config_t *bridge_config_load (const char *path)
     free (text);
     bridge_config_t *self = calloc (1, sizeof (bridge_config_t));
     int protocol = 2;
-    if (!self || s_top (self, root, &protocol) || s_routes (self, root, protocol))
+    if (!self || s_top (self, root, &protocol) || s_routes (self, root, protocol) ||
+        events_config_load (self, root))
         bridge_config_destroy (&self);
     cJSON_Delete (root);
     return self;
@@ -321,6 +323,7 @@ void bridge_config_destroy (bridge_config_t **self_p)
         free (route->error_key);
     }
     free (self->routes);
+    events_config_free (self);
     free (self->server);
     free (self->endpoint);
     free (self->instance);

@@ -107,6 +107,7 @@ static void s_bridge_destroy (bridge_t **self_p)
         link_destroy (&self->links[index]);
     free (self->links);
     reverse_fini (self);
+    events_stop (self);
     zhashx_destroy (&self->forward);
     bridge_config_destroy (&self->cfg);
     free (self);
@@ -124,7 +125,7 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
     *cfg_p = NULL;
     self->verbose = verbose;
     self->forward = zhashx_new ();
-    self->links = calloc (self->cfg->nroutes, sizeof (link_t *));
+    self->links = calloc (self->cfg->nroutes + 1, sizeof (link_t *));
     bool reverse = false, ok = self->forward && self->links;
     for (size_t index = 0; ok && index < self->cfg->nroutes; index++) {
         route_t *route = &self->cfg->routes[index];
@@ -142,6 +143,8 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
     }
     if (ok && reverse)
         ok = reverse_init (self, self->cfg->endpoint) == 0;
+    if (ok)
+        ok = events_start (self) == 0;
     if (!ok)
         s_bridge_destroy (&self);
     return self;
@@ -157,6 +160,7 @@ typedef struct {
     size_t count;          //  items used
     size_t links_at;       //  index of the first link item
     size_t async_at;       //  index of the async item (== links_at if none)
+    size_t events_at;      //  index of the first events item (after the links)
 } pollset_t;
 
 static void s_pollset_destroy (pollset_t **self_p)
@@ -178,7 +182,8 @@ static pollset_t *s_pollset_new (bridge_t *bridge)
         slots += bridge->cfg->routes[r].slots ? (size_t)bridge->cfg->routes[r].concurrency : 0;
     pollset_t *self = calloc (1, sizeof (pollset_t));
     if (self) {
-        self->items = calloc (slots + 1 + bridge->nlinks, sizeof (zmq_pollitem_t));
+        self->items = calloc (slots + 1 + bridge->nlinks + events_poll_size (bridge) + 1,
+                             sizeof (zmq_pollitem_t));
         self->slots = calloc (slots + 1, sizeof (slot_t *));
         self->links = calloc (bridge->nlinks + 1, sizeof (link_t *));
         if (!self->items || !self->slots || !self->links)
@@ -225,6 +230,8 @@ static int s_prepare (bridge_t *self, pollset_t *set, int64_t now)
             set->items[set->count++] = (zmq_pollitem_t){NULL, link_fd (link), ZMQ_POLLIN, 0};
         }
     }
+    set->events_at = set->count;
+    wait = s_min (wait, events_prepare (self, set->items, &set->count, now));
     return s_min (wait, forward_timeout (self, now));
 }
 
@@ -238,7 +245,7 @@ static void s_dispatch (bridge_t *self, pollset_t *set)
     }
     if (set->async_at < set->links_at)
         reverse_process (self); //  replies, and timeouts that are due
-    for (size_t index = set->links_at; index < set->count; index++) {
+    for (size_t index = set->links_at; index < set->events_at; index++) {
         link_t *link = set->links[index - set->links_at];
         if ((set->items[index].revents & ZMQ_POLLIN) || link_buffered (link))
             link_process (link);
@@ -252,6 +259,7 @@ static void s_dispatch (bridge_t *self, pollset_t *set)
             slot_tick (slot_at (route, index), now);
     }
     forward_tick (self, now);
+    events_process (self, now);
 }
 
 static void s_run (bridge_t *self)
