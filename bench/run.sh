@@ -342,3 +342,20 @@ with open("bench/RESULTS.md", "w") as f:
 print("bench/RESULTS.md written: mdp/raw instructions per request %s (main thread), %s (all threads)"
       % (ratio(m["ir_main_per_request"], r["ir_main_per_request"]), ratio(m["ir_per_request"], r["ir_per_request"])))
 EOF
+
+# The AMQP bridge (issue 7): MDP -> mdp-amqp-bridge -> RabbitMQ -> a C echo
+# service, next to a direct rabbitmq-c RPC to the same service, in one run.
+bridge_section() {
+    echo
+    echo "## AMQP bridge round trips"
+    echo
+    echo "\`$BUILD/bin/mdp-bridge-bench --rabbit -n 10000 -W 16\` (a private RabbitMQ on"
+    echo "loopback, started and stopped by the run; raw profile, 64-byte bodies):"
+    echo
+    echo '```'
+    "$BUILD/bin/mdp-bridge-bench" --rabbit -n 10000 -W 16 2>&1 | grep -v '^rabbit-\|^[DIW]: '
+    echo '```'
+}
+if [ "${BENCH_RENDER_ONLY:-}" != 1 ] && [ "${BENCH_BRIDGE:-1}" = 1 ]; then
+    bridge_section >>bench/RESULTS.md
+fi
