@@ -502,8 +502,8 @@ static amqp_bytes_t s_event_queue (amqp_connection_state_t conn, const char *bin
         amqp_queue_declare (conn, 1, amqp_empty_bytes, 0, 0, 1, 1, amqp_empty_table);
     ck_assert_ptr_nonnull (ok);
     amqp_bytes_t queue = amqp_bytes_malloc_dup (ok->queue);
-    amqp_queue_bind (conn, 1, queue, amqp_cstring_bytes (EV_EXCHANGE),
-                     amqp_cstring_bytes (binding), amqp_empty_table);
+    amqp_queue_bind (conn, 1, queue, amqp_cstring_bytes (EV_EXCHANGE), amqp_cstring_bytes (binding),
+                     amqp_empty_table);
     ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
     amqp_basic_consume (conn, 1, queue, amqp_empty_bytes, 0, 1, 1, amqp_empty_table);
     ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);

@@ -183,7 +183,7 @@ static pollset_t *s_pollset_new (bridge_t *bridge)
     pollset_t *self = calloc (1, sizeof (pollset_t));
     if (self) {
         self->items = calloc (slots + 1 + bridge->nlinks + events_poll_size (bridge) + 1,
-                             sizeof (zmq_pollitem_t));
+                              sizeof (zmq_pollitem_t));
         self->slots = calloc (slots + 1, sizeof (slot_t *));
         self->links = calloc (bridge->nlinks + 1, sizeof (link_t *));
         if (!self->items || !self->slots || !self->links)
