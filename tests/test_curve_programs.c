@@ -26,7 +26,8 @@ static void s_run_quiet (const char *name, const char *arg)
 }
 
 //  mdp-req with our keys (or none); its exit code.
-static int s_req (const char *endpoint, const char *server_key, const char *cert, int msecs)
+static int s_req_to (const char *service, const char *endpoint, const char *server_key,
+                     const char *cert, int msecs)
 {
     char *program = strdup (tu_program ("mdp-req")), timeout[16];
     snprintf (timeout, sizeof timeout, "%d", tu_scale (msecs));
@@ -38,7 +39,7 @@ static int s_req (const char *endpoint, const char *server_key, const char *cert
         argv[argc++] = "--curve-cert";
         argv[argc++] = (char *) cert;
     }
-    argv[argc++] = "echo";
+    argv[argc++] = (char *) service;
     argv[argc++] = "config.get";
     argv[argc] = NULL;
     int null = open ("/dev/null", O_WRONLY);
@@ -47,6 +48,11 @@ static int s_req (const char *endpoint, const char *server_key, const char *cert
     int code = tu_wait_exit (pid, msecs + 10000);
     free (program);
     return code;
+}
+
+static int s_req (const char *endpoint, const char *server_key, const char *cert, int msecs)
+{
+    return s_req_to ("echo", endpoint, server_key, cert, msecs);
 }
 
 START_TEST (test_curve_end_to_end)
@@ -91,6 +97,17 @@ START_TEST (test_curve_end_to_end)
     for (int i = 0; i < 20 && code != 0; i++)
         code = s_req (endpoint, server_key, "alice", 1000);
     ck_assert_int_eq (code, 0);
+    //  A script worker with the same key pair as the echo worker.
+    char *exec = strdup (tu_program ("mdp-worker-exec"));
+    char *const xargv[] = {exec, "-e", endpoint, "--curve-server", server_key, "--curve-cert",
+                           "worker", "script", "--", "/bin/cat", NULL};
+    pid_t xpid = tu_spawn (xargv, -1);
+    code = 3;
+    for (int i = 0; i < 20 && code != 0; i++)
+        code = s_req_to ("script", endpoint, server_key, "alice", 1000);
+    ck_assert_int_eq (code, 0);
+    ck_assert_int_eq (tu_stop (xpid, SIGTERM, 5000), 0);
+    free (exec);
     ck_assert_int_eq (s_req (endpoint, server_key, "eve", 500), 3);   //  unknown key
     ck_assert_int_eq (s_req (endpoint, NULL, NULL, 500), 3);          //  plain peer
     //  Revoke alice and reload: her new connections fail the handshake.

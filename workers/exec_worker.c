@@ -373,6 +373,8 @@ static void s_usage (FILE *out)
              "  -t SECONDS          time limit of one run (default 30); then 504\n"
              "  -H, --heartbeat MS  heartbeat interval, as the broker's (default %d)\n"
              "  -v                  log each run\n"
+             "  --curve-server KEY  the broker's CURVE public key (Z85): encrypt\n"
+             "  --curve-cert FILE   our certificate (mdp-keygen), with --curve-server\n"
              "Each request runs COMMAND (no shell) with the request's JSON data on stdin and\n"
              "MDP_ACTION, MDP_SERVICE in its environment; its stdout, which must be JSON, is\n"
              "the reply's data. Failures are answered mdp.error 500 with the end of stderr.\n"
@@ -380,11 +382,16 @@ static void s_usage (FILE *out)
              MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_HEARTBEAT);
 }
 
+static const char *s_curve_server;   //  --curve-server KEY, or NULL
+static const char *s_curve_cert;     //  --curve-cert FILE, or NULL
+
 //  Parse the command line into self and the rest. -1 when done, else an exit code.
 static int s_parse (int argc, char *argv[], exec_t *self, const char **endpoint, int *heartbeat)
 {
     struct option options[] = {{"heartbeat", required_argument, NULL, 'H'},
                                {"help", no_argument, NULL, 'h'},
+                               {"curve-server", required_argument, NULL, 'S'},
+                               {"curve-cert", required_argument, NULL, 'C'},
                                {NULL, 0, NULL, 0}};
     int opt;
     char *end = NULL;
@@ -398,6 +405,10 @@ static int s_parse (int argc, char *argv[], exec_t *self, const char **endpoint,
             *heartbeat = atoi (optarg);
         else if (opt == 'v')
             self->verbose = true;
+        else if (opt == 'S')
+            s_curve_server = optarg;
+        else if (opt == 'C')
+            s_curve_cert = optarg;
         else {
             s_usage (opt == 'h' ? stdout : stderr);
             return opt == 'h' ? 0 : 2;
@@ -434,9 +445,8 @@ static bool s_runnable (const char *command)
     return false;
 }
 
-//  Serve requests until SIGINT or SIGTERM. Not mdp_worker_run, whose wait
-//  has no timeout: a signal that lands just before it starts waiting would go
-//  unseen until the next request. Here the wait is bounded.
+//  Serve requests until SIGINT or SIGTERM, with a bounded wait so a signal
+//  that lands just before the wait is seen at the next round.
 static int s_serve (mdp_worker_t *worker)
 {
     zsock_t *socket = mdp_worker_socket (worker);
@@ -469,6 +479,13 @@ int main (int argc, char *argv[])
     if (!worker) {
         fprintf (stderr, "mdp-worker-exec: invalid service '%s' or endpoint '%s'\n", self.service,
                  endpoint);
+        return 2;
+    }
+    if ((s_curve_server || s_curve_cert)
+        && mdp_worker_set_curve (worker, s_curve_server, s_curve_cert) != 0) {
+        fprintf (stderr, "mdp-worker-exec: --curve-server needs a Z85 public key and "
+                         "--curve-cert a readable certificate\n");
+        mdp_worker_destroy (&worker);
         return 2;
     }
     mdp_worker_set_heartbeat (worker, heartbeat, MDP_DEFAULT_LIVENESS);
