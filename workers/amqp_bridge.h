@@ -7,6 +7,7 @@
 #ifndef AMQP_BRIDGE_H_INCLUDED
 #define AMQP_BRIDGE_H_INCLUDED
 
+#include "mdp_curve.h"
 #include "mdp.h"
 #include <amqp.h>
 #include <stdbool.h>
@@ -61,6 +62,9 @@ typedef struct {
     char *server;               //  AMQP host
     int port;                   //  AMQP port
     char *endpoint;             //  MDP broker endpoint
+    char *curve_server;         //  the MDP broker's CURVE public key, or NULL
+    char *curve_cert;           //  our certificate for it, or NULL
+    mdp_curve_t curve;          //  those keys, loaded (off when not set)
     int mdp_heartbeat;          //  msecs
     int mdp_liveness;           //  heartbeats
     int mdp_reconnect_initial;  //  msecs

@@ -276,6 +276,26 @@ static int s_top (bridge_config_t *self, const cJSON *root, int *protocol)
                : 0;
 }
 
+//  "mdp_curve_server" (Z85) and "mdp_curve_cert" (a czmq certificate): CURVE
+//  to the MDP broker, both or neither.
+static int s_curve (bridge_config_t *self, const cJSON *root)
+{
+    const cJSON *server = cJSON_GetObjectItemCaseSensitive (root, "mdp_curve_server");
+    const cJSON *cert = cJSON_GetObjectItemCaseSensitive (root, "mdp_curve_cert");
+    if (!server && !cert)
+        return 0;
+    if (!cJSON_IsString (server) || !cJSON_IsString (cert))
+        return s_fail ("top level", "\"mdp_curve_server\" and \"mdp_curve_cert\" go together, "
+                       "as strings");
+    if (mdp_curve_load (&self->curve, server->valuestring, cert->valuestring) != 0)
+        return s_fail ("top level", errno == EINVAL ? "\"mdp_curve_server\" is not a Z85 key"
+                                                    : "\"mdp_curve_cert\": cannot read '%s'",
+                       cert->valuestring);
+    self->curve_server = strdup (server->valuestring);
+    self->curve_cert = strdup (cert->valuestring);
+    return 0;
+}
+
 bridge_config_t *bridge_config_load (const char *path)
 {
     char *text = s_read_file (path);
@@ -294,8 +314,8 @@ bridge_config_t *bridge_config_load (const char *path)
     free (text);
     bridge_config_t *self = calloc (1, sizeof (bridge_config_t));
     int protocol = 2;
-    if (!self || s_top (self, root, &protocol) || s_routes (self, root, protocol) ||
-        events_config_load (self, root))
+    if (!self || s_top (self, root, &protocol) || s_curve (self, root) ||
+        s_routes (self, root, protocol) || events_config_load (self, root))
         bridge_config_destroy (&self);
     cJSON_Delete (root);
     return self;
@@ -326,6 +346,8 @@ void bridge_config_destroy (bridge_config_t **self_p)
     events_config_free (self);
     free (self->server);
     free (self->endpoint);
+    free (self->curve_server);
+    free (self->curve_cert);
     free (self->instance);
     free (self);
     *self_p = NULL;

@@ -142,7 +142,10 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
         reverse = reverse || route->direction == DIR_AMQP_TO_MDP;
     }
     if (ok && reverse)
-        ok = reverse_init (self, self->cfg->endpoint) == 0;
+        ok = reverse_init (self, self->cfg->endpoint) == 0
+             && (!self->cfg->curve_server
+                 || mdp_async_set_curve (self->async, self->cfg->curve_server,
+                                         self->cfg->curve_cert) == 0);
     if (ok)
         ok = events_start (self) == 0;
     if (!ok)

@@ -114,6 +114,8 @@ static void s_close (slot_t *self, bool say_goodbye)
 static void s_connect (slot_t *self)
 {
     self->dealer = zsock_new (ZMQ_DEALER);
+    if (self->dealer)
+        mdp_curve_apply (&self->cfg->curve, self->dealer);
     if (!self->dealer || zsock_connect (self->dealer, "%s", self->cfg->endpoint) != 0) {
         zsys_error ("amqp-bridge: cannot connect to the broker at '%s'", self->cfg->endpoint);
         zsock_destroy (&self->dealer);
