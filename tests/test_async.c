@@ -12,38 +12,6 @@
 
 #define SEED 20240917u //  the fake broker's shuffles are repeatable
 
-//  Receive one message on the fake broker within timeout msecs, or NULL.
-static zmsg_t *s_recv (zsock_t *router, int timeout)
-{
-    zpoller_t *poller = zpoller_new (router, NULL);
-    zmsg_t *msg = NULL;
-    if (zpoller_wait (poller, tu_scale (timeout)) == router)
-        msg = zmsg_recv (router);
-    zpoller_destroy (&poller);
-    return msg;
-}
-
-//  Assert that msg has exactly count frames, equal to the strings given
-//  (NULL skips a frame, e.g. the routing id).
-static void s_assert_frames (zmsg_t *msg, int count, ...)
-{
-    ck_assert_ptr_nonnull (msg);
-    ck_assert_int_eq (zmsg_size (msg), count);
-    va_list args;
-    va_start (args, count);
-    zframe_t *frame = zmsg_first (msg);
-    for (int index = 0; index < count; index++, frame = zmsg_next (msg)) {
-        const char *expected = va_arg (args, const char *);
-        if (expected) {
-            char *actual = zframe_strdup (frame);
-            ck_assert_msg (zframe_streq (frame, expected), "frame %d is '%s', expected '%s'", index,
-                           actual, expected);
-            free (actual);
-        }
-    }
-    va_end (args);
-}
-
 //  The 8-byte big-endian correlation frame of request id.
 static zframe_t *s_id_frame (uint64_t id)
 {
@@ -156,13 +124,13 @@ START_TEST (test_request_frames)
     ck_assert (next >= 0 && next <= 2500);
 
     //  The id: 8 bytes, big-endian
-    zmsg_t *first = s_recv (broker, 2000);
-    s_assert_frames (first, 9, NULL, NULL, "", "MDPC02", "\x01", "echo", "2.5", "config.get",
+    zmsg_t *first = tu_recv (broker, 2000);
+    tu_assert_frames (first, 9, NULL, NULL, "", "MDPC02", "\x01", "echo", "2.5", "config.get",
                      "{\"key\":1}");
     ck_assert_int_eq (zframe_size (s_correlation (first)), 8);
     ck_assert (memcmp (zframe_data (s_correlation (first)), "\0\0\0\0\0\0\0\x01", 8) == 0);
-    zmsg_t *second = s_recv (broker, 2000);
-    s_assert_frames (second, 9, NULL, NULL, "", "MDPC02", "\x01", "echo", "3", "x.do", "[1,2]");
+    zmsg_t *second = tu_recv (broker, 2000);
+    tu_assert_frames (second, 9, NULL, NULL, "", "MDPC02", "\x01", "echo", "3", "x.do", "[1,2]");
     ck_assert (memcmp (zframe_data (s_correlation (second)), "\0\0\0\0\0\0\0\x02", 8) == 0);
     ck_assert (zframe_eq (zmsg_first (first), zmsg_first (second))); //  one socket
     zmsg_destroy (&first);
@@ -180,7 +148,7 @@ START_TEST (test_partials_then_final)
     zsock_t *broker = tu_router_bound (&endpoint);
     mdp_async_t *client = s_client (endpoint);
     uint64_t id = s_send (client, "llm", "ask", "{\"q\":\"hi\"}");
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_answer (broker, request, 5, "MDPC02", "\x02", "llm", "ask.partial", "{\"text\":\"He\"}");
     s_answer (broker, request, 5, "MDPC02", "\x02", "llm", "ask.partial", "{\"text\":\"ll\"}");
@@ -200,7 +168,7 @@ START_TEST (test_partials_then_final)
 
     //  An MDPC01 reply (an old broker) is taken as the final one
     s_send (client, "llm", "ask", "{}");
-    request = s_recv (broker, 2000);
+    request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_answer (broker, request, 4, "MDPC01", "llm", "ask.result", "{\"v\":1}");
     ck_assert_event (client, 2000, "2 final {\"action\":\"ask.result\",\"data\":{\"v\":1}}");
@@ -219,7 +187,7 @@ START_TEST (test_garbage_is_discarded)
     zsock_t *broker = tu_router_bound (&endpoint);
     mdp_async_t *client = s_client (endpoint);
     s_send (client, "echo", "a.get", "{}");
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_raw (broker, request, NULL, 1, "junk");
     s_send_raw (broker, request, NULL, 5, "", "MDPC02", "\x03", "echo", "a.bad"); //  no id
@@ -251,7 +219,7 @@ START_TEST (test_malformed_final_is_eproto)
     zsock_t *broker = tu_router_bound (&endpoint);
     mdp_async_t *client = s_client (endpoint);
     s_send (client, "echo", "a.get", "{}");
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     //  A partial with a broken body is skipped; a final one still ends the request
     s_answer (broker, request, 5, "MDPC02", "\x02", "echo", "a.part", "{broken");
@@ -275,7 +243,7 @@ START_TEST (test_timeout_once_then_late_reply_discarded)
     mdp_async_set_timeout (client, tu_scale (100));
     int64_t since = zclock_mono ();
     s_send (client, "slow", "a.get", "{}");
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     char *expected = zsys_sprintf ("1 final errno=%d", ETIMEDOUT);
     ck_assert_event (client, 2000, expected);
@@ -289,7 +257,7 @@ START_TEST (test_timeout_once_then_late_reply_discarded)
     //  The client goes on working
     mdp_async_set_timeout (client, tu_scale (10000));
     s_send (client, "slow", "b.get", "{}");
-    zmsg_t *next = s_recv (broker, 2000);
+    zmsg_t *next = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (next);
     s_answer (broker, next, 5, "MDPC02", "\x03", "slow", "b.result", "{}");
     ck_assert_event (client, 2000, "2 final {\"action\":\"b.result\",\"data\":{}}");
@@ -308,7 +276,7 @@ START_TEST (test_partials_restart_the_timeout)
     mdp_async_t *client = s_client (endpoint);
     mdp_async_set_timeout (client, tu_scale (500));
     s_send (client, "slow", "a.get", "{}");
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     //  Eight partials 100 msecs apart: more than the timeout in all, never 500 silent
     for (int part = 0; part < 8; part++) {
@@ -408,7 +376,7 @@ START_TEST (test_process_calls_the_handler)
     mdp_async_set_handler (client, s_record, &seen);
     ck_assert_int_eq (mdp_async_process (client), 0); //  nothing yet
     s_send (client, "echo", "a.get", "{}");
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_answer (broker, request, 5, "MDPC02", "\x02", "echo", "a.part", "{}");
     s_answer (broker, request, 5, "MDPC02", "\x03", "echo", "a.result", "{}");
@@ -559,7 +527,7 @@ START_TEST (test_many_in_flight_with_recv)
     mdp_async_set_timeout (client, tu_scale (10000));
     s_send_all (flight, client);
     for (int n = 0; n < REQUESTS; n++) {
-        flight->requests[n] = s_recv (flight->broker, 2000);
+        flight->requests[n] = tu_recv (flight->broker, 2000);
         ck_assert_ptr_nonnull (flight->requests[n]);
     }
     s_answer_all (flight);
@@ -735,7 +703,7 @@ START_TEST (test_bad_arguments)
     ck_assert_int_eq (mdp_async_pending (client), 0);
     ck_assert_int_eq (mdp_async_attach (client, NULL), -1);
     //  Nothing reached the broker
-    zmsg_t *msg = s_recv (broker, 100);
+    zmsg_t *msg = tu_recv (broker, 100);
     ck_assert_ptr_null (msg);
     //  recv with nothing in flight and nothing coming: EAGAIN after msecs
     ck_assert_event (client, 50, "none");

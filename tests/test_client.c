@@ -96,38 +96,6 @@ static void s_result_free (result_t *result)
     zstr_free (&result->partials);
 }
 
-//  Receive one message on the fake broker within timeout msecs, or NULL.
-static zmsg_t *s_recv (zsock_t *router, int timeout)
-{
-    zpoller_t *poller = zpoller_new (router, NULL);
-    zmsg_t *msg = NULL;
-    if (zpoller_wait (poller, tu_scale (timeout)) == router)
-        msg = zmsg_recv (router);
-    zpoller_destroy (&poller);
-    return msg;
-}
-
-//  Assert that msg has exactly count frames, equal to the strings given
-//  (NULL skips a frame, e.g. the routing id).
-static void s_assert_frames (zmsg_t *msg, int count, ...)
-{
-    ck_assert_ptr_nonnull (msg);
-    ck_assert_int_eq (zmsg_size (msg), count);
-    va_list args;
-    va_start (args, count);
-    zframe_t *frame = zmsg_first (msg);
-    for (int index = 0; index < count; index++, frame = zmsg_next (msg)) {
-        const char *expected = va_arg (args, const char *);
-        if (expected) {
-            char *actual = zframe_strdup (frame);
-            ck_assert_msg (zframe_streq (frame, expected), "frame %d is '%s', expected '%s'", index,
-                           actual, expected);
-            free (actual);
-        }
-    }
-    va_end (args);
-}
-
 //  Send frames to the peer whose routing id is the first frame of request.
 static void s_send_to (zsock_t *router, zmsg_t *request, int count, ...)
 {
@@ -149,8 +117,8 @@ START_TEST (test_request_frames_and_reply)
     zactor_t *call =
         s_call ((call_t){endpoint, 2500, 1, "echo", "config.get", "{\"key\": 1}", false});
 
-    zmsg_t *request = s_recv (broker, 2000);
-    s_assert_frames (request, 7, NULL, "", "MDPC01", "echo", "2.5", "config.get", "{\"key\":1}");
+    zmsg_t *request = tu_recv (broker, 2000);
+    tu_assert_frames (request, 7, NULL, "", "MDPC01", "echo", "2.5", "config.get", "{\"key\":1}");
     s_send_to (broker, request, 5, "", "MDPC01", "echo", "config.result", "{\"key\":1}");
 
     result_t result = s_result (&call);
@@ -169,8 +137,8 @@ START_TEST (test_timeout_frame_whole_seconds)
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, 3000, 1, "admin", "device.get", "{}", false});
 
-    zmsg_t *request = s_recv (broker, 2000);
-    s_assert_frames (request, 7, NULL, "", "MDPC01", "admin", "3", "device.get", "{}");
+    zmsg_t *request = tu_recv (broker, 2000);
+    tu_assert_frames (request, 7, NULL, "", "MDPC01", "admin", "3", "device.get", "{}");
     s_send_to (broker, request, 4, "", "MDPC01", "admin", "device.result");
 
     result_t result = s_result (&call);
@@ -204,7 +172,7 @@ START_TEST (test_error_reply_is_final)
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, 2000, 3, "nosuch", "x.get", "{}", false});
 
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 5, "", "MDPC01", "nosuch", "mdp.error",
                "{\"code\":404,\"reason\":\"unknown service\"}");
@@ -215,7 +183,7 @@ START_TEST (test_error_reply_is_final)
         result.reply,
         "{\"action\":\"mdp.error\",\"data\":{\"code\":404,\"reason\":\"unknown service\"}}");
     //  It was the answer: no retry followed it
-    zmsg_t *retry = s_recv (broker, 100);
+    zmsg_t *retry = tu_recv (broker, 100);
     ck_assert_ptr_null (retry);
     s_result_free (&result);
     zmsg_destroy (&request);
@@ -233,9 +201,9 @@ START_TEST (test_timeout_retries_on_new_sockets)
     //  Three attempts, each from a socket the broker has never seen
     zframe_t *ids[3];
     for (int attempt = 0; attempt < 3; attempt++) {
-        zmsg_t *request = s_recv (broker, 2000);
+        zmsg_t *request = tu_recv (broker, 2000);
         ck_assert_msg (request != NULL, "attempt %d never came", attempt + 1);
-        s_assert_frames (request, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
+        tu_assert_frames (request, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
         ids[attempt] = zframe_dup (zmsg_first (request));
         for (int before = 0; before < attempt; before++)
             ck_assert (!zframe_eq (ids[attempt], ids[before]));
@@ -244,7 +212,7 @@ START_TEST (test_timeout_retries_on_new_sockets)
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, EAGAIN);
     ck_assert_str_eq (result.reply, "");
-    zmsg_t *extra = s_recv (broker, 100);
+    zmsg_t *extra = tu_recv (broker, 100);
     ck_assert_ptr_null (extra);
     s_result_free (&result);
     for (int attempt = 0; attempt < 3; attempt++)
@@ -260,8 +228,8 @@ START_TEST (test_late_reply_is_not_the_answer)
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}", false});
 
-    zmsg_t *first = s_recv (broker, 2000);
-    zmsg_t *second = s_recv (broker, 2000); //  after attempt 1 timed out
+    zmsg_t *first = tu_recv (broker, 2000);
+    zmsg_t *second = tu_recv (broker, 2000); //  after attempt 1 timed out
     ck_assert_ptr_nonnull (first);
     ck_assert_ptr_nonnull (second);
     ck_assert (!zframe_eq (zmsg_first (first), zmsg_first (second)));
@@ -286,7 +254,7 @@ START_TEST (test_garbage_is_ignored)
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false});
 
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 1, "junk");
     s_send_to (broker, request, 5, "x", "MDPC01", "echo", "a.bad", "{}"); //  not empty
@@ -311,7 +279,7 @@ START_TEST (test_undecodable_body_is_eproto)
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false});
 
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 5, "", "MDPC01", "echo", "a.result", "{not json");
 
@@ -330,8 +298,8 @@ static result_t s_has_service (const char *status)
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "mmi.service", "echo", NULL, false});
-    zmsg_t *request = s_recv (broker, 2000);
-    s_assert_frames (request, 6, NULL, "", "MDPC01", "mmi.service", "2.5", "echo");
+    zmsg_t *request = tu_recv (broker, 2000);
+    tu_assert_frames (request, 6, NULL, "", "MDPC01", "mmi.service", "2.5", "echo");
     s_send_to (broker, request, 4, "", "MDPC01", "mmi.service", status);
     result_t result = s_result (&call);
     zmsg_destroy (&request);
@@ -383,7 +351,7 @@ START_TEST (test_bad_arguments)
     ck_assert_int_eq (mdp_client_has_service (client, NULL), -1);
     ck_assert_int_eq (errno, EINVAL);
     //  Nothing reached the broker
-    zmsg_t *msg = s_recv (broker, 100);
+    zmsg_t *msg = tu_recv (broker, 100);
     ck_assert_ptr_null (msg);
     mdp_client_destroy (&client);
     mdp_client_destroy (&client);
@@ -401,8 +369,8 @@ START_TEST (test_stream_frames_and_partials)
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "llm", "ask", "{\"q\": \"hi\"}", true});
 
-    zmsg_t *request = s_recv (broker, 2000);
-    s_assert_frames (request, 8, NULL, "", "MDPC02", "\x01", "llm", "2.5", "ask", "{\"q\":\"hi\"}");
+    zmsg_t *request = tu_recv (broker, 2000);
+    tu_assert_frames (request, 8, NULL, "", "MDPC02", "\x01", "llm", "2.5", "ask", "{\"q\":\"hi\"}");
     s_send_to (broker, request, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"He\"}");
     s_send_to (broker, request, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"ll\"}");
     s_send_to (broker, request, 6, "", "MDPC02", "\x02", "other", "ask.partial", "{}"); //  dropped
@@ -427,7 +395,7 @@ START_TEST (test_stream_takes_mdpc01_reply_as_final)
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "old", "a.get", "{}", true});
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 5, "", "MDPC01", "old", "a.result", "{\"v\":1}");
     result_t result = s_result (&call);
@@ -446,7 +414,7 @@ START_TEST (test_stream_partials_restart_the_timeout)
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true});
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     //  Eight partials 100 msecs apart: more than the timeout in all, never 500 silent
     for (int part = 0; part < 8; part++) {
@@ -461,7 +429,7 @@ START_TEST (test_stream_partials_restart_the_timeout)
     for (char *line = result.partials; (line = strchr (line, '\n')); line++)
         lines++;
     ck_assert_int_eq (lines, 8);
-    zmsg_t *retry = s_recv (broker, 0); //  one attempt was enough
+    zmsg_t *retry = tu_recv (broker, 0); //  one attempt was enough
     ck_assert_ptr_null (retry);
     s_result_free (&result);
     zmsg_destroy (&request);
@@ -475,7 +443,7 @@ START_TEST (test_stream_no_retry_after_a_partial)
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 3, "slow", "a.get", "{}", true});
-    zmsg_t *request = s_recv (broker, 2000);
+    zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 6, "", "MDPC02", "\x02", "slow", "a.part", "{\"n\":1}");
     //  ...and then silence: the call ends, with no second attempt
@@ -483,7 +451,7 @@ START_TEST (test_stream_no_retry_after_a_partial)
     ck_assert_int_eq (result.error, EAGAIN);
     ck_assert_str_eq (result.reply, "");
     ck_assert_str_eq (result.partials, "{\"action\":\"a.part\",\"data\":{\"n\":1}}\n");
-    zmsg_t *retry = s_recv (broker, 100);
+    zmsg_t *retry = tu_recv (broker, 100);
     ck_assert_ptr_null (retry);
     s_result_free (&result);
     zmsg_destroy (&request);
@@ -497,11 +465,11 @@ START_TEST (test_stream_retries_while_no_partial)
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true});
-    zmsg_t *first = s_recv (broker, 2000);
-    zmsg_t *second = s_recv (broker, 2000); //  after attempt 1 timed out
+    zmsg_t *first = tu_recv (broker, 2000);
+    zmsg_t *second = tu_recv (broker, 2000); //  after attempt 1 timed out
     char timeout[32];
     mdp_client_timeout_text (tu_scale (500), timeout, sizeof timeout);
-    s_assert_frames (second, 8, NULL, "", "MDPC02", "\x01", "slow", timeout, "a.get", "{}");
+    tu_assert_frames (second, 8, NULL, "", "MDPC02", "\x01", "slow", timeout, "a.get", "{}");
     ck_assert (!zframe_eq (zmsg_first (first), zmsg_first (second))); //  a fresh socket
     //  Attempt 1's partial comes late, on the old socket: never seen
     s_send_to (broker, first, 6, "", "MDPC02", "\x02", "slow", "a.late", "{}");

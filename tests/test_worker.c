@@ -78,27 +78,6 @@ static zmsg_t *s_recv (zsock_t *router, int timeout, bool skip)
     return msg;
 }
 
-//  Assert that msg has exactly count frames, equal to the strings given
-//  (NULL skips a frame, e.g. the routing id).
-static void s_assert_frames (zmsg_t *msg, int count, ...)
-{
-    ck_assert_ptr_nonnull (msg);
-    ck_assert_int_eq (zmsg_size (msg), count);
-    va_list args;
-    va_start (args, count);
-    zframe_t *frame = zmsg_first (msg);
-    for (int index = 0; index < count; index++, frame = zmsg_next (msg)) {
-        const char *expected = va_arg (args, const char *);
-        if (expected) {
-            char *actual = zframe_strdup (frame);
-            ck_assert_msg (zframe_streq (frame, expected), "frame %d is '%s', expected '%s'", index,
-                           actual, expected);
-            free (actual);
-        }
-    }
-    va_end (args);
-}
-
 //  Send the frames after the routing id id to that peer.
 static void s_send_to (zsock_t *router, zframe_t *id, int count, ...)
 {
@@ -116,7 +95,7 @@ static void s_send_to (zsock_t *router, zframe_t *id, int count, ...)
 static zframe_t *s_expect_ready (zsock_t *broker, const char *service)
 {
     zmsg_t *ready = s_recv (broker, 2000, true);
-    s_assert_frames (ready, 5, NULL, "", "MDPW01", "\x01", service);
+    tu_assert_frames (ready, 5, NULL, "", "MDPW01", "\x01", service);
     zframe_t *id = zmsg_pop (ready);
     zmsg_destroy (&ready);
     return id;
@@ -154,7 +133,7 @@ START_TEST (test_ready_frames)
     zframe_t *id = s_expect_ready (broker, "echo");
     //  Then heartbeats, from the same socket
     zmsg_t *heartbeat = s_recv (broker, 1000, false);
-    s_assert_frames (heartbeat, 4, NULL, "", "MDPW01", "\x04");
+    tu_assert_frames (heartbeat, 4, NULL, "", "MDPW01", "\x04");
     ck_assert (zframe_eq (zmsg_first (heartbeat), id));
     zmsg_destroy (&heartbeat);
     zframe_destroy (&id);
@@ -178,7 +157,7 @@ START_TEST (test_request_reply)
     ck_assert_int_eq (hook.calls, 1);
     ck_assert_str_eq (hook.last, "config.get");
     zmsg_t *reply = s_recv (broker, 2000, true);
-    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client-1", "", "config.result",
+    tu_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client-1", "", "config.result",
                      "{\"key\":1}");
     ck_assert (zframe_eq (zmsg_first (reply), id));
     zmsg_destroy (&reply);
@@ -187,7 +166,7 @@ START_TEST (test_request_reply)
     s_send_to (broker, id, 7, "", "MDPW01", "\x02", "proxy", "client-2", "", "a.do");
     s_process (worker);
     reply = s_recv (broker, 2000, true);
-    s_assert_frames (reply, 9, NULL, "", "MDPW01", "\x03", "proxy", "client-2", "", "config.result",
+    tu_assert_frames (reply, 9, NULL, "", "MDPW01", "\x03", "proxy", "client-2", "", "config.result",
                      "{}");
     zmsg_destroy (&reply);
     errno = 0;
@@ -206,7 +185,7 @@ static int s_error_reply (zsock_t *broker, mdp_worker_t *worker, zframe_t *id, c
     s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "a.get", json);
     s_process (worker);
     zmsg_t *reply = s_recv (broker, 2000, true);
-    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "mdp.error", NULL);
+    tu_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "mdp.error", NULL);
     char *text = zframe_strdup (zmsg_last (reply));
     cJSON *data = cJSON_Parse (text);
     cJSON *code = cJSON_GetObjectItem (data, "code");
@@ -348,7 +327,7 @@ START_TEST (test_heartbeating_broker_keeps_worker)
         s_send_to (broker, id, 3, "", "MDPW01", "\x04");
         zmsg_t *msg = s_recv (broker, HEARTBEAT, false);
         if (msg) {
-            s_assert_frames (msg, 4, NULL, "", "MDPW01", "\x04");
+            tu_assert_frames (msg, 4, NULL, "", "MDPW01", "\x04");
             ck_assert (zframe_eq (zmsg_first (msg), id));
         }
         zmsg_destroy (&msg);
@@ -369,7 +348,7 @@ START_TEST (test_destroy_sends_disconnect)
     mdp_worker_destroy (&worker);
     ck_assert_ptr_null (worker);
     zmsg_t *bye = s_recv (broker, 2000, true);
-    s_assert_frames (bye, 4, NULL, "", "MDPW01", "\x05");
+    tu_assert_frames (bye, 4, NULL, "", "MDPW01", "\x05");
     ck_assert (zframe_eq (zmsg_first (bye), id));
     zmsg_destroy (&bye);
     zframe_destroy (&id);
@@ -398,7 +377,7 @@ START_TEST (test_malformed_broker_messages_are_dropped)
     s_process (worker);
     ck_assert_int_eq (hook.calls, 1);
     zmsg_t *reply = s_recv (broker, 2000, true);
-    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "a.result", "{}");
+    tu_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "a.result", "{}");
     ck_assert (zframe_eq (zmsg_first (reply), id));
     errno = 0;
     ck_assert_int_eq (mdp_worker_process (worker), -1);
@@ -448,7 +427,7 @@ START_TEST (test_run_until_hook_stops_it)
     ck_assert_int_eq (mdp_worker_run (worker), 0); //  returns after that request
     ck_assert_int_eq (hook.calls, 1);
     zmsg_t *reply = s_recv (broker, 2000, true);
-    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "last.result", "{}");
+    tu_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "last.result", "{}");
     zmsg_destroy (&reply);
     zframe_destroy (&id);
     mdp_worker_destroy (&worker);
@@ -503,7 +482,7 @@ static mdp_worker_t *s_worker_v2 (const char *endpoint, hook_t *hook)
 static zframe_t *s_expect_ready_v2 (zsock_t *broker)
 {
     zmsg_t *ready = s_recv (broker, 2000, true);
-    s_assert_frames (ready, 5, NULL, "", "MDPW02", "\x01", "echo");
+    tu_assert_frames (ready, 5, NULL, "", "MDPW02", "\x01", "echo");
     zframe_t *id = zmsg_pop (ready);
     zmsg_destroy (&ready);
     return id;
@@ -518,7 +497,7 @@ START_TEST (test_v2_ready_and_heartbeat_frames)
     ck_assert_int_eq (errno, EINVAL);
     zframe_t *id = s_expect_ready_v2 (broker);
     zmsg_t *heartbeat = s_recv (broker, 1000, false);
-    s_assert_frames (heartbeat, 4, NULL, "", "MDPW02", "\x05");
+    tu_assert_frames (heartbeat, 4, NULL, "", "MDPW02", "\x05");
     zmsg_destroy (&heartbeat);
     //  DISCONNECT (0x06) means reconnect, and READY again in MDPW02
     s_send_to (broker, id, 3, "", "MDPW02", "\x06");
@@ -527,7 +506,7 @@ START_TEST (test_v2_ready_and_heartbeat_frames)
     //  Destroy says goodbye with the MDPW02 DISCONNECT
     mdp_worker_destroy (&worker);
     zmsg_t *bye = s_recv (broker, 2000, true);
-    s_assert_frames (bye, 4, NULL, "", "MDPW02", "\x06");
+    tu_assert_frames (bye, 4, NULL, "", "MDPW02", "\x06");
     zmsg_destroy (&bye);
     zframe_destroy (&id);
     zframe_destroy (&again);
@@ -549,13 +528,13 @@ START_TEST (test_v2_partials_then_final)
     const char *parts[] = {"{\"part\":0}", "{\"part\":1}", "{\"part\":2}"};
     for (int part = 0; part < 3; part++) {
         zmsg_t *partial = s_recv (broker, 2000, true);
-        s_assert_frames (partial, 9, NULL, "", "MDPW02", "\x03", "proxy", "client", "", "x.partial",
+        tu_assert_frames (partial, 9, NULL, "", "MDPW02", "\x03", "proxy", "client", "", "x.partial",
                          parts[part]);
         ck_assert (zframe_eq (zmsg_first (partial), id));
         zmsg_destroy (&partial);
     }
     zmsg_t *final = s_recv (broker, 2000, true);
-    s_assert_frames (final, 9, NULL, "", "MDPW02", "\x04", "proxy", "client", "", "x.result",
+    tu_assert_frames (final, 9, NULL, "", "MDPW02", "\x04", "proxy", "client", "", "x.result",
                      "{\"k\":1}");
     zmsg_destroy (&final);
     //  MDPW01 commands mean nothing to an MDPW02 worker
@@ -603,7 +582,7 @@ START_TEST (test_send_partial_errors)
     ck_assert_int_eq (hook.partial_rc, -1);
     ck_assert_int_eq (hook.partial_errno, EPROTO);
     zmsg_t *reply = s_recv (broker, 2000, true);
-    s_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "x.result", "{}");
+    tu_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client", "", "x.result", "{}");
     zmsg_destroy (&reply);
     zframe_destroy (&id);
     mdp_worker_destroy (&worker);

@@ -1,5 +1,7 @@
 /*  testutil.c - see testutil.h. */
 #include "testutil.h"
+#include <check.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -126,4 +128,33 @@ zsock_t *tu_router_bound (char **endpoint_p)
     }
     *endpoint_p = zsock_last_endpoint (router);
     return router;
+}
+
+zmsg_t *tu_recv (zsock_t *sock, int timeout_ms)
+{
+    zpoller_t *poller = zpoller_new (sock, NULL);
+    zmsg_t *msg = NULL;
+    if (zpoller_wait (poller, tu_scale (timeout_ms)) == sock)
+        msg = zmsg_recv (sock);
+    zpoller_destroy (&poller);
+    return msg;
+}
+
+void tu_assert_frames (zmsg_t *msg, int count, ...)
+{
+    ck_assert_ptr_nonnull (msg);
+    ck_assert_int_eq (zmsg_size (msg), count);
+    va_list args;
+    va_start (args, count);
+    zframe_t *frame = zmsg_first (msg);
+    for (int index = 0; index < count; index++, frame = zmsg_next (msg)) {
+        const char *expected = va_arg (args, const char *);
+        if (expected) {
+            char *actual = zframe_strdup (frame);
+            ck_assert_msg (zframe_streq (frame, expected), "frame %d is '%s', expected '%s'", index,
+                           actual, expected);
+            free (actual);
+        }
+    }
+    va_end (args);
 }

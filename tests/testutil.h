@@ -40,6 +40,13 @@ int tu_wait_exit (pid_t pid, int timeout_ms);
 //  the real endpoint (the caller frees it).
 zsock_t *tu_router_bound (char **endpoint_p);
 
+//  Receive one message on sock within timeout msecs (scaled), or NULL.
+zmsg_t *tu_recv (zsock_t *sock, int timeout_ms);
+
+//  Assert (Check) that msg has exactly count frames, equal to the strings
+//  given (NULL skips a frame, e.g. the routing id). msg stays the caller's.
+void tu_assert_frames (zmsg_t *msg, int count, ...);
+
 //  True when running under valgrind (MDP_TEST_SLOW=1): waits scale up.
 int tu_scale (int msecs);
 
