@@ -30,13 +30,13 @@ __attribute__ ((unused)) static void s_setup (void)
     s_setup_with (2500, 10000);
 }
 
-static void s_teardown (void)
+__attribute__ ((unused)) static void s_teardown (void)
 {
     broker_destroy (&broker);
     free (endpoint);
 }
 
-static zsock_t *s_peer (void)
+__attribute__ ((unused)) static zsock_t *s_peer (void)
 {
     zsock_t *peer = zsock_new_dealer (endpoint);
     ck_assert_ptr_nonnull (peer);
@@ -45,7 +45,7 @@ static zsock_t *s_peer (void)
 }
 
 //  Pump the broker until peer has a message (or msecs pass); return it.
-static zmsg_t *s_recv (zsock_t *peer, int msecs)
+__attribute__ ((unused)) static zmsg_t *s_recv (zsock_t *peer, int msecs)
 {
     int64_t deadline = zclock_mono () + tu_scale (msecs);
     while (zclock_mono () < deadline) {
@@ -67,7 +67,7 @@ __attribute__ ((unused)) static void s_pump (int msecs)
 //  Assert msg has exactly the given string frames (NULL ends the list; "*"
 //  matches any frame), then destroy it. One-byte command frames are written
 //  as "\x01" and so on.
-static void s_expect (zmsg_t **msg_p, ...)
+__attribute__ ((unused)) static void s_expect (zmsg_t **msg_p, ...)
 {
     ck_assert_msg (*msg_p != NULL, "expected a message, got none");
     va_list args;
@@ -90,7 +90,7 @@ static void s_expect (zmsg_t **msg_p, ...)
 
 //  Pump the broker until it holds this many workers (-1: any) and queued
 //  requests (-1: any), at most two seconds (scaled under valgrind).
-static void s_pump_until (int want_workers, int want_queued)
+__attribute__ ((unused)) static void s_pump_until (int want_workers, int want_queued)
 {
     int64_t deadline = zclock_mono () + tu_scale (2000);
     size_t services, workers, queued;
@@ -106,7 +106,7 @@ static void s_pump_until (int want_workers, int want_queued)
 }
 
 //  Send frames described by picture: 's' a string, 'c' a one-byte command.
-static void s_send (zsock_t *peer, const char *picture, ...)
+__attribute__ ((unused)) static void s_send (zsock_t *peer, const char *picture, ...)
 {
     va_list args;
     va_start (args, picture);
@@ -121,7 +121,7 @@ static void s_send (zsock_t *peer, const char *picture, ...)
     zmsg_send (&msg, peer);
 }
 
-static void s_ready (zsock_t *worker, const char *service)
+__attribute__ ((unused)) static void s_ready (zsock_t *worker, const char *service)
 {
     size_t services, workers, queued;
     broker_counts (broker, &services, &workers, &queued);

@@ -3,15 +3,10 @@
     bound on per-service names, and the periodic stats log. The broker runs in
     the test's thread (broker_poll); peers are raw DEALER sockets.
 */
+#include "broker_harness.h"
 #include "broker_metrics.h"
-#include "mdp_proto.h"
-#include "testutil.h"
-#include <check.h>
 #include <cjson/cJSON.h>
 #include <unistd.h>
-
-static broker_t *broker;
-static char *endpoint;
 
 static void s_start (const broker_config_t *cfg)
 {
@@ -19,75 +14,6 @@ static void s_start (const broker_config_t *cfg)
     ck_assert_ptr_nonnull (broker);
     ck_assert_int_eq (broker_bind (broker, "tcp://127.0.0.1:*"), 0);
     endpoint = strdup (broker_endpoint (broker));
-}
-
-static void s_setup (void)
-{
-    s_start (NULL);
-}
-
-static void s_teardown (void)
-{
-    broker_destroy (&broker);
-    free (endpoint);
-}
-
-static zsock_t *s_peer (void)
-{
-    zsock_t *peer = zsock_new_dealer (endpoint);
-    ck_assert_ptr_nonnull (peer);
-    zsock_set_linger (peer, 0);
-    return peer;
-}
-
-//  Pump the broker until peer has a message (or msecs pass); return it.
-static zmsg_t *s_recv (zsock_t *peer, int msecs)
-{
-    int64_t deadline = zclock_mono () + tu_scale (msecs);
-    while (zclock_mono () < deadline) {
-        if (zsock_events (peer) & ZMQ_POLLIN)
-            return zmsg_recv (peer);
-        broker_poll (broker, 5);
-    }
-    return (zsock_events (peer) & ZMQ_POLLIN) ? zmsg_recv (peer) : NULL;
-}
-
-//  Pump the broker for msecs.
-static void s_pump (int msecs)
-{
-    int64_t deadline = zclock_mono () + msecs;
-    while (zclock_mono () < deadline)
-        broker_poll (broker, 2);
-}
-
-//  Send string frames ('s') and one-byte command frames ('c').
-static void s_send (zsock_t *peer, const char *picture, ...)
-{
-    va_list args;
-    va_start (args, picture);
-    zmsg_t *msg = zmsg_new ();
-    for (const char *p = picture; *p; p++) {
-        if (*p == 's')
-            zmsg_addstr (msg, va_arg (args, const char *));
-        else
-            zmsg_addmem (msg, (char[]){(char) va_arg (args, int)}, 1);
-    }
-    va_end (args);
-    zmsg_send (&msg, peer);
-}
-
-static void s_ready (zsock_t *worker, const char *service)
-{
-    size_t services, workers, queued;
-    broker_counts (broker, &services, &workers, &queued);
-    size_t want = workers + 1;
-    s_send (worker, "sscs", "", MDPW01, MDPW01_READY, service);
-    int64_t deadline = zclock_mono () + tu_scale (2000);
-    while (workers < want && zclock_mono () < deadline) {
-        broker_poll (broker, 2);
-        broker_counts (broker, &services, &workers, &queued);
-    }
-    ck_assert_uint_eq (workers, want);
 }
 
 //  Take a REQUEST; return its token frame (the body is dropped).
