@@ -18,7 +18,7 @@ VERSION = 0.1.0
 
 WARN = -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Ilibmdp -Ibroker \
+CFLAGS += -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude -Ilibmdp -Ibroker -Idaemon \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifeq ($(SAN),1)
@@ -27,7 +27,9 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 LIB_SRC = $(wildcard libmdp/*.c)
-BROKER_SRC = $(filter-out broker/main.c,$(wildcard broker/*.c))
+BROKER_SRC = $(wildcard broker/*.c)
+DAEMON_SRC = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 BROKER_OBJ = $(BROKER_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
@@ -35,20 +37,21 @@ TESTS = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HELPER_OBJ = $(BUILD)/obj/tests/testutil.o
 
 PROGRAMS = $(BUILD)/bin/mdp-broker $(BUILD)/bin/mdp-req $(BUILD)/bin/mdp-echo-worker $(BUILD)/bin/mdp-keygen $(BUILD)/bin/mdp-async-req
-PROGRAMS += $(BUILD)/bin/mdp-bench $(BUILD)/bin/mdp-relay
 PROGRAMS += $(BUILD)/bin/mdp-stat $(BUILD)/bin/mdp-worker-exec
-PROGRAMS += $(BUILD)/bin/mdp-amqp-bridge $(BUILD)/bin/mdp-bridge-bench
+PROGRAMS += $(BUILD)/bin/mdp-amqp-bridge
 PROGRAMS += $(BUILD)/bin/mdp-pub $(BUILD)/bin/mdp-sub
+# Benchmarks: built by `make`, never installed.
+BENCH_PROGRAMS = $(BUILD)/bin/mdp-bench $(BUILD)/bin/mdp-relay $(BUILD)/bin/mdp-bridge-bench
 
 .SECONDARY:
 .PHONY: all deps run test check check-san check-valgrind check-fuzz fuzz clean
-all: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS) $(TESTS)
+all: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS) $(BENCH_PROGRAMS) $(TESTS)
 
 deps:
 	@sh tools/deps.sh
 
 $(BUILD)/obj/libmdp/%.o: CFLAGS += -DMDP_BUILDING_LIBRARY
-$(BUILD)/obj/%.o: %.c $(wildcard libmdp/*.h broker/*.h tests/*.h) Makefile
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h libmdp/*.h broker/*.h daemon/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(CFLAGS) -c $< -o $@
@@ -66,7 +69,7 @@ $(BUILD)/lib/libbroker.a: $(BROKER_OBJ)
 	@mkdir -p $(dir $@)
 	@rm -f $@; ar rcs $@ $^
 
-$(BUILD)/bin/mdp-broker: $(BUILD)/obj/broker/main.o $(BUILD)/lib/libbroker.a
+$(BUILD)/bin/mdp-broker: $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-req: $(BUILD)/obj/clients/mdp_req.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-keygen: $(BUILD)/obj/clients/mdp_keygen.o
 $(BUILD)/bin/mdp-async-req: $(BUILD)/obj/clients/mdp_async_req.o $(BUILD)/lib/libmdp.a
@@ -75,33 +78,33 @@ $(BUILD)/bin/mdp-stat: $(BUILD)/obj/clients/mdp_stat.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-worker-exec: $(BUILD)/obj/workers/exec_worker.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-pub: $(BUILD)/obj/clients/mdp_pub.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-sub: $(BUILD)/obj/clients/mdp_sub.o $(BUILD)/lib/libmdp.a
-BENCH_OBJ = $(addprefix $(BUILD)/obj/clients/,mdp_bench.o bench_peers.o bench_broker.o bench_report.o)
-$(BENCH_OBJ): clients/bench.h
+BENCH_OBJ = $(addprefix $(BUILD)/obj/bench/,mdp_bench.o bench_peers.o bench_broker.o bench_report.o)
+$(BENCH_OBJ): bench/bench.h
 $(BUILD)/bin/mdp-bench: $(BENCH_OBJ)
 $(BUILD)/bin/mdp-relay: $(BUILD)/obj/bench/relay.o
-BRIDGE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard workers/amqp_bridge*.c))
-$(BRIDGE_OBJ): workers/amqp_bridge.h
+BRIDGE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bridge/*.c))
+$(BRIDGE_OBJ): bridge/bridge.h
 $(BUILD)/bin/mdp-amqp-bridge: $(BRIDGE_OBJ) $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-amqp-bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
-$(BUILD)/bin/mdp-bridge-bench: $(BUILD)/obj/clients/bridge_bench.o $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-bridge-bench: $(BUILD)/obj/bench/bridge_bench.o $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-bridge-bench: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridge_codec.o
-$(BRIDGE_TEST_OBJ): CFLAGS += -Iworkers
-$(BRIDGE_TEST_OBJ): workers/amqp_bridge.h
-$(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/workers/amqp_bridge_neon.o
+$(BRIDGE_TEST_OBJ): CFLAGS += -Ibridge
+$(BRIDGE_TEST_OBJ): bridge/bridge.h
+$(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/bridge/bridge_neon.o
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
-$(PROGRAMS):
+$(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELPER_OBJ) $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(HELPER_OBJ) $(DAEMON_OBJ) $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(shell pkg-config --libs check 2>/dev/null)
 
 # sd_notify (READY, RELOADING, STOPPING) for a Type=notify unit, when
 # libsystemd is there at build time.
 ifeq ($(shell pkg-config --exists libsystemd 2>/dev/null && echo yes),yes)
-$(BUILD)/obj/broker/main.o: CFLAGS += -DMDP_HAVE_SYSTEMD
+$(BUILD)/obj/daemon/main.o: CFLAGS += -DMDP_HAVE_SYSTEMD
 $(BUILD)/bin/mdp-broker: LDLIBS += $(shell pkg-config --libs libsystemd)
 endif
 
@@ -127,7 +130,7 @@ install: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS)
 	ln -sf libmdp.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libmdp.so.$(SOVERSION)
 	ln -sf libmdp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libmdp.so
 	install -m 644 $(BUILD)/lib/libmdp.a $(DESTDIR)$(LIBDIR)/
-	install -m 644 libmdp/mdp.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 include/mdp.h $(DESTDIR)$(INCLUDEDIR)/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
 	    -e 's|@VERSION@|$(VERSION)|' etc/libmdp.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/libmdp.pc
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
@@ -174,11 +177,11 @@ check-valgrind: all
 # go to build-fuzz/corpus-*, never into the committed seeds in tests/fuzz/.
 FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
-              -Ilibmdp -Ibroker $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-build-fuzz/fuzz_broker: tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(wildcard broker/*.h libmdp/*.h)
+              -Iinclude -Ilibmdp -Ibroker -Idaemon $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+build-fuzz/fuzz_broker: tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(wildcard broker/*.h include/*.h libmdp/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(LDLIBS)
-build-fuzz/fuzz_msg: tests/fuzz/fuzz_msg.c $(LIB_SRC) $(wildcard libmdp/*.h)
+build-fuzz/fuzz_msg: tests/fuzz/fuzz_msg.c $(LIB_SRC) $(wildcard include/*.h libmdp/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ tests/fuzz/fuzz_msg.c $(LIB_SRC) $(LDLIBS)
 fuzz: build-fuzz/fuzz_broker build-fuzz/fuzz_msg

@@ -3,7 +3,7 @@
     literal) against Neon's own test vectors and awkward literals, and the
     program's refusal of bad config files (exit 2, a message on stderr).
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include "testutil.h"
 #include <check.h>
 #include <fcntl.h>

@@ -328,7 +328,7 @@ END_TEST
 //  with MDP_EXPORT: -fvisibility=hidden holds.
 START_TEST (test_libmdp_exports_only_mdp_h)
 {
-    FILE *header = fopen ("libmdp/mdp.h", "r");
+    FILE *header = fopen ("include/mdp.h", "r");
     ck_assert_ptr_nonnull (header);
     static char text[65536], declared[8192] = " ";
     size_t size = fread (text, 1, sizeof text - 1, header);
@@ -374,7 +374,7 @@ END_TEST
 //  libmdp(3) names every function mdp.h declares.
 START_TEST (test_libmdp_man_page_lists_mdp_h)
 {
-    FILE *header = fopen ("libmdp/mdp.h", "r"), *page = fopen ("man/libmdp.3", "r");
+    FILE *header = fopen ("include/mdp.h", "r"), *page = fopen ("man/libmdp.3", "r");
     ck_assert (header && page);
     static char text[65536], man[65536];
     text[fread (text, 1, sizeof text - 1, header)] = 0;

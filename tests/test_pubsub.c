@@ -1,5 +1,5 @@
 /*  test_pubsub.c - Check suite for events: the topic codec (mdp_topic.h), the
-    forwarder (broker/forwarder.c) run in-process, and mdp_publisher_t /
+    forwarder (daemon/forwarder.c) run in-process, and mdp_publisher_t /
     mdp_subscriber_t through it: delivery, prefix filtering, the slow-joiner
     handshake (repeated, to catch races), many peers each getting every event
     exactly once, malformed traffic that must be dropped and counted; and the

@@ -5,7 +5,7 @@
     routing_key by message_id; nuropb: a response to reply_to; raw: reply_to
     and correlation_id). A message is acknowledged only once answered.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -3,7 +3,7 @@
     ("server", "port", "users"), MDP and AMQP settings, and the routes. Every
     mistake is reported on stderr with the route it is in; nothing asserts.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

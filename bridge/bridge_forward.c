@@ -5,7 +5,7 @@
     on the slot as MDP partials or the final reply. Unroutable -> 404, no
     reply in time -> 504, link lost -> 502, a service's error payload -> 500.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <stdlib.h>
 #include <string.h>
 

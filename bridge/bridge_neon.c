@@ -4,7 +4,7 @@
     and parses them back (dict, list, tuple, str in both quote styles with all
     escapes, int, float, True/False/None), never forwarding a body as it came.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>

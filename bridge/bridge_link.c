@@ -4,7 +4,7 @@
     every waiting frame (also those rabbitmq-c already buffered, which never
     make the fd readable), and reconnect with back-off when the server goes.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <amqp_tcp_socket.h>
 #include <limits.h>
 #include <netinet/in.h>

@@ -4,7 +4,7 @@
     bridge's poll loop. Events are fire-and-forget: what cannot go is counted
     as dropped. spec/amqp-bridge.md ("Events") has the mapping.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <amqp_tcp_socket.h>
 #include <limits.h>
 #include <stdarg.h>

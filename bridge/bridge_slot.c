@@ -4,7 +4,7 @@
     there are slots. Heartbeats and reconnects like libmdp's worker. While the
     route's AMQP link is down its slots are parked (unregistered).
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include "mdp_proto.h"
 #include <limits.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
     socket and every AMQP connection's fd, in one thread (rabbitmq-c is not
     thread-safe). spec/amqp-bridge.md describes the mapping.
 */
-#include "amqp_bridge.h"
+#include "bridge.h"
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/*  amqp_bridge.h - private to mdp-amqp-bridge: the types its modules share.
+/*  bridge.h - private to mdp-amqp-bridge: the types its modules share.
     One thread runs everything: MDP worker "slots" (raw DEALERs speaking
     MDPW01/MDPW02), one AMQP connection ("link") per vhost and user, and an
     async MDP client for the AMQP -> MDP direction. spec/amqp-bridge.md says
