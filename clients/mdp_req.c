@@ -5,7 +5,6 @@
     With --stream it speaks MDP/0.2 and prints each partial reply as it comes.
 */
 #include "mdp.h"
-#include "mdp_client_private.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -53,20 +52,13 @@ static int s_number (const char *text, int min, int *value)
 //  frame comes back as the action of a message with empty data.
 static mdp_msg_t *s_mmi (mdp_client_t *client, const char *service, const char *action)
 {
-    zmsg_t *body = zmsg_new ();
-    if (!body || zmsg_addstr (body, action)) {
-        zmsg_destroy (&body);
-        errno = ENOMEM;
+    char *answer = mdp_client_mmi (client, service, action);
+    if (!answer)
         return NULL;
-    }
-    zmsg_t *reply = mdp_client_call (client, service, body);
-    zmsg_destroy (&body);
-    if (!reply)
-        return NULL;
-    mdp_msg_t *msg = mdp_msg_decode (reply);
-    int saved = errno;
-    zmsg_destroy (&reply);
-    errno = saved;
+    mdp_msg_t *msg = *answer ? mdp_msg_new (answer, NULL) : NULL;
+    if (!*answer)
+        errno = EPROTO;
+    free (answer);
     return msg;
 }
 

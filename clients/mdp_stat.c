@@ -4,7 +4,6 @@
     an answer, 1 on a bad one, 2 on a usage error, 3 when the broker is silent.
 */
 #include "mdp.h"
-#include "mdp_client_private.h"
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -46,28 +45,20 @@ static void s_usage (FILE *out)
 //  (a broker without this service answers "501").
 static cJSON *s_ask (mdp_client_t *client, const char *service)
 {
-    zmsg_t *body = zmsg_new ();
-    if (!body || zmsg_addstr (body, "all")) {
-        zmsg_destroy (&body);
-        errno = ENOMEM;
+    char *text = mdp_client_mmi (client, service, "all");
+    if (!text && errno == EPROTO)
+        fprintf (stderr, "mdp-stat: %s answered several frames, not a JSON object\n", service);
+    if (!text)
         return NULL;
-    }
-    zmsg_t *reply = mdp_client_call (client, service, body);
-    zmsg_destroy (&body);
-    if (!reply)
-        return NULL;
-    char *text = zmsg_size (reply) == 1 ? zframe_strdup (zmsg_first (reply)) : NULL;
     const char *end = NULL;
-    cJSON *json = text ? cJSON_ParseWithOpts (text, &end, 1) : NULL;
+    cJSON *json = cJSON_ParseWithOpts (text, &end, 1);
     if (!cJSON_IsObject (json)) {
-        fprintf (stderr, "mdp-stat: %s answered '%.40s', not a JSON object\n", service,
-                 text ? text : "(several frames)");
+        fprintf (stderr, "mdp-stat: %s answered '%.40s', not a JSON object\n", service, text);
         cJSON_Delete (json);
         json = NULL;
         errno = EPROTO;
     }
     free (text);
-    zmsg_destroy (&reply);
     return json;
 }
 

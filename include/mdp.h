@@ -133,6 +133,15 @@ MDP_EXPORT mdp_msg_t *mdp_client_request_stream (mdp_client_t *self, const char 
 MDP_EXPORT int mdp_client_set_curve (mdp_client_t *self, const char *server_key,
                                      const char *cert_path);
 
+//  Ask the broker's management interface (RFC 8): service is an mmi.* name
+//  (mmi.service, mmi.services, mmi.workers, mmi.stats), arg its one body frame
+//  (a service name for mmi.service, "all" for the others). Retried like
+//  mdp_client_request. Returns the answer's one frame as a string the caller
+//  frees with free () ("200"/"404", a comma list, a JSON object, or "501" for
+//  an unknown name), or NULL with errno EAGAIN (no answer), EINTR, EINVAL (not
+//  an mmi.* name, NULL arg) or EPROTO (an answer of several frames).
+MDP_EXPORT char *mdp_client_mmi (mdp_client_t *self, const char *service, const char *arg);
+
 //  Ask the broker whether service has a worker (MMI mmi.service). Returns 1
 //  if it has, 0 if not, -1 with errno on failure (as mdp_client_request).
 MDP_EXPORT int mdp_client_has_service (mdp_client_t *self, const char *service);

@@ -289,27 +289,39 @@ mdp_msg_t *mdp_client_request_stream (mdp_client_t *self, const char *service,
     return s_request (self, service, request_p, &stream);
 }
 
+char *mdp_client_mmi (mdp_client_t *self, const char *service, const char *arg)
+{
+    if (!self || !service || strncmp (service, "mmi.", 4) != 0 || !arg) {
+        errno = EINVAL;
+        return NULL;
+    }
+    zmsg_t *body = zmsg_new ();
+    if (!body || zmsg_addstr (body, arg)) {
+        zmsg_destroy (&body);
+        errno = ENOMEM;
+        return NULL;
+    }
+    zmsg_t *reply = mdp_client_call (self, service, body);
+    zmsg_destroy (&body);
+    if (!reply)
+        return NULL;
+    char *answer = zmsg_size (reply) == 1 ? zframe_strdup (zmsg_first (reply)) : NULL;
+    zmsg_destroy (&reply);
+    if (!answer)
+        errno = EPROTO;
+    return answer;
+}
+
 int mdp_client_has_service (mdp_client_t *self, const char *service)
 {
     if (!service || !*service) {
         errno = EINVAL;
         return -1;
     }
-    zmsg_t *body = zmsg_new ();
-    if (!body || zmsg_addstr (body, service)) {
-        zmsg_destroy (&body);
-        errno = ENOMEM;
+    char *answer = mdp_client_mmi (self, "mmi.service", service);
+    if (!answer)
         return -1;
-    }
-    zmsg_t *reply = mdp_client_call (self, "mmi.service", body);
-    zmsg_destroy (&body);
-    if (!reply)
-        return -1;
-    int rc = -1;
-    if (zmsg_size (reply) == 1)
-        rc = zframe_streq (zmsg_first (reply), "200") ? 1 : 0;
-    zmsg_destroy (&reply);
-    if (rc < 0)
-        errno = EPROTO;
+    int rc = streq (answer, "200") ? 1 : 0;
+    zstr_free (&answer);
     return rc;
 }

@@ -350,6 +350,12 @@ START_TEST (test_bad_arguments)
     errno = 0;
     ck_assert_int_eq (mdp_client_has_service (client, NULL), -1);
     ck_assert_int_eq (errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null (mdp_client_mmi (client, "echo", "x"));   //  not an mmi.* name
+    ck_assert_int_eq (errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null (mdp_client_mmi (client, "mmi.service", NULL));
+    ck_assert_int_eq (errno, EINVAL);
     //  Nothing reached the broker
     zmsg_t *msg = tu_recv (broker, 100);
     ck_assert_ptr_null (msg);

@@ -149,6 +149,16 @@ START_TEST (test_client_broker_worker)
         ck_assert_int_eq (cJSON_GetObjectItem (mdp_msg_data (reply), "n")->valueint, i);
         mdp_msg_destroy (&reply);
     }
+    //  The management interface through the public call
+    char *answer = mdp_client_mmi (client, "mmi.service", "echo");
+    ck_assert_str_eq (answer, "200");
+    free (answer);
+    answer = mdp_client_mmi (client, "mmi.services", "all");
+    ck_assert_str_eq (answer, "echo");
+    free (answer);
+    answer = mdp_client_mmi (client, "mmi.nonsense", "all");
+    ck_assert_str_eq (answer, "501");
+    free (answer);
     mdp_client_destroy (&client);
     zactor_destroy (&worker);
 }
