@@ -18,7 +18,7 @@ VERSION = 0.1.0
 
 WARN = -Wall -Wextra -Werror -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude -Ilibmdp -Ibroker -Idaemon \
+CFLAGS += -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -fvisibility=hidden -Iinclude \
           $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifeq ($(SAN),1)
@@ -50,7 +50,15 @@ all: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS) $(BENCH_PROGRAMS) 
 deps:
 	@sh tools/deps.sh
 
-$(BUILD)/obj/libmdp/%.o: CFLAGS += -DMDP_BUILDING_LIBRARY
+# Who may include whose private headers: programs and tools see only
+# include/mdp.h; the engine, the daemon and the bridge share libmdp's protocol
+# constants (mdp_proto.h; the bridge also mdp_curve.h); tests see everything.
+$(BUILD)/obj/libmdp/%.o: CFLAGS += -DMDP_BUILDING_LIBRARY -Ilibmdp
+$(BUILD)/obj/broker/%.o: CFLAGS += -Ilibmdp -Ibroker
+$(BUILD)/obj/daemon/%.o: CFLAGS += -Ilibmdp -Ibroker -Idaemon
+$(BUILD)/obj/bridge/%.o: CFLAGS += -Ilibmdp -Ibridge
+$(BUILD)/obj/bench/%.o: CFLAGS += -Ibroker -Ibench
+$(BUILD)/obj/tests/%.o: CFLAGS += -Ilibmdp -Ibroker -Idaemon -Ibridge
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h libmdp/*.h broker/*.h daemon/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
@@ -89,7 +97,6 @@ $(BUILD)/bin/mdp-amqp-bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>
 $(BUILD)/bin/mdp-bridge-bench: $(BUILD)/obj/bench/bridge_bench.o $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-bridge-bench: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridge_codec.o
-$(BRIDGE_TEST_OBJ): CFLAGS += -Ibridge
 $(BRIDGE_TEST_OBJ): bridge/bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/bridge/bridge_neon.o
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
