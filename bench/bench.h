@@ -24,7 +24,8 @@ typedef struct {
     bool both;                   //  --broker both: mdp and raw, alternately
     const char *endpoint;        //  -e: use this running broker, spawn none
     bool async;                  //  --mode async: W requests in flight, correlation frame
-    int window;                  //  -W: requests in flight per client (async)
+    bool pipe;                   //  --mode pipe: W in flight, plain MDP/0.1, oldest first
+    int window;                  //  -W: requests in flight per client (async, pipe)
     int clients;                 //  -c: client count
     int workers;                 //  -w: echo worker count
     size_t size;                 //  -s: payload bytes per request
@@ -105,6 +106,10 @@ typedef struct {
     long rss_after_kib;          //  broker VmRSS with all of them queued
     size_t body_bytes;           //  body bytes per request (action + payload)
 } bench_queue_t;
+
+//  The mode's name and a client's requests in flight.
+const char *bench_mode_name (const bench_opts_t *opts);
+int bench_window (const bench_opts_t *opts);
 
 //  bench_report.c: the table, or one JSON object with --json. runs[0] is the
 //  mdp run, runs[1] the raw one; either may be NULL.

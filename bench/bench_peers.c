@@ -99,6 +99,16 @@ uint64_t bench_hist_percentile (const bench_result_t *result, double q)
 //  ---------------------------------------------------------------------------
 //  Shared helpers
 
+const char *bench_mode_name (const bench_opts_t *opts)
+{
+    return opts->pipe ? "pipe" : opts->async ? "async" : "sync";
+}
+
+int bench_window (const bench_opts_t *opts)
+{
+    return opts->async || opts->pipe ? opts->window : 1;
+}
+
 int bench_active_services (const bench_opts_t *opts)
 {
     return opts->services < opts->workers ? opts->services : opts->workers;
@@ -113,9 +123,13 @@ int bench_pool_size (const bench_opts_t *opts)
 static void *s_socket (bench_peer_t *peer, void *ctx)
 {
     void *sock = zmq_socket (ctx, ZMQ_DEALER);
-    int linger = 0;
+    int linger = 0, hwm = 0;
     if (sock) {
         zmq_setsockopt (sock, ZMQ_LINGER, &linger, sizeof linger);
+        if (peer->opts->pipe) {   //  the whole window leaves at once
+            zmq_setsockopt (sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+            zmq_setsockopt (sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        }
         if (zmq_connect (sock, peer->shared->endpoint) != 0) {
             zmq_close (sock);
             sock = NULL;
@@ -377,7 +391,10 @@ void bench_idle_pool (bench_peer_t *peer)
 //  ---------------------------------------------------------------------------
 //  Client: W requests in flight (1 for sync), round robin over the active
 //  services. Async requests carry an 8-byte correlation frame (slot and
-//  generation) before the delimiter; sync ones have none. The payload is one
+//  generation) before the delimiter; sync and pipe ones are plain MDP/0.1
+//  requests, and each reply answers the oldest request in flight (exact with
+//  one worker, which replies in order; with several, pipe latencies are
+//  approximate). The payload is one
 //  buffer for the whole run, sent without a copy; it is freed only after every
 //  ZeroMQ context is gone (bench_payload_free).
 
@@ -415,11 +432,14 @@ typedef struct {
     slot_t *slots;               //  window slots
     int *free_slots;             //  stack of free slot numbers
     int nfree;                   //  free slots on the stack
+    uint64_t sent;               //  sync, pipe: requests sent, the next slot
+    uint64_t answered;           //  sync, pipe: replies taken, the oldest slot
 } client_t;
 
 static void s_client_send (client_t *self, bool measured)
 {
-    int number = self->free_slots[--self->nfree];
+    int number = self->peer->opts->async ? self->free_slots[--self->nfree]
+                                         : (int) (self->sent++ % (uint64_t) self->window);
     slot_t *slot = &self->slots[number];
     void *sock = self->sock;
     if (self->peer->opts->async) {
@@ -443,7 +463,8 @@ static bool s_client_reply (client_t *self, zmq_msg_t *frames, size_t count)
 {
     bench_result_t *result = &self->peer->shared->results[self->peer->index];
     size_t at = self->peer->opts->async ? 1 : 0;
-    uint32_t corr[2] = {0, self->slots[0].generation};
+    uint32_t oldest = (uint32_t) (self->answered % (uint64_t) self->window);
+    uint32_t corr[2] = {oldest, self->slots[oldest].generation};
     if (at) {
         if (count < 1 || zmq_msg_size (&frames[0]) != sizeof corr)
             return false;
@@ -463,7 +484,10 @@ static bool s_client_reply (client_t *self, zmq_msg_t *frames, size_t count)
     if (slot->measured)
         result->errors++;
     slot->busy = false;
-    self->free_slots[self->nfree++] = (int) corr[0];
+    if (at)
+        self->free_slots[self->nfree++] = (int) corr[0];
+    else
+        self->answered++;
     self->inflight--;
     return true;
 }
@@ -519,7 +543,7 @@ static int s_client_init (client_t *self, bench_peer_t *peer)
 {
     const bench_opts_t *opts = peer->opts;
     self->peer = peer;
-    self->window = opts->async ? opts->window : 1;
+    self->window = bench_window (opts);
     self->nservices = bench_active_services (opts);
     self->next_service = peer->index;
     self->names = calloc ((size_t) self->nservices, sizeof *self->names);

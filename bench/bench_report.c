@@ -67,8 +67,8 @@ static void s_json_config (FILE *out, const bench_opts_t *opts)
              "\"mode\": \"%s\", \"clients\": %d, \"workers\": %d, \"window\": %d, \"size\": %zu, "
              "\"services\": %d, \"idle_workers\": %d, \"procs\": %s, \"heartbeat_ms\": %d, "
              "\"relay_pipeline\": %s",
-             opts->async ? "async" : "sync", opts->clients, opts->workers,
-             opts->async ? opts->window : 1, opts->size, opts->services, opts->idle,
+             bench_mode_name (opts), opts->clients, opts->workers,
+             bench_window (opts), opts->size, opts->services, opts->idle,
              opts->procs ? "true" : "false", opts->heartbeat, opts->pipeline ? "true" : "false");
 }
 
@@ -163,8 +163,8 @@ void bench_report (const bench_opts_t *opts, const bench_run_t *runs[2])
     }
     printf ("mdp-bench: %s, %d client%s x %d in flight, %d worker%s, %zu-byte payload, "
             "%d service%s, %d idle worker%s, %s\n",
-            opts->async ? "async" : "sync", opts->clients, opts->clients > 1 ? "s" : "",
-            opts->async ? opts->window : 1, opts->workers, opts->workers > 1 ? "s" : "",
+            bench_mode_name (opts), opts->clients, opts->clients > 1 ? "s" : "",
+            bench_window (opts), opts->workers, opts->workers > 1 ? "s" : "",
             opts->size, opts->services, opts->services > 1 ? "s" : "", opts->idle,
             opts->idle == 1 ? "" : "s", opts->procs ? "processes" : "threads");
     printf ("%-7s %9s %6s %8s %9s %8s %8s %9s %8s %10s %9s %9s%s\n", "broker", "requests",

@@ -28,7 +28,7 @@ static const char *s_kind_name (broker_kind_t kind)
 static void s_usage (FILE *out)
 {
     fprintf (out,
-        "usage: mdp-bench [--broker mdp|raw|both] [-e ENDPOINT] [--mode sync|async] [-W W]\n"
+        "usage: mdp-bench [--broker mdp|raw|both] [-e ENDPOINT] [--mode sync|async|pipe] [-W W]\n"
         "                 [-c CLIENTS] [-w WORKERS] [-s BYTES] [-n N | -d SECONDS]\n"
         "                 [--services K] [--idle-workers J] [--procs] [--json] [--repeat N]\n"
         "                 [--callgrind [--callgrind-dir DIR]] [--queue N] [--heartbeat MS]\n"
@@ -36,8 +36,10 @@ static void s_usage (FILE *out)
         "  --broker KIND     mdp (build/bin/mdp-broker), raw (mdp-relay), or both, alternately\n"
         "  --relay-pipeline  mdp-relay --pipeline: no limit of one request per worker\n"
         "  -e ENDPOINT       use a running broker of that kind instead of starting one\n"
-        "  --mode MODE       sync: one request at a time per client; async: W in flight\n"
-        "  -W, --window W    requests in flight per async client (default 16)\n"
+        "  --mode MODE       sync: one request at a time per client; async: W in flight,\n"
+        "                    each with a correlation frame; pipe: W plain MDP/0.1 requests\n"
+        "                    in flight, each reply taken as the oldest one's\n"
+        "  -W, --window W    requests in flight per async or pipe client (default 16)\n"
         "  -c, --clients N   clients (default 1)        -w, --workers N  echo workers (default 1)\n"
         "  -s, --size BYTES  payload per request (default 16)\n"
         "  -n N              measured requests over all clients; -d S: measure S seconds (default 2)\n"
@@ -96,8 +98,9 @@ static void s_option (bench_opts_t *opts, int opt, const char *arg)
             break;
         case O_MODE:
             opts->async = strcmp (arg, "async") == 0;
-            if (!opts->async && strcmp (arg, "sync"))
-                s_bad ("--mode is sync or async");
+            opts->pipe = strcmp (arg, "pipe") == 0;
+            if (!opts->async && !opts->pipe && strcmp (arg, "sync"))
+                s_bad ("--mode is sync, async or pipe");
             break;
         case 'd':
             opts->duration = atof (arg);
@@ -105,7 +108,7 @@ static void s_option (bench_opts_t *opts, int opt, const char *arg)
                 s_bad ("-d needs a number of seconds");
             break;
         case 'e': opts->endpoint = arg; break;
-        case 'W': opts->window = (int) s_number (arg, 1, 1000, "-W"); break;
+        case 'W': opts->window = (int) s_number (arg, 1, 1000000, "-W"); break;
         case 'c': opts->clients = (int) s_number (arg, 1, 1000, "-c"); break;
         case 'w': opts->workers = (int) s_number (arg, 1, 1000, "-w"); break;
         case 's': opts->size = (size_t) s_number (arg, 0, 64 << 20, "-s"); break;
@@ -162,7 +165,7 @@ static void s_parse (bench_opts_t *opts, int argc, char *argv[])
     if (!opts->requests && !opts->duration)
         opts->duration = 2;
     if (opts->warmup < 0)
-        opts->warmup = 2 * (opts->async ? opts->window : 1) + 100;
+        opts->warmup = 2 * bench_window (opts) + 100;
     if (opts->timeout < 0)
         opts->timeout = opts->callgrind ? 120000 : 10000;
 }
@@ -298,9 +301,12 @@ static int s_spawn_broker (const bench_opts_t *opts, broker_kind_t kind, const c
 {
     char heartbeat[32], queue[32];
     snprintf (heartbeat, sizeof heartbeat, "%d", opts->heartbeat);
-    snprintf (queue, sizeof queue, "%ld", opts->queue + 10000);
+    //  Room for every request a run can have waiting, and no expiry while a
+    //  whole pipe window waits (under callgrind that can take minutes).
+    snprintf (queue, sizeof queue, "%ld",
+              opts->queue + (long) bench_window (opts) * opts->clients + 10000);
     char *mdp_args[] = {"--heartbeat", heartbeat, "--max-queue", queue, "--request-timeout",
-                        opts->queue ? "86400" : "30", NULL};
+                        opts->queue || opts->pipe ? "86400" : "30", NULL};
     char *raw_args[] = {opts->pipeline ? "--pipeline" : NULL, NULL};
     return bench_broker_start (broker, kind, cg_file, kind == BROKER_MDP ? mdp_args : raw_args,
                                cg_file ? 120000 : 60000);

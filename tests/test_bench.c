@@ -1,7 +1,8 @@
 /*  test_bench.c - mdp-bench as a tool: it runs against mdp-broker and against
-    mdp-relay, in sync and async mode, with extra services and idle workers and
-    as processes, and prints one JSON object with the number of requests it was
-    asked for. Correctness of the tool only: no figure is ever asserted.
+    mdp-relay, in sync, async and pipe mode, with extra services and idle
+    workers and as processes, and prints one JSON object with the number of
+    requests it was asked for. Correctness of the tool only: no figure is
+    ever asserted.
 */
 #include "testutil.h"
 #include <check.h>
@@ -115,6 +116,29 @@ START_TEST (test_queue_measurement)
 }
 END_TEST
 
+START_TEST (test_pipe_mode_both)
+{
+    //  Plain MDP/0.1 requests, all in flight at once, one worker.
+    cJSON *json = s_bench ("--broker", "both", "--mode", "pipe", "-W", "300", "-n", "300", NULL);
+    s_check_run (cJSON_GetObjectItemCaseSensitive (json, "mdp"), "mdp", 300);
+    s_check_run (cJSON_GetObjectItemCaseSensitive (json, "raw"), "raw", 300);
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive (json, "mode");
+    ck_assert_str_eq (mode->valuestring, "pipe");
+    ck_assert_double_eq (s_number (json, "window"), 300);
+    cJSON_Delete (json);
+}
+END_TEST
+
+START_TEST (test_pipe_window_beyond_ten_thousand)
+{
+    //  mdp-broker must queue the whole window: none refused, none expired.
+    cJSON *json = s_bench ("--broker", "mdp", "--mode", "pipe", "-W", "12000", "-n", "12000",
+                           "--warmup", "0", NULL);
+    s_check_run (json, "mdp", 12000);
+    cJSON_Delete (json);
+}
+END_TEST
+
 START_TEST (test_bad_usage_exits_2)
 {
     char *program = strdup (tu_program ("mdp-bench"));
@@ -139,6 +163,8 @@ int main (void)
     tcase_add_test (tc, test_both_with_services_and_idle_workers);
     tcase_add_test (tc, test_processes_and_uneven_split);
     tcase_add_test (tc, test_queue_measurement);
+    tcase_add_test (tc, test_pipe_mode_both);
+    tcase_add_test (tc, test_pipe_window_beyond_ten_thousand);
     tcase_add_test (tc, test_bad_usage_exits_2);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
