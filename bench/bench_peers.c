@@ -394,7 +394,8 @@ void bench_idle_pool (bench_peer_t *peer)
 //  generation) before the delimiter; sync and pipe ones are plain MDP/0.1
 //  requests, and each reply answers the oldest request in flight (exact with
 //  one worker, which replies in order; with several, pipe latencies are
-//  approximate). The payload is one
+//  approximate). Pipe requests carry the payload alone, no action frame:
+//  MDP's own frames and nothing more. The payload is one
 //  buffer for the whole run, sent without a copy; it is freed only after every
 //  ZeroMQ context is gone (bench_payload_free).
 
@@ -450,7 +451,8 @@ static void s_client_send (client_t *self, bool measured)
     zmq_send_const (sock, "", 0, ZMQ_SNDMORE);
     zmq_send_const (sock, "MDPC01", 6, ZMQ_SNDMORE);
     zmq_send (sock, name, strlen (name), ZMQ_SNDMORE);
-    zmq_send_const (sock, ACTION, sizeof ACTION - 1, ZMQ_SNDMORE);
+    if (!self->peer->opts->pipe)
+        zmq_send_const (sock, ACTION, sizeof ACTION - 1, ZMQ_SNDMORE);
     zmq_send_const (sock, s_payload, self->peer->opts->size, 0);
     slot->busy = true;
     slot->measured = measured;
@@ -473,9 +475,12 @@ static bool s_client_reply (client_t *self, zmq_msg_t *frames, size_t count)
     slot_t *slot = corr[0] < (uint32_t) self->window ? &self->slots[corr[0]] : NULL;
     if (!slot || !slot->busy || slot->generation != corr[1])
         return false;
-    bool ok = count == at + 5 && zmq_msg_size (&frames[at]) == 0
-              && s_is (&frames[at + 1], "MDPC01") && s_is (&frames[at + 3], ACTION)
-              && zmq_msg_size (&frames[at + 4]) == self->peer->opts->size;
+    //  [""]["MDPC01"][service][action][payload]; pipe: no action frame
+    size_t body = self->peer->opts->pipe ? 3 : 4;
+    bool ok = count == at + body + 1 && zmq_msg_size (&frames[at]) == 0
+              && s_is (&frames[at + 1], "MDPC01")
+              && (body == 3 || s_is (&frames[at + 3], ACTION))
+              && zmq_msg_size (&frames[at + body]) == self->peer->opts->size;
     if (slot->measured && ok) {
         result->count++;
         bench_hist_add (result, (uint64_t) (bench_now_ns () - slot->sent_at));
