@@ -664,9 +664,9 @@ int main (int argc, char *argv[])
     pthread_sigmask (SIG_BLOCK, &stopper.signals, NULL);
     stopper.ctx = zmq_ctx_new ();
     pthread_t thread;
-    bool stopping = stopper.ctx && pthread_create (&thread, NULL, s_stopper, &stopper) == 0;
+    bool stopper_runs = stopper.ctx && pthread_create (&thread, NULL, s_stopper, &stopper) == 0;
     char bound[256];
-    if (!stopping || s_init (&self) != 0
+    if (!stopper_runs || s_init (&self) != 0
         || s_bind (&self, stopper.ctx, endpoint, bound, sizeof bound) != 0) {
         fprintf (stderr, "mdp-relay: cannot bind '%s': %s\n", endpoint, zmq_strerror (errno));
         code = 2;
@@ -679,7 +679,7 @@ int main (int argc, char *argv[])
                  (unsigned long long) self.dropped, self.count_tail - self.count_head);
     }
     s_destroy (&self);
-    if (stopping) {   //  a no-op if it already took a signal and ended
+    if (stopper_runs) {   //  a no-op if it already took a signal and ended
         pthread_kill (thread, SIGTERM);
         pthread_join (thread, NULL);
     }
