@@ -4,6 +4,8 @@
 # envelope swap) alternately, so that each mdp figure sits next to the raw one
 # from the same run, as a ratio; then callgrind's instructions per request,
 # memory per idle worker and per queued request, and a profile of the broker.
+# Then issue 18's scenario: one client with 20,000 plain MDP/0.1 requests in
+# flight through one worker, both brokers under callgrind --separate-threads.
 # Writes bench/RESULTS.md; the raw JSON and callgrind files go to BUILD/bench.
 # BENCH_SECONDS (3) and BENCH_REPEAT (2, best kept) trade time for stability;
 # BENCH_RENDER_ONLY=1 only rewrites RESULTS.md from the files of the last run.
@@ -14,6 +16,7 @@ OUT="$BUILD/bench"
 SECONDS_EACH=${BENCH_SECONDS:-3}
 REPEAT=${BENCH_REPEAT:-2}
 CG_REQUESTS=${BENCH_CALLGRIND_REQUESTS:-20000}
+PIPE=${BENCH_PIPE_REQUESTS:-20000}
 PYTHON=/usr/bin/python3
 [ -x "$PYTHON" ] || PYTHON=python3
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not built (make BUILD=$BUILD all)" >&2; exit 1; }
@@ -51,6 +54,12 @@ measure() {
     done
     run "async-w4-s16-services10k" $COMMON --mode async -W 16 -w 4 -s 16 --services 10000
     run "async-w4-s16-idle1000" $COMMON --mode async -W 16 -w 4 -s 16 --idle-workers 1000
+    # One client, the whole window in flight at once, one worker; warmed up
+    # with one whole window, so that both brokers have held that many before.
+    PIPE_ARGS="--broker both --mode pipe -c 1 -W $PIPE -w 1 -s 16 -n $PIPE --warmup $PIPE"
+    run "pipe-w1-s16" $PIPE_ARGS --repeat $REPEAT
+    mkdir -p "$OUT/callgrind-pipe"
+    run "callgrind-pipe" $PIPE_ARGS --callgrind --heartbeat 60000 --callgrind-dir "$OUT/callgrind-pipe"
     CG="--broker both --callgrind --mode async -c 4 -W 16 -w 4 -s 16"
     run "callgrind" $CG -n "$CG_REQUESTS" --callgrind-dir "$OUT/callgrind"
     # Scaling checks under callgrind: heartbeats every 60 s, so that only the
@@ -61,6 +70,8 @@ measure() {
     f="$OUT/callgrind/callgrind.mdp.$CG_REQUESTS-01"
     callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$f" >"$f.inclusive.txt"
     callgrind_annotate --threshold=100 --auto=no "$f" >"$f.self.txt"
+    f="$OUT/callgrind-pipe/callgrind.mdp.$PIPE-01"
+    callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$f" >"$f.inclusive.txt"
     cat >"$OUT/meta" <<META
 load_before=$load_before
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -71,12 +82,12 @@ META
 
 # BENCH_RENDER_ONLY=1 rewrites RESULTS.md from the last run's OUT.
 [ "${BENCH_RENDER_ONLY:-}" = 1 ] || measure
-export OUT CG_REQUESTS SECONDS_EACH REPEAT BUILD
+export OUT CG_REQUESTS SECONDS_EACH REPEAT BUILD PIPE
 "$PYTHON" - <<'EOF'
 # Render OUT/*.json into bench/RESULTS.md.
 import json, os, re, subprocess
 
-out, n_cg = os.environ["OUT"], int(os.environ["CG_REQUESTS"])
+out, n_cg, n_pipe = os.environ["OUT"], int(os.environ["CG_REQUESTS"]), int(os.environ["PIPE"])
 meta = dict(line.rstrip("\n").split("=", 1) for line in open(os.path.join(out, "meta")))
 
 def load(name):
@@ -103,9 +114,10 @@ w("# mdp-bench results")
 w("")
 w("Written by `make bench` (`sh bench/run.sh %s`) on %s, in %d s. Every row ran"
   % (os.environ["BUILD"], meta["date"], elapsed))
-w("against `mdp-broker` and against `mdp-relay` (the in-repo relay that only swaps")
-w("envelopes and hands each worker one request at a time, as MDP does: the ceiling any")
-w("broker can reach here), alternately, %s times each for %s s, best run kept. Wall-clock"
+w("against `mdp-broker` and against `mdp-relay` (the in-repo lean MDP/0.1 relay: LRU idle")
+w("workers, each given one request at a time as MDP requires, a FIFO of waiting requests, and")
+w("nothing else; the ceiling any broker can reach here), alternately, %s times each for %s s,")
+w("best run kept. Wall-clock"
   % (os.environ["REPEAT"], os.environ["SECONDS_EACH"]))
 w("figures on this shared machine move from run to run; read the ratios, and for the")
 w("broker's own cost read the instruction counts, which repeat.")
@@ -118,6 +130,36 @@ w("| libzmq / czmq | %s / %s |" % (sh("pkg-config --modversion libzmq"), sh("pkg
 w("| source | %s |" % (sh("git describe --always --dirty 2>/dev/null") or "?"))
 w("| load average before / after | %s / %s |" % (meta["load_before"], meta["load_after"]))
 w("")
+
+# Per-function instructions from a callgrind_annotate listing.
+def annotate(path, inclusive):
+    funcs = {}
+    pat = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$")
+    with open(path) as f:
+        for line in f:
+            mm = pat.match(line)
+            if not mm or "PROGRAM TOTALS" in line:
+                continue
+            name = mm.group(2)
+            obj = re.search(r"\[([^\]]*)\]\s*$", name)
+            name = re.sub(r"\s*\[[^\]]*\]\s*$", "", name)
+            fn = name.split(":", 1)[-1] if ":" in name else name
+            lib = os.path.basename(obj.group(1)) if obj else ""
+            if name.startswith("???:"):
+                fn = "%s:%s" % (lib.split(".so")[0], fn) if lib else fn
+            else:
+                fn = "%s:%s" % (os.path.basename(name.split(":", 1)[0]), fn)
+            cost = int(mm.group(1).replace(",", ""))
+            #  callgrind_annotate may list a function twice (absolute and
+            #  relative source path): inclusive costs repeat, self costs add.
+            funcs[fn] = max(funcs.get(fn, 0), cost) if inclusive else funcs.get(fn, 0) + cost
+    return funcs
+
+SKIP = ("(below main)", "__libc_start", "libc_start", "ld-linux", ":0x", "start_thread", "clone")
+
+# mdp-relay before issue 18 in the pipe scenario (it kept a malloc'd copy of
+# each waiting request's frame array and packed every envelope into a token).
+RELAY_BEFORE_MAIN, RELAY_BEFORE_ALL = "13605", "27422"
 
 # Headline: callgrind.
 cg = load("callgrind")
@@ -141,16 +183,82 @@ w("| mdp - raw, main thread (the broker's own work) | %s | | | |"
   % num(m["ir_main_per_request"] - r["ir_main_per_request"]))
 w("")
 
+# Issue 18's scenario: one client, the whole window in flight, one worker.
+pipe = load("callgrind-pipe")
+pm, pr = pipe["mdp"]["callgrind"], pipe["raw"]["callgrind"]
+w("## One client, %d requests in flight, one worker (issue 18)" % n_pipe)
+w("")
+w("One client sends %d plain MDP/0.1 requests at once (`[\"\"][\"MDPC01\"][service][16-byte" % n_pipe)
+w("payload]`, no correlation frame, one body frame) through one worker, which gets them one")
+w("at a time, so that nearly all of them wait in the broker; after a warm-up of one whole")
+w("window, each broker runs under `valgrind --tool=callgrind --separate-threads=yes`, counting")
+w("from the first request to the last reply (heartbeats every 60 s). *main* is the broker's")
+w("own thread, *all* adds libzmq's I/O thread. mdp-relay is the ceiling: one ROUTER, MDP's")
+w("own frames, LRU idle workers, a FIFO ring of moved frames, the client's routing id as the")
+w("token, blocking reads; no services, heartbeats, deadlines or MMI, no allocation per message")
+w("and no scan.")
+w("")
+w("| | main thread Ir/req | all threads Ir/req | mdp/relay main | mdp/relay all |")
+w("|---|---:|---:|---:|---:|")
+w("| lean relay outside this project (issue 18's figure, its own client and worker) | 12203 | 25961 | | |")
+w("| mdp-relay before issue 18 (dbcf021, this scenario, measured once) | %s | %s | | |"
+  % (RELAY_BEFORE_MAIN, RELAY_BEFORE_ALL))
+w("| **mdp-relay** (this run) | **%s** | **%s** | | |"
+  % (num(pr["ir_main_per_request"]), num(pr["ir_per_request"])))
+w("| **mdp-broker** (this run) | **%s** | **%s** | **%s** | **%s** |"
+  % (num(pm["ir_main_per_request"]), num(pm["ir_per_request"]),
+     ratio(pm["ir_main_per_request"], pr["ir_main_per_request"]),
+     ratio(pm["ir_per_request"], pr["ir_per_request"])))
+w("| target for mdp-broker (the next step) | | | <= 1.20 | <= 1.10 |")
+w("")
+tp = load("pipe-w1-s16")
+w("Without callgrind, the same scenario (best of %s): mdp-broker %s req/s, mdp-relay %s req/s,"
+  % (os.environ["REPEAT"], num(tp["mdp"]["rps"]), num(tp["raw"]["rps"])))
+w("**%s** of the relay's throughput (target >= 0.95); broker CPU %s and %s us per request."
+  % (ratio(tp["mdp"]["rps"], tp["raw"]["rps"]), num(tp["mdp"]["broker_cpu_us_per_request"], "%.1f"),
+     num(tp["raw"]["broker_cpu_us_per_request"], "%.1f")))
+w("")
+w("To reproduce this section alone (about two minutes per broker here):")
+w("")
+w("```")
+w("make all")
+w("build/bin/mdp-bench --broker both --mode pipe -c 1 -W %d -w 1 -s 16 -n %d --warmup %d \\" % (n_pipe, n_pipe, n_pipe))
+w("    --callgrind --heartbeat 60000 --callgrind-dir /tmp/cg")
+w("callgrind_annotate --inclusive=yes /tmp/cg/callgrind.mdp.%d-01 | head -40" % n_pipe)
+w("```")
+w("")
+w("### Where the instructions go (mdp-broker, main thread, this scenario)")
+w("")
+w("`callgrind_annotate --inclusive=yes` of mdp-broker's main thread in the run above, top")
+w("functions, as instructions per request (libzmq has no symbols here: its internals are")
+w("counted inside the API calls that reach them).")
+w("")
+w("| inclusive Ir/req | % of main | function |")
+w("|---:|---:|---|")
+pipe_total = pm["ir_main_per_request"]
+pipe_file = os.path.join(out, "callgrind-pipe", "callgrind.mdp.%d-01.inclusive.txt" % n_pipe)
+shown = 0
+for k, v in sorted(annotate(pipe_file, True).items(), key=lambda kv: -kv[1]):
+    v = v / n_pipe
+    if any(s in k for s in SKIP) or k.endswith(":main") or v > pipe_total * 1.01:
+        continue
+    w("| %.0f | %.1f | `%s` |" % (v, 100.0 * v / pipe_total, k))
+    shown += 1
+    if shown == 25:
+        break
+w("")
+
 # The matrix.
 w("## Throughput, latency and broker CPU")
 w("")
 w("4 clients; async clients keep 16 requests in flight (a correlation frame before the")
 w("delimiter), sync clients one. *cpu/req* is the broker's CPU time (all threads) per request.")
+w("The last row is issue 18's scenario: 1 client with %d plain requests in flight." % n_pipe)
 w("")
 w("| mode | workers | payload | services | idle workers | mdp req/s | raw req/s | ratio | mdp p50/p99 us | raw p50/p99 us | mdp cpu/req us | raw cpu/req us | ratio |")
 w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 rows = [("%s-w%d-s%d" % (mode, wk, sz)) for mode in ("sync", "async") for wk in (1, 4) for sz in (16, 16384)]
-rows += ["async-w4-s16-services10k", "async-w4-s16-idle1000"]
+rows += ["async-w4-s16-services10k", "async-w4-s16-idle1000", "pipe-w1-s16"]
 runs = {}
 for name in rows:
     j = load(name)
@@ -232,30 +340,6 @@ w("RSS %d KiB -> %d KiB, **%.0f bytes per queued request, %.0f over the body byt
   % (q["rss_before_kib"], q["rss_after_kib"], q["bytes_per_request"], q["overhead_bytes"]))
 w("")
 
-# Where the time goes: per-function instructions per request, main thread.
-def annotate(path, inclusive):
-    funcs = {}
-    pat = re.compile(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$")
-    with open(path) as f:
-        for line in f:
-            mm = pat.match(line)
-            if not mm or "PROGRAM TOTALS" in line:
-                continue
-            name = mm.group(2)
-            obj = re.search(r"\[([^\]]*)\]\s*$", name)
-            name = re.sub(r"\s*\[[^\]]*\]\s*$", "", name)
-            fn = name.split(":", 1)[-1] if ":" in name else name
-            lib = os.path.basename(obj.group(1)) if obj else ""
-            if name.startswith("???:"):
-                fn = "%s:%s" % (lib.split(".so")[0], fn) if lib else fn
-            else:
-                fn = "%s:%s" % (os.path.basename(name.split(":", 1)[0]), fn)
-            cost = int(mm.group(1).replace(",", ""))
-            #  callgrind_annotate may list a function twice (absolute and
-            #  relative source path): inclusive costs repeat, self costs add.
-            funcs[fn] = max(funcs.get(fn, 0), cost) if inclusive else funcs.get(fn, 0) + cost
-    return funcs
-
 cgdir = os.path.join(out, "callgrind")
 def per_request(kind):
     run = annotate(os.path.join(cgdir, "callgrind.mdp.%d-01.%s.txt" % (n_cg, kind)),
@@ -272,10 +356,9 @@ w("the second table, summed) sit inside them.")
 w("")
 w("| inclusive Ir/req | % | function |")
 w("|---:|---:|---|")
-skip = ("(below main)", "__libc_start", "libc_start", "ld-linux", ":0x", "start_thread", "clone")
 shown = 0
 for v, k in per_request("inclusive"):
-    if any(s in k for s in skip) or k.endswith(":main") or v > total * 1.01:
+    if any(s in k for s in SKIP) or k.endswith(":main") or v > total * 1.01:
         continue
     w("| %.0f | %.1f | `%s` |" % (v, 100.0 * v / total, k))
     shown += 1
