@@ -116,8 +116,8 @@ w("Written by `make bench` (`sh bench/run.sh %s`) on %s, in %d s. Every row ran"
   % (os.environ["BUILD"], meta["date"], elapsed))
 w("against `mdp-broker` and against `mdp-relay` (the in-repo lean MDP/0.1 relay: LRU idle")
 w("workers, each given one request at a time as MDP requires, a FIFO of waiting requests, and")
-w("nothing else; the ceiling any broker can reach here), alternately, %s times each for %s s,")
-w("best run kept. Wall-clock"
+w("nothing else; the ceiling any broker can reach here), alternately, %s times each for %s s, "
+  "best run kept. Wall-clock"
   % (os.environ["REPEAT"], os.environ["SECONDS_EACH"]))
 w("figures on this shared machine move from run to run; read the ratios, and for the")
 w("broker's own cost read the instruction counts, which repeat.")
