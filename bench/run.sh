@@ -22,7 +22,11 @@ PYTHON=/usr/bin/python3
 [ -x "$BENCH" ] || { echo "run.sh: $BENCH not built (make BUILD=$BUILD all)" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "run.sh: valgrind missing (make deps)" >&2; exit 1; }
 
-# run NAME ARGS... : one mdp-bench invocation, its JSON in OUT/NAME.json
+# run NAME ARGS... : one mdp-bench invocation, its JSON in OUT/NAME.json;
+# a failure ends the run (row: the throughput table shows it, the run goes on)
+row() {
+    run "$@" || { rm -f "$OUT/$1.json"; echo "  the table shows $1 as failed" >&2; }
+}
 run() {
     name=$1; shift
     echo "mdp-bench $* --json" >>"$OUT/commands"
@@ -31,7 +35,7 @@ run() {
     if ! "$BENCH" "$@" --json >"$OUT/$name.json" 2>"$OUT/$name.log"; then
         echo " FAILED (see $OUT/$name.log)" >&2
         cat "$OUT/$name.log" >&2
-        exit 1
+        return 1
     fi
     echo " $(( $(date +%s) - t0 )) s" >&2
 }
@@ -48,25 +52,25 @@ measure() {
         window=""; [ "$mode" = async ] && window="-W 16"
         for workers in 1 4; do
             for size in 16 16384; do
-                run "$mode-w$workers-s$size" $COMMON --mode $mode $window -w $workers -s $size
+                row "$mode-w$workers-s$size" $COMMON --mode $mode $window -w $workers -s $size
             done
         done
     done
-    run "async-w4-s16-services10k" $COMMON --mode async -W 16 -w 4 -s 16 --services 10000
-    run "async-w4-s16-idle1000" $COMMON --mode async -W 16 -w 4 -s 16 --idle-workers 1000
+    row "async-w4-s16-services10k" $COMMON --mode async -W 16 -w 4 -s 16 --services 10000
+    row "async-w4-s16-idle1000" $COMMON --mode async -W 16 -w 4 -s 16 --idle-workers 1000
     # One client, the whole window in flight at once, one worker; warmed up
     # with one whole window, so that both brokers have held that many before.
     PIPE_ARGS="--broker both --mode pipe -c 1 -W $PIPE -w 1 -s 16 -n $PIPE --warmup $PIPE"
-    run "pipe-w1-s16" $PIPE_ARGS --repeat $REPEAT
+    run "pipe-w1-s16" $PIPE_ARGS --repeat $REPEAT || exit 1
     mkdir -p "$OUT/callgrind-pipe"
-    run "callgrind-pipe" $PIPE_ARGS --callgrind --heartbeat 60000 --callgrind-dir "$OUT/callgrind-pipe"
+    run "callgrind-pipe" $PIPE_ARGS --callgrind --heartbeat 60000 --callgrind-dir "$OUT/callgrind-pipe" || exit 1
     CG="--broker both --callgrind --mode async -c 4 -W 16 -w 4 -s 16"
-    run "callgrind" $CG -n "$CG_REQUESTS" --callgrind-dir "$OUT/callgrind"
+    run "callgrind" $CG -n "$CG_REQUESTS" --callgrind-dir "$OUT/callgrind" || exit 1
     # Scaling checks under callgrind: heartbeats every 60 s, so that only the
     # message path counts (10,000 workers heartbeating add their own cost).
-    run "callgrind-services10k" $CG -n 5000 --heartbeat 60000 --services 10000
-    run "callgrind-idle1000" $CG -n 5000 --heartbeat 60000 --idle-workers 1000
-    run "queue" --queue 100000 -s 16
+    run "callgrind-services10k" $CG -n 5000 --heartbeat 60000 --services 10000 || exit 1
+    run "callgrind-idle1000" $CG -n 5000 --heartbeat 60000 --idle-workers 1000 || exit 1
+    run "queue" --queue 100000 -s 16 || exit 1
     f="$OUT/callgrind/callgrind.mdp.$CG_REQUESTS-01"
     callgrind_annotate --inclusive=yes --threshold=100 --auto=no "$f" >"$f.inclusive.txt"
     callgrind_annotate --threshold=100 --auto=no "$f" >"$f.self.txt"
@@ -93,6 +97,15 @@ meta = dict(line.rstrip("\n").split("=", 1) for line in open(os.path.join(out, "
 def load(name):
     with open(os.path.join(out, name + ".json")) as f:
         return json.loads(f.readline())
+
+def failure(name):
+    """Why a row of the matrix has no figures: the last line of its log."""
+    try:
+        with open(os.path.join(out, name + ".log")) as f:
+            lines = [l.strip() for l in f if l.strip()]
+        return lines[-1] if lines else "no output"
+    except OSError:
+        return "not run"
 
 def sh(cmd):
     try:
@@ -261,6 +274,9 @@ rows = [("%s-w%d-s%d" % (mode, wk, sz)) for mode in ("sync", "async") for wk in 
 rows += ["async-w4-s16-services10k", "async-w4-s16-idle1000", "pipe-w1-s16"]
 runs = {}
 for name in rows:
+    if not os.path.exists(os.path.join(out, name + ".json")):
+        w("| %s: **no figures**, the run failed (%s) | | | | | | | | | | | | |" % (name, failure(name)))
+        continue
     j = load(name)
     runs[name] = j
     a, b = j["mdp"], j["raw"]
@@ -274,7 +290,7 @@ for name in rows:
 w("")
 
 # Does cost grow with services / idle workers?
-base = runs["async-w4-s16"]
+base = runs.get("async-w4-s16")
 w("## Cost against the number of services and workers")
 w("")
 w("Broker CPU per request relative to the raw relay in the same run, for the async 4-worker")
@@ -285,6 +301,9 @@ w("| configuration | mdp cpu/req us | raw cpu/req us | mdp/raw |")
 w("|---|---:|---:|---:|")
 for label, name in (("1 service, 0 idle", "async-w4-s16"), ("10,000 services", "async-w4-s16-services10k"),
                     ("1,000 idle workers", "async-w4-s16-idle1000")):
+    if name not in runs:
+        w("| %s | - | - | - |" % label)
+        continue
     a, b = runs[name]["mdp"], runs[name]["raw"]
     w("| %s | %s | %s | %s |" % (label, num(a["broker_cpu_us_per_request"], "%.1f"),
                                  num(b["broker_cpu_us_per_request"], "%.1f"),
@@ -306,7 +325,7 @@ for label, name in (("1 service, 0 idle", "callgrind"), ("10,000 services", "cal
 w("")
 
 # Memory.
-idle = runs["async-w4-s16-idle1000"]
+idle = runs.get("async-w4-s16-idle1000")
 w("## Memory")
 w("")
 w("Broker resident set (VmRSS) when measuring began, and peak (VmHWM).")
@@ -315,22 +334,25 @@ w("| | mdp | raw |")
 w("|---|---:|---:|")
 for label, name in (("1 service, 0 idle workers", "async-w4-s16"), ("1,000 idle workers", "async-w4-s16-idle1000"),
                     ("10,000 services", "async-w4-s16-services10k")):
+    if name not in runs:
+        continue
     a, b = runs[name]["mdp"], runs[name]["raw"]
     w("| RSS / peak, %s (KiB) | %d / %d | %d / %d |" % (label, a["broker_rss_kib"], a["broker_hwm_kib"],
                                                       b["broker_rss_kib"], b["broker_hwm_kib"]))
-per = lambda k: (idle[k]["broker_rss_kib"] - base[k]["broker_rss_kib"]) * 1024.0 / 1000
+per = lambda k: (idle[k]["broker_rss_kib"] - base[k]["broker_rss_kib"]) * 1024.0 / 1000 if idle and base else 0
 w("| **RSS per idle worker** ((RSS with 1,000 - with 0) / 1,000) | **%.0f B** | %.0f B |" % (per("mdp"), per("raw")))
 w("")
-svc = runs["async-w4-s16-services10k"]
+svc = runs.get("async-w4-s16-services10k") if base else None
 per_service = ((svc["mdp"]["broker_rss_kib"] - base["mdp"]["broker_rss_kib"])
-               - (svc["raw"]["broker_rss_kib"] - base["raw"]["broker_rss_kib"])) * 1024.0 / 9996
+               - (svc["raw"]["broker_rss_kib"] - base["raw"]["broker_rss_kib"])) * 1024.0 / 9996 \
+              if svc else None
 w("The relay keeps nothing per idle peer, so its figure is libzmq's own cost of a connection")
 w("(session, pipes, TCP buffers); **mdp minus raw, %.0f B, is what the broker adds per idle"
   % (per("mdp") - per("raw")))
 w("worker** (target <= 1 KiB). This difference of two RSS readings moves by a few hundred")
 w("bytes from run to run (malloc arenas, libzmq buffers); read it as an order of magnitude.")
 w("The same difference for the 10,000-service row, per placeholder worker with its own")
-w("service: %.0f B." % per_service)
+w("service: %s." % ("%.0f B" % per_service if svc else "not measured in this run"))
 w("")
 q = load("queue")["queue"]
 w("Queued requests: %d requests of %d body bytes each (`bench.echo` + a 16-byte payload)"
