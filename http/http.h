@@ -17,7 +17,7 @@
 #define HTTP_DEFAULT_TIMEOUT 30000   //  msecs a call waits for its reply
 #define HTTP_DEFAULT_MAX_BODY 1048576 //  bytes of request body accepted
 #define HTTP_MAX_TIMEOUT 86400000    //  largest ?timeout=, msecs (a day)
-#define HTTP_SSE_BUFFER 262144       //  bytes an SSE reader may lag behind
+#define HTTP_SSE_BUFFER 1048576      //  bytes an SSE reader may lag behind
 #define HTTP_MAX_TOKEN 4096          //  bytes of a bearer token
 
 //  ---------------------------------------------------------------------------

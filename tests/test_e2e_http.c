@@ -621,6 +621,58 @@ START_TEST (test_dashboard_in_chromium)
 }
 END_TEST
 
+START_TEST (test_slow_event_reader_is_dropped)
+{
+    //  One reader reads every event as it comes; the other reads nothing.
+    //  Once the second is more than its buffer behind, the gateway closes it
+    //  and the first goes on.
+    hh_stream_t fast = hh_open ("GET", "/v1/events?prefix=load.", NULL, NULL, 0);
+    hh_stream_t slow = hh_open ("GET", "/v1/events?prefix=load.", NULL, NULL, 0);
+    ck_assert_ptr_nonnull (hh_wait_for (&fast, 0, ": subscribed", 10000));
+    ck_assert_ptr_nonnull (hh_wait_for (&slow, 0, ": subscribed", 10000));
+    mdp_publisher_t *publisher = mdp_publisher_new (pub_ep);
+    mdp_publisher_set_sync_timeout (publisher, tu_scale (5000));
+    char *pad = malloc (65536);
+    memset (pad, 'x', 65535);
+    pad[65535] = 0;
+    bool dropped = false;
+    for (int seq = 0; seq < 400 && !dropped; seq++) {
+        cJSON *data = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (data, "seq", seq);
+        cJSON_AddStringToObject (data, "pad", pad);
+        ck_assert_int_eq (mdp_publisher_send (publisher, "load.test", data), 0);
+        cJSON_Delete (data);
+        char want[64];
+        snprintf (want, sizeof want, "{\"seq\":%d,", seq);
+        ck_assert_msg (hh_wait_for (&fast, 0, want, 10000), "fast reader lost event %d", seq);
+        fast.size = 0;   //  what came is read; the next event comes after
+        //  Anything on stderr: the drop is checked below.
+        zmq_pollitem_t item = {NULL, http_err, ZMQ_POLLIN, 0};
+        dropped = zmq_poll (&item, 1, 0) == 1;
+    }
+    free (pad);
+    mdp_publisher_destroy (&publisher);
+    char *line = tu_read_line_with (http_err, "behind; closing it", 10000);
+    ck_assert_msg (line != NULL, "the slow reader was never dropped");
+    free (line);
+    //  The slow reader finds its stream ended once it reads what was sent.
+    int64_t deadline = zclock_mono () + tu_scale (20000);
+    size_t total = 0;
+    while (!slow.eof && zclock_mono () < deadline) {
+        hh_read_some (&slow, 1000);
+        total += slow.size;
+        slow.size = 0;
+    }
+    ck_assert_msg (slow.eof, "slow reader still open after %zu bytes", total);
+    hh_close (&slow);
+    hh_close (&fast);
+    //  And the gateway serves on.
+    hh_reply_t reply = hh_request ("POST", "/v1/services/echo/x", NULL, "{}");
+    ck_assert_int_eq (reply.status, 200);
+    hh_free (&reply);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("e2e_http");
@@ -635,6 +687,7 @@ int main (void)
     tcase_add_test (calls, test_bad_http_and_the_gateway_survives);
     tcase_add_test (calls, test_sse_partials);
     tcase_add_test (calls, test_events_from_mdp_pub);
+    tcase_add_test (calls, test_slow_event_reader_is_dropped);
     tcase_add_test (calls, test_services_and_stats);
     tcase_add_test (calls, test_metrics);
     tcase_add_test (calls, test_many_calls_in_flight);
