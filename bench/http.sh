@@ -62,6 +62,8 @@ echo "*MDP*: \`mdp-bench -e EP --broker mdp --mode async -c 1 -W C -w 1\` (one a
 echo "in flight, mdp-bench's own echo worker) on the same broker. 2 shared cores: wrk, mdp-http,"
 echo "the broker and the worker share them, so the ratio is what to read."
 echo
+echo "Load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine competes too)."
+echo
 echo "| in flight | HTTP req/s | HTTP p50 / p99 us | MDP req/s | MDP p50 / p99 us | HTTP / MDP |"
 echo "|---:|---:|---:|---:|---:|---:|"
 for C in 1 64; do
@@ -74,7 +76,7 @@ for C in 1 64; do
     errors=$(grep -c "Non-2xx\|Socket errors" "$TMP/wrk-$C.txt" || true)
     "$BIN/mdp-bench" -e "$EP" --broker mdp --mode async -c 1 -W $C -w 1 -s 16 -d "$SECS" --json \
         >"$TMP/mdp-$C.json" 2>"$TMP/mdp-$C.log"
-    set -- $(/usr/bin/python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).readline())["mdp"];
+    set -- $(/usr/bin/python3 -c 'import json,sys; j=json.loads(open(sys.argv[1]).readline()); j=j.get("mdp", j);
 print("%.0f %.0f %.0f" % (j["rps"], j["latency_us"]["p50"], j["latency_us"]["p99"]))' "$TMP/mdp-$C.json")
     ratio=$(awk -v a="$hrps" -v b="$1" 'BEGIN { printf "%.2f", a / b }')
     note=""; [ "$errors" != 0 ] && note=" (wrk saw errors)"
@@ -82,4 +84,7 @@ print("%.0f %.0f %.0f" % (j["rps"], j["latency_us"]["p50"], j["latency_us"]["p99
         "$1" "$2" "$3" "$ratio" "$note"
 done
 echo
-echo "Target: HTTP >= 0.7x the direct client at 64 in flight."
+echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg). Target: HTTP >= 0.7x the direct client at"
+echo "64 in flight. The two paths differ in more than HTTP: the HTTP rows add a process"
+echo "(mdp-http) and wrk on the same two cores, and answer from mdp-echo-worker (libmdp's"
+echo "worker, a background thread per worker) where mdp-bench uses its own lean raw worker."
