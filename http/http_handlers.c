@@ -200,11 +200,8 @@ static void s_mmi (req_t *req)
 }
 
 //  An MMI answer is one frame of JSON text, which arrives as the action.
-static void s_mmi_reply (req_t *req, uint64_t id, mdp_msg_t *reply)
+static void s_mmi_reply (req_t *req, int slot, mdp_msg_t *reply)
 {
-    int slot = req->ids[1] == id ? 1 : 0;
-    req->ids[slot] = 0;
-    req->waiting--;
     if (reply && !mdp_msg_is_error (reply))
         req->answers[slot] = strdup (mdp_msg_action (reply));
     if (req->waiting > 0)
@@ -306,21 +303,19 @@ void http_handlers_on_reply (mdp_async_t *async, uint64_t id, mdp_msg_t *reply, 
     req_t *req = zhashx_lookup (server->pending, key);
     if (!req)
         return;     //  its client is gone
+    int slot = req->ids[1] == id ? 1 : 0;
     if (final) {
         zhashx_delete (server->pending, key);
-        if (req->ids[0] == id && req->kind != REQ_METRICS && req->kind != REQ_SERVICES
-            && req->kind != REQ_STATS)
-            req->ids[0] = 0;
+        req->ids[slot] = 0;
+        req->waiting--;
     }
-    if (req->kind == REQ_CALL && final) {
-        req->ids[0] = 0;
+    if (req->kind == REQ_CALL && final)
         s_call_final (req, reply, status);
-    }
     else
     if (req->kind == REQ_STREAM)
         s_stream_reply (req, reply, final, status);
     else
     if (final && (req->kind == REQ_SERVICES || req->kind == REQ_STATS
                   || req->kind == REQ_METRICS))
-        s_mmi_reply (req, id, reply);
+        s_mmi_reply (req, slot, reply);
 }

@@ -332,8 +332,9 @@ static enum MHD_Result s_access (void *cls, struct MHD_Connection *conn, const c
         req->body_size += size;
         return MHD_YES;
     }
-    if (req->kind == REQ_ANSWERED || req->suspended)
+    if (req->kind == REQ_ANSWERED || req->suspended || req->dispatched)
         return MHD_YES;
+    req->dispatched = true;
     if (req->too_big)
         http_server_error (req, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
     else
@@ -466,8 +467,11 @@ void http_server_destroy (http_server_t **self_p)
     if (!self)
         return;
     if (self->daemon) {
-        //  MHD requires every suspended connection resumed before it stops.
+        //  MHD requires every suspended connection resumed before it stops;
+        //  a call still waiting is told why it gets no answer.
         for (req_t *req = self->reqs; req; req = req->next) {
+            if (req->suspended && !req->out)
+                http_server_error (req, MHD_HTTP_SERVICE_UNAVAILABLE, "mdp-http is stopping");
             req->out_done = true;
             s_resume (req);
         }

@@ -26,6 +26,7 @@ struct _req_t {
     req_t *prev, *next;          //  in server->reqs: every live request
     req_kind_t kind;             //  what we are
     bool suspended;              //  MHD connection is suspended (waiting)
+    bool dispatched;             //  the body was complete and handled once
     char *body;                  //  request body so far, owned
     size_t body_size;            //  bytes in body
     bool too_big;                //  body passed max_body: 413 at its end

@@ -123,6 +123,12 @@ static void s_stop_http (void)
     http_pid = 0;
 }
 
+//  True once the thread worker has had a request.
+static bool s_worker_busy (void *arg)
+{
+    return atomic_load (&seen) > 0;
+}
+
 //  True when GET /v1/services lists both services with a worker each.
 static bool s_services_up (void *arg)
 {
@@ -673,12 +679,27 @@ START_TEST (test_slow_event_reader_is_dropped)
 }
 END_TEST
 
+START_TEST (test_stop_answers_calls_in_flight)
+{
+    s_start_http (NULL);
+    ck_assert (tu_wait_for (s_services_up, NULL, 10000));
+    const char *body = "{\"ms\": 3000}";
+    hh_stream_t call = hh_open ("POST", "/v1/services/test/sleep", NULL, body, strlen (body));
+    //  The call is in flight once the worker has it.
+    ck_assert (tu_wait_for (s_worker_busy, NULL, 10000));
+    s_stop_http ();
+    ck_assert_ptr_nonnull (hh_wait_for (&call, 0, "mdp-http is stopping", 5000));
+    ck_assert_ptr_nonnull (strstr (call.data, "HTTP/1.1 503"));
+    hh_close (&call);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("e2e_http");
     TCase *calls = tcase_create ("calls");
     tcase_add_checked_fixture (calls, s_setup_running, s_teardown);
-    tcase_set_timeout (calls, 120);
+    tcase_set_timeout (calls, tu_scale (90));
     tcase_add_test (calls, test_round_trip);
     tcase_add_test (calls, test_error_codes);
     tcase_add_test (calls, test_timeout);
@@ -695,10 +716,11 @@ int main (void)
     suite_add_tcase (suite, calls);
     TCase *daemon = tcase_create ("daemon");
     tcase_add_checked_fixture (daemon, s_setup, s_teardown);
-    tcase_set_timeout (daemon, 120);
+    tcase_set_timeout (daemon, tu_scale (90));
     tcase_add_test (daemon, test_token_required);
     tcase_add_test (daemon, test_config_file);
     tcase_add_test (daemon, test_daemon_and_pidfile);
+    tcase_add_test (daemon, test_stop_answers_calls_in_flight);
     suite_add_tcase (suite, daemon);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
