@@ -109,8 +109,9 @@ const char *http_server_url (http_server_t *self);
 int http_server_reload (http_server_t *self, const http_config_t *config, char *err,
                         size_t errlen);
 
-//  Serve until a byte arrives on stop_fd (or it closes): the signal handler's
-//  hook, which calls on_signal (arg). Returns 0, or -1 on a fatal error.
+//  Serve until *stop is true. When signal_fd (a signalfd) is readable,
+//  on_signal (arg) is called; it may set *stop. Returns 0, or -1 on a fatal
+//  poll error.
 int http_server_run (http_server_t *self, int signal_fd, void (*on_signal) (void *arg),
                      void *arg, volatile bool *stop);
 
