@@ -42,6 +42,7 @@ PROGRAMS += $(BUILD)/bin/mdp-amqp-bridge
 PROGRAMS += $(BUILD)/bin/mdp-pub $(BUILD)/bin/mdp-sub
 # Benchmarks: built by `make`, never installed.
 BENCH_PROGRAMS = $(BUILD)/bin/mdp-bench $(BUILD)/bin/mdp-relay $(BUILD)/bin/mdp-bridge-bench
+PROGRAMS += $(BUILD)/bin/mdp-http
 
 .SECONDARY:
 .PHONY: all deps run test check check-san check-valgrind check-fuzz fuzz clean
@@ -100,6 +101,13 @@ BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridg
 $(BRIDGE_TEST_OBJ): bridge/bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/bridge/bridge_neon.o
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
+# mdp-http (http/): libmicrohttpd on one side, libmdp's public API on the other.
+HTTP_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard http/*.c))
+$(HTTP_OBJ): $(wildcard http/*.h)
+$(HTTP_OBJ): CFLAGS += $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+$(BUILD)/obj/http/http_dashboard.o: http/dashboard.html
+$(BUILD)/bin/mdp-http: $(HTTP_OBJ) $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-http: LDLIBS += $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 $(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -125,7 +133,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
 SYSCONFDIR ?= $(PREFIX)/etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
-MAN1 = man/mdp-broker.1 man/mdp-req.1
+MAN1 = man/mdp-broker.1 man/mdp-req.1 man/mdp-http.1
 MAN3 = man/libmdp.3
 .PHONY: install uninstall
 install: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS)
@@ -146,6 +154,10 @@ install: $(BUILD)/lib/libmdp.so $(BUILD)/lib/libmdp.a $(PROGRAMS)
 	    install -m 644 etc/mdp-broker.json $(DESTDIR)$(SYSCONFDIR)/mdp/
 	sed -e 's|@BINDIR@|$(BINDIR)|' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|' etc/mdp-broker.service \
 	    >$(DESTDIR)$(UNITDIR)/mdp-broker.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/mdp/mdp-http.json ] || \
+	    install -m 644 etc/mdp-http.json $(DESTDIR)$(SYSCONFDIR)/mdp/
+	sed -e 's|@BINDIR@|$(BINDIR)|' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|' etc/mdp-http.service \
+	    >$(DESTDIR)$(UNITDIR)/mdp-http.service
 	if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(notdir $(PROGRAMS))) \
@@ -153,7 +165,8 @@ uninstall:
 	        libmdp.so libmdp.a pkgconfig/libmdp.pc) \
 	    $(DESTDIR)$(INCLUDEDIR)/mdp.h $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1))) \
 	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3))) \
-	    $(DESTDIR)$(SYSCONFDIR)/mdp/mdp-broker.json $(DESTDIR)$(UNITDIR)/mdp-broker.service
+	    $(DESTDIR)$(SYSCONFDIR)/mdp/mdp-broker.json $(DESTDIR)$(UNITDIR)/mdp-broker.service \
+	    $(DESTDIR)$(SYSCONFDIR)/mdp/mdp-http.json $(DESTDIR)$(UNITDIR)/mdp-http.service
 	rmdir $(DESTDIR)$(SYSCONFDIR)/mdp 2>/dev/null || true
 
 # The benchmark matrix (not part of make test): bench/run.sh writes bench/RESULTS.md.

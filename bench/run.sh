@@ -6,7 +6,8 @@
 # memory per idle worker and per queued request, and a profile of the broker.
 # Then issue 18's scenario: one client with 20,000 plain MDP/0.1 requests in
 # flight through one worker, both brokers under callgrind --separate-threads.
-# Writes bench/RESULTS.md; the raw JSON and callgrind files go to BUILD/bench.
+# Writes bench/RESULTS.md (then the AMQP bridge and mdp-http sections); the raw
+# JSON and callgrind files go to BUILD/bench.
 # BENCH_SECONDS (3) and BENCH_REPEAT (2, best kept) trade time for stability;
 # BENCH_RENDER_ONLY=1 only rewrites RESULTS.md from the files of the last run.
 set -eu
@@ -463,4 +464,10 @@ bridge_section() {
 }
 if [ "${BENCH_RENDER_ONLY:-}" != 1 ] && [ "${BENCH_BRIDGE:-1}" = 1 ]; then
     bridge_section >>bench/RESULTS.md
+fi
+
+# mdp-http (issue 17): HTTP through the gateway next to the direct MDP async
+# client, at 1 and 64 in flight, in one run (bench/http.sh).
+if [ "${BENCH_RENDER_ONLY:-}" != 1 ] && [ "${BENCH_HTTP:-1}" = 1 ]; then
+    sh bench/http.sh "$BUILD" >>bench/RESULTS.md
 fi

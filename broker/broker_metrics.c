@@ -18,10 +18,18 @@
 
 #define JBUF_LITERAL(buf, text) jbuf_append (buf, text, sizeof (text) - 1)
 
+//  Upper bounds (msecs) of the cumulative service-time buckets since start,
+//  for a Prometheus histogram (mdp-http's /metrics); a last one is +Inf.
+static const int s_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+                              30000, 60000};
+#define LE_COUNT (sizeof s_le_ms / sizeof s_le_ms[0])
+
 //  Service times of the replies of the current and the previous minute.
 typedef struct {
     int64_t minute;              //  minute (since start) counted in counts[minute & 1]
     uint32_t counts[2][BUCKETS]; //  counts[m & 1][bucket]: replies of minute m
+    uint64_t le[LE_COUNT + 1];   //  replies since start by s_le_ms bucket (+Inf last)
+    uint64_t sum_ms;             //  their service times added up, msecs
 } histogram_t;
 
 //  The figures of one service name.
@@ -243,6 +251,11 @@ void broker_metrics_reply (broker_t *self, service_t *service, int64_t service_m
     int64_t minute = (broker_now () - self->started) / 60000;
     s_rotate (entry->times, minute);
     entry->times->counts[minute & 1][s_bucket (service_msecs)]++;
+    size_t le = 0;
+    while (le < LE_COUNT && service_msecs > s_le_ms[le])
+        le++;
+    entry->times->le[le]++;
+    entry->times->sum_ms += service_msecs > 0 ? (uint64_t) service_msecs : 0;
 }
 
 void broker_metrics_destroy (broker_t *self)
@@ -360,6 +373,24 @@ static int s_compare (const void *a, const void *b)
     return rc ? rc : (x->namelen > y->namelen) - (x->namelen < y->namelen);
 }
 
+//  ', "time_le_ms": {"1": N, ..., "+Inf": N}, "time_sum_ms": N' (replies
+//  since start at or under each bound, cumulative), when there were replies.
+static void s_le_json (jbuf_t *buf, const histogram_t *times)
+{
+    if (!times)
+        return;
+    JBUF_LITERAL (buf, ", \"time_le_ms\": {");
+    uint64_t cumulative = 0;
+    for (size_t le = 0; le <= LE_COUNT; le++) {
+        cumulative += times->le[le];
+        if (le < LE_COUNT)
+            jbuf_printf (buf, "%s\"%d\": %" PRIu64, le ? ", " : "", s_le_ms[le], cumulative);
+        else
+            jbuf_printf (buf, ", \"+Inf\": %" PRIu64, cumulative);
+    }
+    jbuf_printf (buf, "}, \"time_sum_ms\": %" PRIu64, times->sum_ms);
+}
+
 //  "name": {...} for every name kept, sorted bytewise.
 static void s_services_json (broker_t *self, jbuf_t *buf, int64_t now)
 {
@@ -389,11 +420,13 @@ static void s_services_json (broker_t *self, jbuf_t *buf, int64_t now)
                      entry->requests, entry->replies, milli / 1000, (unsigned) (milli % 1000));
         if (s_percentiles (entry->times, minute, &p50, &p99)) {
             int64_t half50 = (int64_t) (p50 * 2), half99 = (int64_t) (p99 * 2);
-            jbuf_printf (buf, ", \"p50_ms\": %" PRId64 "%s, \"p99_ms\": %" PRId64 "%s}",
+            jbuf_printf (buf, ", \"p50_ms\": %" PRId64 "%s, \"p99_ms\": %" PRId64 "%s",
                          half50 / 2, half50 % 2 ? ".5" : "", half99 / 2, half99 % 2 ? ".5" : "");
         }
         else
-            JBUF_LITERAL (buf, ", \"p50_ms\": null, \"p99_ms\": null}");
+            JBUF_LITERAL (buf, ", \"p50_ms\": null, \"p99_ms\": null");
+        s_le_json (buf, entry->times);
+        JBUF_LITERAL (buf, "}");
     }
     free (sorted);
 }

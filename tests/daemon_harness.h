@@ -61,11 +61,13 @@ static inline void dh_write_file (const char *path, const char *text)
     ck_assert_int_eq (fclose (file), 0);
 }
 
-//  Start mdp-broker with args (NULL-ended) and its stdout and stderr on pipes
-//  (read ends in *out_fd and *err_fd). Returns the pid.
-static inline pid_t dh_spawn (const char *const args[], int *out_fd, int *err_fd)
+//  Start the built program (e.g. "mdp-http") with args (NULL-ended) and its
+//  stdout and stderr on pipes (read ends in *out_fd and *err_fd). Returns the
+//  pid.
+static inline pid_t dh_spawn_program (const char *program, const char *const args[],
+                                      int *out_fd, int *err_fd)
 {
-    char *argv[DH_MAX_ARGS + 2] = {strdup (tu_program ("mdp-broker"))};
+    char *argv[DH_MAX_ARGS + 2] = {strdup (tu_program (program))};
     for (int i = 0; args[i] && i < DH_MAX_ARGS; i++)
         argv[i + 1] = (char *) args[i];
     int out[2], err[2];
@@ -89,6 +91,13 @@ static inline pid_t dh_spawn (const char *const args[], int *out_fd, int *err_fd
     *err_fd = err[0];
     ck_assert_int_gt (pid, 0);
     return pid;
+}
+
+//  Start mdp-broker with args (NULL-ended) and its stdout and stderr on pipes
+//  (read ends in *out_fd and *err_fd). Returns the pid.
+static inline pid_t dh_spawn (const char *const args[], int *out_fd, int *err_fd)
+{
+    return dh_spawn_program ("mdp-broker", args, out_fd, err_fd);
 }
 
 //  Read fds[0] and fds[1] into bufs until both reach end of file or

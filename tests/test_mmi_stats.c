@@ -390,6 +390,37 @@ START_TEST (test_stats_log_off_by_default)
 }
 END_TEST
 
+START_TEST (test_cumulative_time_buckets)
+{
+    //  time_le_ms counts replies since start at or under each bound, for a
+    //  Prometheus histogram: times 0, 1, 2, 3, 40, 40 and 100000 ms.
+    service_t *service = broker_service_require (broker, "le", 2);
+    ck_assert_ptr_nonnull (service);
+    const int64_t times[] = {0, 1, 2, 3, 40, 40, 100000};
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++)
+        broker_metrics_reply (broker, service, times[i]);
+    broker_service_release (broker, service);
+    cJSON *root;
+    cJSON *figures = s_service_stats (&root, "le");
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "1", NULL), 2);
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "2", NULL), 3);
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "5", NULL), 4);
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "25", NULL), 4);
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "50", NULL), 6);
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "60000", NULL), 6);
+    ck_assert_int_eq (s_number (figures, "time_le_ms", "+Inf", NULL), 7);
+    ck_assert_int_eq (s_number (figures, "time_sum_ms", NULL), 100086);
+    cJSON_Delete (root);
+    //  A name without replies has no buckets.
+    service = broker_service_require (broker, "quiet", 5);
+    broker_metrics_request (broker, service);
+    broker_service_release (broker, service);
+    figures = s_service_stats (&root, "quiet");
+    ck_assert_ptr_null (cJSON_GetObjectItemCaseSensitive (figures, "time_le_ms"));
+    cJSON_Delete (root);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("mmi_stats");
@@ -399,6 +430,7 @@ int main (void)
     tcase_add_test (tc, test_workers_shape);
     tcase_add_test (tc, test_stats_after_known_traffic);
     tcase_add_test (tc, test_percentiles_from_known_times);
+    tcase_add_test (tc, test_cumulative_time_buckets);
     tcase_add_test (tc, test_percentiles_from_a_slow_worker);
     tcase_add_test (tc, test_names_are_bounded);
     tcase_add_test (tc, test_stats_log_line);

@@ -4,6 +4,7 @@
 set -eu
 PKGS="build-essential pkg-config libzmq3-dev libczmq-dev libcjson-dev check \
 python3-zmq valgrind clang libclang-rt-14-dev libsystemd-dev \
+libmicrohttpd-dev curl chromium wrk \
 rabbitmq-server librabbitmq-dev python3-pika"
 missing=""
 for p in $PKGS; do

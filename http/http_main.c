@@ -1,0 +1,410 @@
+/*  http_main.c - mdp-http as a daemon, following mdp-broker's conventions
+    (broker/main.c): command line and JSON config file (http_config.c), -d to
+    detach, a pid file, SIGINT/SIGTERM to stop and SIGHUP to reload, read
+    from a signalfd polled by the server's loop (http_server.c).
+*/
+#include "http.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+typedef struct {
+    char *config_path;           //  -c FILE made absolute, or NULL
+    cJSON *flags;                //  settings given as flags: the top layer
+    bool daemon;                 //  -d: detach from the terminal
+    bool print_config;           //  --print-config: print and exit
+} opts_t;
+
+typedef struct {
+    opts_t *opts;                //  the command line
+    http_config_t *config;       //  settings in force
+    http_server_t *server;       //  the gateway
+    char *pidfile;               //  absolute path of our pid file, or NULL
+    int sigfd;                   //  signalfd for SIGINT, SIGTERM, SIGHUP
+    int ready_fd;                //  -d: pipe to the waiting parent, or -1
+    volatile bool stop;          //  a stop signal came
+} daemon_t;
+
+static void s_usage (FILE *out)
+{
+    fprintf (out,
+        "usage: mdp-http [OPTION]...\n"
+        "  -l, --listen HOST:PORT  serve HTTP here (default %s; port 0: any)\n"
+        "  -e, --endpoint EP       the broker (repeatable; only the first is used for now;\n"
+        "                          default %s)\n"
+        "  --events EP             the broker's event forwarder, subscriber side\n"
+        "  --token-file FILE       require Authorization: Bearer <first line of FILE>\n"
+        "  --curve-server KEY      the broker's CURVE public key (Z85)\n"
+        "  --curve-cert FILE       our CURVE certificate (mdp-keygen), with --curve-server\n"
+        "  --timeout MS            default deadline of a call (default %d)\n"
+        "  --max-body BYTES        largest request body (default %d)\n"
+        "  --client-timeout S      close an idle HTTP connection after S seconds (default 30)\n"
+        "  -c, --config FILE       read settings from a JSON file (see mdp-http(1))\n"
+        "  -d, --daemon            detach; returns once the gateway serves\n"
+        "  -p, --pidfile FILE      write the pid here once listening, remove it at exit\n"
+        "  -v, --verbose           log every HTTP request\n"
+        "  --log stderr|syslog     where the log goes (default stderr)\n"
+        "  --print-config          print the settings in force as JSON and exit\n"
+        "  -V, --version           print the version and exit\n"
+        "  -h, --help              this text\n"
+        "Flags override the config file. SIGHUP reloads it; SIGINT, SIGTERM stop.\n"
+        "Exit status: 0 stopped by a signal, 1 cannot run, 2 bad usage or settings.\n",
+        HTTP_DEFAULT_LISTEN, MDP_DEFAULT_ENDPOINT, HTTP_DEFAULT_TIMEOUT, HTTP_DEFAULT_MAX_BODY);
+}
+
+static void s_log_setup (const http_config_t *config)
+{
+    zsys_set_logident ("mdp-http");
+    zsys_set_logsystem (config->log_syslog);
+    if (!config->log_syslog)
+        zsys_set_logstream (stderr);
+}
+
+static void s_startup_error (const http_config_t *config, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+static void s_startup_error (const http_config_t *config, const char *fmt, ...)
+{
+    char line[1024];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    fprintf (stderr, "mdp-http: %s\n", line);
+    if (config->log_syslog)
+        zsys_error ("mdp-http: %s", line);
+}
+
+//  ---------------------------------------------------------------------------
+//  Paths and the pid file, as mdp-broker does them
+
+static char *s_absolute (const char *path)
+{
+    if (path[0] == '/')
+        return strdup (path);
+    char *cwd = getcwd (NULL, 0), *result = NULL;
+    if (cwd && asprintf (&result, "%s/%s", cwd, path) < 0)
+        result = NULL;
+    free (cwd);
+    return result;
+}
+
+static pid_t s_pidfile_owner (const char *path)
+{
+    char text[32] = "";
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t size = read (fd, text, sizeof text - 1);
+    close (fd);
+    long pid = size > 0 ? strtol (text, NULL, 10) : 0;
+    if (pid <= 0 || pid == getpid () || (kill ((pid_t) pid, 0) != 0 && errno != EPERM))
+        return 0;
+    return (pid_t) pid;
+}
+
+//  Write our pid through a temporary file, so no reader sees half of it.
+static int s_pidfile_write (const char *path)
+{
+    char *temp = NULL;
+    if (asprintf (&temp, "%s.%d.tmp", path, (int) getpid ()) < 0)
+        temp = NULL;
+    int fd = temp ? open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+    int rc = fd < 0 ? -1 : dprintf (fd, "%d\n", (int) getpid ()) > 0 ? 0 : -1;
+    int saved = errno;
+    if (fd >= 0 && close (fd) != 0)
+        rc = -1;
+    if (rc == 0 && rename (temp, path) != 0) {
+        saved = errno;
+        rc = -1;
+    }
+    if (rc != 0 && temp)
+        unlink (temp);
+    free (temp);
+    errno = saved;
+    return rc;
+}
+
+//  Remove the pid file if it still names us.
+static void s_pidfile_remove (const char *path)
+{
+    char text[32] = "";
+    int fd = open (path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t size = read (fd, text, sizeof text - 1);
+    close (fd);
+    if (size > 0 && strtol (text, NULL, 10) == (long) getpid ())
+        unlink (path);
+}
+
+//  ---------------------------------------------------------------------------
+//  Detaching (-d): fork, setsid, fork; the first process waits on a pipe for
+//  the daemon's start-up result and exits with it.
+
+static int s_detach (int *ready_fd)
+{
+    int fds[2];
+    if (pipe2 (fds, O_CLOEXEC) != 0) {
+        fprintf (stderr, "mdp-http: cannot detach: %s\n", strerror (errno));
+        return 1;
+    }
+    fflush (NULL);
+    pid_t child = fork ();
+    if (child < 0) {
+        fprintf (stderr, "mdp-http: cannot detach: %s\n", strerror (errno));
+        return 1;
+    }
+    if (child > 0) {
+        close (fds[1]);
+        unsigned char status = 1;
+        ssize_t rc;
+        while ((rc = read (fds[0], &status, 1)) < 0 && errno == EINTR)
+            ;
+        close (fds[0]);
+        waitpid (child, NULL, 0);
+        return rc == 1 ? status : 1;
+    }
+    close (fds[0]);
+    if (setsid () < 0 || (child = fork ()) < 0) {
+        unsigned char status = 1;
+        if (write (fds[1], &status, 1) < 0)
+            perror ("mdp-http: cannot detach");
+        return 1;
+    }
+    if (child > 0)
+        return 0;
+    if (chdir ("/") != 0)
+        perror ("mdp-http: chdir /");
+    umask (022);
+    if (fds[1] > 3)
+        close_range (3, (unsigned) fds[1] - 1, 0);
+    close_range ((unsigned) fds[1] + 1, ~0U, 0);
+    *ready_fd = fds[1];
+    return -1;
+}
+
+static void s_ready (daemon_t *self, int status)
+{
+    if (self->ready_fd < 0)
+        return;
+    unsigned char byte = (unsigned char) status;
+    if (write (self->ready_fd, &byte, 1) != 1)
+        status = 1;
+    close (self->ready_fd);
+    self->ready_fd = -1;
+    int null = status == 0 ? open ("/dev/null", O_RDWR) : -1;
+    if (null >= 0) {
+        dup2 (null, STDIN_FILENO);
+        dup2 (null, STDOUT_FILENO);
+        dup2 (null, STDERR_FILENO);
+        if (null > STDERR_FILENO)
+            close (null);
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Signals
+
+//  SIGHUP: read the config file again; apply what can change while running
+//  (token, timeout, body limit, verbosity, log). A bad file changes nothing.
+static void s_reload (daemon_t *self)
+{
+    char err[1024];
+    http_config_t *fresh = http_config_build (self->opts->config_path, self->opts->flags, err,
+                                              sizeof err);
+    if (fresh && http_server_reload (self->server, fresh, err, sizeof err) != 0)
+        http_config_destroy (&fresh);
+    if (!fresh) {
+        zsys_error ("mdp-http: reload failed, keeping the settings in force: %s", err);
+        return;
+    }
+    bool same = strcmp (fresh->listen, self->config->listen) == 0
+                && strcmp (fresh->endpoints[0], self->config->endpoints[0]) == 0;
+    if (!same)
+        zsys_warning ("mdp-http: reload: listen address or broker changed; "
+                      "restart mdp-http to use them");
+    http_config_destroy (&self->config);
+    self->config = fresh;
+    s_log_setup (fresh);
+    zsys_info ("mdp-http: reloaded %s (timeout %d ms, max body %zu, token %s)",
+               self->opts->config_path ? self->opts->config_path : "(no config file)",
+               fresh->timeout, fresh->max_body, fresh->token_file ? "required" : "none");
+}
+
+static void s_on_signal (void *arg)
+{
+    daemon_t *self = arg;
+    struct signalfd_siginfo info;
+    while (read (self->sigfd, &info, sizeof info) == (ssize_t) sizeof info) {
+        if (info.ssi_signo == SIGHUP)
+            s_reload (self);
+        else {
+            zsys_info ("mdp-http: signal %u, stopping", info.ssi_signo);
+            self->stop = true;
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------------
+//  Start-up
+
+static int s_serve (daemon_t *self, sigset_t *signals)
+{
+    s_log_setup (self->config);
+    char err[1024];
+    self->server = http_server_new (self->config, err, sizeof err);
+    if (!self->server) {
+        s_startup_error (self->config, "%s", err);
+        return 2;
+    }
+    if (self->pidfile && s_pidfile_write (self->pidfile) != 0) {
+        s_startup_error (self->config, "cannot write pidfile %s: %s", self->pidfile,
+                         strerror (errno));
+        return 1;
+    }
+    self->sigfd = signalfd (-1, signals, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (self->sigfd < 0) {
+        s_startup_error (self->config, "cannot read signals: %s", strerror (errno));
+        return 1;
+    }
+    zsys_info ("mdp-http: serving on %s (broker %s%s%s)", http_server_url (self->server),
+               self->config->endpoints[0], self->config->events ? ", events " : "",
+               self->config->events ? self->config->events : "");
+    s_ready (self, 0);
+    int rc = http_server_run (self->server, self->sigfd, s_on_signal, self, &self->stop);
+    zsys_info ("mdp-http: stopped");
+    return rc == 0 ? 0 : 1;
+}
+
+enum { OPT_PRINT = 256, OPT_EVENTS, OPT_TOKEN, OPT_SERVER, OPT_CERT, OPT_TIMEOUT, OPT_BODY,
+       OPT_CLIENT, OPT_LOG };
+static const struct option s_options[] = {
+    {"listen", required_argument, 0, 'l'}, {"endpoint", required_argument, 0, 'e'},
+    {"config", required_argument, 0, 'c'}, {"daemon", no_argument, 0, 'd'},
+    {"pidfile", required_argument, 0, 'p'}, {"verbose", no_argument, 0, 'v'},
+    {"version", no_argument, 0, 'V'}, {"help", no_argument, 0, 'h'},
+    {"print-config", no_argument, 0, OPT_PRINT}, {"events", required_argument, 0, OPT_EVENTS},
+    {"token-file", required_argument, 0, OPT_TOKEN},
+    {"curve-server", required_argument, 0, OPT_SERVER},
+    {"curve-cert", required_argument, 0, OPT_CERT},
+    {"timeout", required_argument, 0, OPT_TIMEOUT},
+    {"max-body", required_argument, 0, OPT_BODY},
+    {"client-timeout", required_argument, 0, OPT_CLIENT},
+    {"log", required_argument, 0, OPT_LOG},
+    {0, 0, 0, 0}};
+
+static const char *s_flag_keys[OPT_LOG + 1] = {['l'] = "listen", ['e'] = "endpoints",
+    ['p'] = "pidfile", [OPT_EVENTS] = "events", [OPT_TOKEN] = "token_file",
+    [OPT_SERVER] = "curve_server", [OPT_CERT] = "curve_cert", [OPT_TIMEOUT] = "timeout",
+    [OPT_BODY] = "max_body", [OPT_CLIENT] = "client_timeout", [OPT_LOG] = "log"};
+
+static int s_parse_args (opts_t *opts, int argc, char *argv[])
+{
+    char err[512];
+    int opt;
+    while ((opt = getopt_long (argc, argv, "l:e:c:dp:vVh", s_options, NULL)) != -1) {
+        if (opt > 0 && opt <= OPT_LOG && s_flag_keys[opt]) {
+            if (http_config_set_flag (opts->flags, s_flag_keys[opt], optarg, err, sizeof err)) {
+                fprintf (stderr, "mdp-http: %s\n", err);
+                return 2;
+            }
+            continue;
+        }
+        switch (opt) {
+            case 'c':
+                free (opts->config_path);
+                opts->config_path = s_absolute (optarg);
+                if (!opts->config_path) {
+                    fprintf (stderr, "mdp-http: %s: %s\n", optarg, strerror (errno));
+                    return 1;
+                }
+                break;
+            case 'd': opts->daemon = true; break;
+            case 'v': http_config_set_flag (opts->flags, "verbose", "true", err, sizeof err); break;
+            case OPT_PRINT: opts->print_config = true; break;
+            case 'V':
+                printf ("mdp-http %d.%d.%d\n", MDP_VERSION_MAJOR, MDP_VERSION_MINOR,
+                        MDP_VERSION_PATCH);
+                return 0;
+            case 'h': s_usage (stdout); return 0;
+            default: s_usage (stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf (stderr, "mdp-http: unexpected argument '%s'\n", argv[optind]);
+        s_usage (stderr);
+        return 2;
+    }
+    return -1;
+}
+
+static int s_start (opts_t *opts, http_config_t **config_p, sigset_t *signals)
+{
+    daemon_t self = {opts, *config_p, NULL, NULL, -1, -1, false};
+    *config_p = NULL;
+    int rc = -1;
+    if (self.config->pidfile) {
+        self.pidfile = s_absolute (self.config->pidfile);
+        pid_t owner = self.pidfile ? s_pidfile_owner (self.pidfile) : 0;
+        if (owner > 0) {
+            fprintf (stderr, "mdp-http: already running as pid %d (pidfile %s)\n", (int) owner,
+                     self.pidfile);
+            rc = 1;
+        }
+    }
+    if (rc < 0)
+        rc = opts->daemon ? s_detach (&self.ready_fd) : -1;
+    if (rc < 0) {
+        rc = s_serve (&self, signals);
+        s_ready (&self, rc);
+        if (self.pidfile)
+            s_pidfile_remove (self.pidfile);
+        http_server_destroy (&self.server);
+        if (self.sigfd >= 0)
+            close (self.sigfd);
+        zsys_shutdown ();
+    }
+    http_config_destroy (&self.config);
+    free (self.pidfile);
+    return rc;
+}
+
+int main (int argc, char *argv[])
+{
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    sigaddset (&signals, SIGHUP);
+    sigprocmask (SIG_BLOCK, &signals, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    zsys_handler_set (NULL);
+
+    opts_t opts = {NULL, cJSON_CreateObject (), false, false};
+    http_config_t *config = NULL;
+    int rc = opts.flags ? s_parse_args (&opts, argc, argv) : 1;
+    char err[1024];
+    if (rc < 0
+        && !(config = http_config_build (opts.config_path, opts.flags, err, sizeof err))) {
+        fprintf (stderr, "mdp-http: %s\n", err);
+        rc = 2;
+    }
+    if (rc < 0 && opts.print_config) {
+        char *text = http_config_to_json (config);
+        rc = text && printf ("%s\n", text) > 0 ? 0 : 1;
+        free (text);
+    }
+    if (rc < 0)
+        rc = s_start (&opts, &config, &signals);
+    http_config_destroy (&config);
+    cJSON_Delete (opts.flags);
+    free (opts.config_path);
+    return rc;
+}
