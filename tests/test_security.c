@@ -263,6 +263,36 @@ START_TEST (test_access_rules_parse_errors)
 }
 END_TEST
 
+//  "call": {} or "offer": {} is present, so closed: it allows nothing.
+START_TEST (test_empty_rules_are_closed)
+{
+    const char *closed[] = {"{\"call\": {}}", "{\"offer\": {}}"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *json = cJSON_Parse (closed[i]);
+        char error[256] = "";
+        access_t *access = access_new (json, error, sizeof error);
+        ck_assert_msg (access != NULL, "%s", error);
+        bool call = i == 0;
+        ck_assert (access_may_call (access, "", "echo") == !call);
+        ck_assert (access_may_offer (access, "", "echo") == call);
+        access_destroy (&access);
+        cJSON_Delete (json);
+    }
+    s_secure_setup ("{\"call\": {}, \"offer\": {}}", 0);
+    zsock_t *client = s_secure_peer (alice), *worker = s_secure_peer (worker_cert);
+    s_send (client, "sssss", "", MDPC01, "echo", "x.get", "{}");
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC01, "echo", "mdp.error",
+              "{\"code\": 403, \"reason\": \"not allowed\"}", NULL);
+    s_send (worker, "sscs", "", MDPW01, MDPW01_READY, "echo");
+    zmsg_t *msg = s_recv (worker, 2000);
+    s_expect (&msg, "", MDPW01, "\x05", NULL);
+    zsock_destroy (&client);
+    zsock_destroy (&worker);
+    s_secure_teardown ();
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("security");
@@ -274,6 +304,7 @@ int main (void)
     tcase_add_test (tc, test_call_rules_give_403);
     tcase_add_test (tc, test_client_cap_gives_429);
     tcase_add_test (tc, test_access_rules_parse_errors);
+    tcase_add_test (tc, test_empty_rules_are_closed);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
