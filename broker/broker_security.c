@@ -110,6 +110,18 @@ void broker_set_access (broker_t *self, struct access_t **access_p)
     access_destroy (&self->access);
     self->access = *access_p;
     *access_p = NULL;
+    //  Tightened offer rules: workers no longer allowed go now, as revoked
+    //  keys do (DISCONNECT; a request in their hands gets 502).
+    dlink_t *link = self->by_expiry.next;
+    while (link != &self->by_expiry) {
+        worker_t *worker = DLIST_ITEM (link, worker_t, expiry_link);
+        link = link->next;
+        if (!access_may_offer (self->access, worker->user, worker->service->name)) {
+            zsys_info ("broker: worker of '%s' with key '%s' no longer allowed to offer it",
+                       worker->service->name, *worker->user ? worker->user : "(none)");
+            broker_worker_delete (self, worker, true, 502, "worker no longer allowed");
+        }
+    }
 }
 
 bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id)

@@ -310,10 +310,11 @@ static void s_reload (daemon_t *self)
         self->config->engine = fresh->engine;
         self->config->log_syslog = fresh->log_syslog;
         broker_configure (self->broker, &self->config->engine);
-        setup_reload (self->broker, self->forwarder, self->config, fresh);
-        cJSON *access = self->config->access;
-        self->config->access = fresh->access;
-        fresh->access = access;
+        if (setup_reload (self->broker, self->forwarder, self->config, fresh) == 0) {
+            cJSON *access = self->config->access;
+            self->config->access = fresh->access;
+            fresh->access = access;
+        }
         config_destroy (&fresh);
         if (path)
             zsys_info ("mdp-broker: reloaded %s (heartbeat %d ms, liveness %d, max_queue %zu)",

@@ -43,12 +43,20 @@ static bool s_differ (const char *a, const char *b)
     return (a || b) && (!a || !b || strcmp (a, b) != 0);
 }
 
-void setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
-                   const config_t *fresh)
+int setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
+                  const config_t *fresh)
 {
-    char err[512];
+    //  Rules that cannot be built leave the rules in force: never "no rules"
+    //  (allow all) by accident. Only a file without "access" drops them.
+    char err[512] = "";
     access_t *access = fresh->access ? access_new (fresh->access, err, sizeof err) : NULL;
-    broker_set_access (broker, &access);
+    int rc = 0;
+    if (fresh->access && !access) {
+        zsys_error ("mdp-broker: reload: access rules: %s; keeping the rules in force", err);
+        rc = -1;
+    }
+    else
+        broker_set_access (broker, &access);
     broker_reload_keys (broker);
     if (forwarder)
         forwarder_set_verbose (forwarder, fresh->engine.verbose);
@@ -58,4 +66,5 @@ void setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old
         || s_differ (old->curve_keys, fresh->curve_keys))
         zsys_warning ("mdp-broker: reload: event endpoints or CURVE settings changed; "
                       "they take effect at restart");
+    return rc;
 }

@@ -4,6 +4,7 @@
 */
 #include "access.h"
 #include "broker_harness.h"
+#include "setup.h"
 #include <unistd.h>
 
 static char keydir[64];                 //  temp folder: server cert, keys/
@@ -293,6 +294,38 @@ START_TEST (test_empty_rules_are_closed)
 }
 END_TEST
 
+//  SIGHUP with rules that cannot be built keeps the rules in force; rules
+//  that no longer let a registered worker offer its service disconnect it.
+START_TEST (test_reload_keeps_rules_and_applies_tighter_offer)
+{
+    s_secure_setup ("{\"call\": {\"*\": [\"echo\"]}, \"offer\": {\"*\": [\"echo\"]}}", 0);
+    zsock_t *worker = s_secure_peer (worker_cert), *client = s_secure_peer (alice);
+    s_ready (worker, "echo");
+    config_t *old = config_new (), *fresh = config_new ();
+    //  Built by hand: config_apply would refuse it, as it does at start-up.
+    fresh->access = cJSON_Parse ("{\"call\": {\"*\": \"payroll\"}}");
+    ck_assert_int_eq (setup_reload (broker, NULL, old, fresh), -1);
+    s_send (client, "sssss", "", MDPC01, "payroll", "x.get", "{}");
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC01, "payroll", "mdp.error",
+              "{\"code\": 403, \"reason\": \"not allowed\"}", NULL);
+    //  Tighter offer rules: the echo worker is told to go.
+    cJSON_Delete (fresh->access);
+    fresh->access = cJSON_Parse ("{\"offer\": {\"*\": [\"other\"]}}");
+    ck_assert_int_eq (setup_reload (broker, NULL, old, fresh), 0);
+    zmsg_t *msg = s_recv (worker, 2000);
+    s_expect (&msg, "", MDPW01, "\x05", NULL);
+    size_t services, workers, queued;
+    broker_counts (broker, &services, &workers, &queued);
+    ck_assert_uint_eq (workers, 0);
+    config_destroy (&old);
+    config_destroy (&fresh);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    s_secure_teardown ();
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("security");
@@ -305,6 +338,7 @@ int main (void)
     tcase_add_test (tc, test_client_cap_gives_429);
     tcase_add_test (tc, test_access_rules_parse_errors);
     tcase_add_test (tc, test_empty_rules_are_closed);
+    tcase_add_test (tc, test_reload_keeps_rules_and_applies_tighter_offer);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
