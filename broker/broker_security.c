@@ -5,6 +5,7 @@
 */
 #include "access.h"
 #include "broker_impl.h"
+#include "mdp_certfile.h"
 #include <string.h>
 
 #define ZAP_DOMAIN "mdp"
@@ -20,7 +21,8 @@ bool broker_peer_allowed (broker_t *self, const char *user)
     return !self->keys || zhashx_lookup (self->keys, user) != NULL;
 }
 
-//  Read every certificate in dir into a new set of Z85 public keys.
+//  Read every certificate in dir into a new set of Z85 public keys. A file
+//  that cannot be read or holds no valid public key is logged by name.
 static zhashx_t *s_load_keys (const char *dir)
 {
     zdir_t *zdir = zdir_new (dir, NULL);
@@ -29,11 +31,14 @@ static zhashx_t *s_load_keys (const char *dir)
     zhashx_t *keys = zhashx_new ();
     zfile_t **files = (zfile_t **) zdir_flatten (zdir);
     for (size_t i = 0; files && files[i]; i++) {
-        zcert_t *cert = zcert_load (zfile_filename (files[i], NULL));
-        if (cert) {
-            zhashx_insert (keys, zcert_public_txt (cert), (void *) "");
-            zcert_destroy (&cert);
-        }
+        const char *name = zfile_filename (files[i], NULL);
+        byte key[32];
+        char text[41], error[512];
+        if (mdp_certfile_public (name, key, error, sizeof error) != 0)
+            zsys_warning ("broker: allowed keys: %s; ignored", error);
+        else
+        if (zmq_z85_encode (text, key, 32))
+            zhashx_insert (keys, text, (void *) "");
     }
     zdir_flatten_free (&files);
     zdir_destroy (&zdir);
@@ -43,29 +48,23 @@ static zhashx_t *s_load_keys (const char *dir)
 int broker_set_curve (broker_t *self, const char *cert_path, const char *keys_dir, char *error,
                       size_t size)
 {
-    zcert_t *cert = zcert_load (cert_path);
-    if (!cert) {
-        snprintf (error, size, "cannot read the CURVE certificate '%s'", cert_path);
-        return -1;
-    }
-    static const byte zero[32] = {0};
-    if (memcmp (zcert_secret_key (cert), zero, 32) == 0) {
-        snprintf (error, size, "'%s' has no secret key (is '%s_secret' readable?)", cert_path,
-                  cert_path);
-        zcert_destroy (&cert);
+    byte public_key[32], secret_key[32];
+    char reason[480];
+    if (mdp_certfile_load (cert_path, public_key, secret_key, reason, sizeof reason) != 0) {
+        snprintf (error, size, "CURVE certificate %s", reason);
         return -1;
     }
     zhashx_t *keys = s_load_keys (keys_dir);
     if (!keys) {
         snprintf (error, size, "cannot read the allowed-keys directory '%s'", keys_dir);
-        zcert_destroy (&cert);
+        memset (secret_key, 0, sizeof secret_key);
         return -1;
     }
     int on = 1;
     zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &on, sizeof on);
-    zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY, zcert_secret_key (cert), 32);
+    zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY, secret_key, 32);
     zmq_setsockopt (self->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen (ZAP_DOMAIN));
-    zcert_destroy (&cert);
+    memset (secret_key, 0, sizeof secret_key);
     //  zauth logs every CURVE handshake it allows or denies, with the key.
     self->auth = zactor_new (zauth, NULL);
     zstr_send (self->auth, "VERBOSE");
