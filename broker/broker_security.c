@@ -6,6 +6,8 @@
 #include "access.h"
 #include "broker_impl.h"
 #include "mdp_certfile.h"
+#include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 #define ZAP_DOMAIN "mdp"
@@ -123,12 +125,13 @@ void broker_set_access (broker_t *self, struct access_t **access_p)
     }
 }
 
-bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id)
+bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user)
 {
     if (self->cfg.max_client_requests == 0)
         return true;
-    const void *key = zmq_msg_data (id);
-    size_t len = zmq_msg_size (id);
+    bool by_key = self->keys && user && *user;
+    const void *key = by_key ? (const void *) user : zmq_msg_data (id);
+    size_t len = by_key ? strlen (user) : zmq_msg_size (id);
     uint64_t hash = htab_hash (key, len);
     hnode_t *node = htab_find (&self->clients, key, len, hash);
     client_t *client = node ? HTAB_ITEM (node, client_t, hnode) : NULL;
@@ -151,6 +154,28 @@ bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id)
     client->pending++;
     request->client = client;
     return true;
+}
+
+void broker_log_refusal (broker_t *self, const char *fmt, ...)
+{
+    int64_t now = broker_now ();
+    if (now - self->refuse_window >= 1000) {
+        if (self->refuse_suppressed)
+            zsys_info ("broker: %" PRIu64 " more refusals not logged", self->refuse_suppressed);
+        self->refuse_window = now;
+        self->refuse_budget = 10;
+        self->refuse_suppressed = 0;
+    }
+    if (self->refuse_budget-- <= 0) {
+        self->refuse_suppressed++;
+        return;
+    }
+    char line[256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    zsys_info ("broker: refused: %s", line);
 }
 
 void broker_security_destroy (broker_t *self)

@@ -61,7 +61,7 @@ static const setting_t s_keys[] = {
     {"verbose", KEY_VERBOSE, KIND_BOOL, 0, 0, NULL},
     {"pidfile", KEY_PIDFILE, KIND_STRING, 0, 0, NULL},
     {"max_client_requests", KEY_MAX_CLIENT_REQUESTS, KIND_NUMBER, 0, 1000000,
-     "pending requests per client connection, 0 for no cap"},
+     "pending requests per client (per CURVE key), 0 for no cap"},
     {"pub_endpoint", KEY_PUB_ENDPOINT, KIND_STRING, 0, 0, NULL},
     {"sub_endpoint", KEY_SUB_ENDPOINT, KIND_STRING, 0, 0, NULL},
     {"curve_cert", KEY_CURVE_CERT, KIND_STRING, 0, 0, NULL},

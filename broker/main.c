@@ -61,7 +61,7 @@ static void s_usage (FILE *out)
         "  --max-msg-size BYTES    largest frame accepted, -1 for no limit (default -1)\n"
         "  --stats-interval S      log a stats line every S seconds, 0 for never (default 0)\n"
         "  --log stderr|syslog     where the log goes (default stderr)\n"
-        "  --max-client-requests N pending requests per client connection, 0: no cap\n"
+        "  --max-client-requests N pending requests per client (per CURVE key), 0: no cap\n"
         "  --pub-endpoint EP       event forwarder: where publishers connect\n"
         "  --sub-endpoint EP       event forwarder: where subscribers connect\n"
         "  --curve-cert FILE       turn CURVE on with this certificate (czmq format)\n"

@@ -326,6 +326,74 @@ START_TEST (test_reload_keeps_rules_and_applies_tighter_offer)
 }
 END_TEST
 
+//  With CURVE, the cap is per key: a second connection with the same key
+//  shares the first one's budget; another key has its own.
+START_TEST (test_client_cap_counts_per_key)
+{
+    s_secure_setup (NULL, 2);
+    zsock_t *first = s_secure_peer (alice), *second = s_secure_peer (alice);
+    zsock_t *other = s_secure_peer (rogue);
+    for (int i = 0; i < 2; i++)
+        s_send (first, "ssssss", "", MDPC01, "slow", "30", "x.get", "{}");
+    s_pump_until (0, 2);
+    s_send (second, "ssssss", "", MDPC01, "slow", "30", "x.get", "{}");
+    zmsg_t *reply = s_recv (second, 2000);
+    s_expect (&reply, "", MDPC01, "slow", "mdp.error",
+              "{\"code\": 429, \"reason\": \"too many requests\"}", NULL);
+    s_send (other, "ssssss", "", MDPC01, "slow", "30", "x.get", "{}");
+    s_pump_until (0, 3);
+    zsock_destroy (&first);
+    zsock_destroy (&second);
+    zsock_destroy (&other);
+    s_secure_teardown ();
+}
+END_TEST
+
+//  Info lines of the log file that say "refused" and hold needle.
+static int s_log_lines_with (FILE *log, const char *needle)
+{
+    fflush (log);
+    rewind (log);
+    char line[1024];
+    int count = 0;
+    while (fgets (line, sizeof line, log))
+        count += line[0] == 'I' && strstr (line, "refused") && strstr (line, needle);
+    return count;
+}
+
+//  403s, 429s and refused READYs are logged at info level with the key, at
+//  most 10 lines a second however many there are.
+START_TEST (test_refusals_logged_with_key)
+{
+    FILE *log = tmpfile ();
+    ck_assert_ptr_nonnull (log);
+    zsys_set_logstream (log);
+    s_secure_setup ("{\"call\": {}, \"offer\": {}}", 0);
+    const char *key = zcert_public_txt (alice);
+    zsock_t *client = s_secure_peer (alice), *worker = s_secure_peer (worker_cert);
+    s_send (worker, "sscs", "", MDPW01, MDPW01_READY, "echo");
+    zmsg_t *msg = s_recv (worker, 2000);
+    s_expect (&msg, "", MDPW01, "\x05", NULL);
+    ck_assert_int_eq (s_log_lines_with (log, zcert_public_txt (worker_cert)), 1);
+    for (int i = 0; i < 30; i++)
+        s_send (client, "sssss", "", MDPC01, "echo", "x.get", "{}");
+    for (int i = 0; i < 30; i++) {
+        zmsg_t *reply = s_recv (client, 2000);
+        ck_assert_ptr_nonnull (reply);
+        zmsg_destroy (&reply);
+    }
+    int lines = s_log_lines_with (log, key);
+    ck_assert_int_ge (lines, 1);
+    ck_assert_int_le (lines, 20);   //  two one-second windows at most
+    ck_assert_int_ge (s_log_lines_with (log, "403"), 1);
+    zsys_set_logstream (stdout);
+    fclose (log);
+    zsock_destroy (&client);
+    zsock_destroy (&worker);
+    s_secure_teardown ();
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("security");
@@ -339,6 +407,8 @@ int main (void)
     tcase_add_test (tc, test_access_rules_parse_errors);
     tcase_add_test (tc, test_empty_rules_are_closed);
     tcase_add_test (tc, test_reload_keeps_rules_and_applies_tighter_offer);
+    tcase_add_test (tc, test_client_cap_counts_per_key);
+    tcase_add_test (tc, test_refusals_logged_with_key);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
