@@ -421,6 +421,15 @@ config_t *config_build (const char *path, const cJSON *flags, char *err, size_t 
         s_error (err, errlen, "\"curve_cert\" and \"curve_keys\" go together");
         config_destroy (&self);
     }
+    //  Subscribe rules need the forwarder's CURVE mode; without it they
+    //  could not be enforced, and rules must never fail open.
+    if (self && self->access && !self->curve_cert
+        && (cJSON_GetObjectItemCaseSensitive (self->access, "publish")
+            || cJSON_GetObjectItemCaseSensitive (self->access, "subscribe"))) {
+        s_error (err, errlen, "\"access\": publish and subscribe rules need CURVE "
+                 "(\"curve_cert\" and \"curve_keys\")");
+        config_destroy (&self);
+    }
     return self;
 }
 
