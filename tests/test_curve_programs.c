@@ -251,6 +251,90 @@ START_TEST (test_bad_keys_refused)
 }
 END_TEST
 
+//  The endpoint after "marker" in line, copied into out.
+static void s_endpoint_after (const char *line, const char *marker, char *out, size_t size)
+{
+    const char *at = strstr (line, marker);
+    ck_assert_ptr_nonnull (at);
+    at += strlen (marker);
+    snprintf (out, size, "%.*s", (int) strcspn (at, ", \n"), at);
+}
+
+//  mdp-pub with our keys (or none); its exit code.
+static int s_pub (const char *endpoint, const char *server_key, const char *cert)
+{
+    char *program = strdup (tu_program ("mdp-pub"));
+    char *argv[12] = {program, "-e", (char *) endpoint, "-t", "1000"};
+    int argc = 5;
+    if (cert) {
+        argv[argc++] = "--curve-server";
+        argv[argc++] = (char *) server_key;
+        argv[argc++] = "--curve-cert";
+        argv[argc++] = (char *) cert;
+    }
+    argv[argc++] = "sensor.temp";
+    argv[argc] = NULL;
+    int null = open ("/dev/null", O_WRONLY);
+    pid_t pid = tu_spawn_err (argv, null, null);
+    close (null);
+    int code = tu_wait_exit (pid, 15000);
+    free (program);
+    return code;
+}
+
+//  With CURVE on, the event forwarder is CURVE too: mdp-pub and mdp-sub with
+//  allowed keys get events through; a plain mdp-pub gets no forwarder.
+START_TEST (test_curve_events)
+{
+    snprintf (dir, sizeof dir, "/tmp/mdp-curve-XXXXXX");
+    ck_assert_ptr_nonnull (mkdtemp (dir));
+    ck_assert_int_eq (chdir (dir), 0);
+    mkdir ("keys", 0700);
+    s_run_quiet ("mdp-keygen", "broker");
+    s_run_quiet ("mdp-keygen", "keys/alice");
+    rename ("keys/alice_secret", "alice_secret");
+    link ("keys/alice", "alice");
+    zcert_t *broker_cert = zcert_load ("broker");
+    char server_key[41];
+    snprintf (server_key, sizeof server_key, "%s", zcert_public_txt (broker_cert));
+    zcert_destroy (&broker_cert);
+    const char *args[] = {"-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys",
+                          "keys", "--pub-endpoint", "tcp://127.0.0.1:*", "--sub-endpoint",
+                          "tcp://127.0.0.1:*", NULL};
+    int out_fd, err_fd;
+    pid_t bpid = dh_spawn (args, &out_fd, &err_fd);
+    char *line = tu_read_line_with (err_fd, "publishers connect to", 10000);
+    ck_assert_ptr_nonnull (line);
+    ck_assert_ptr_nonnull (strstr (line, "CURVE"));
+    char pub_ep[128], sub_ep[128];
+    s_endpoint_after (line, "publishers connect to ", pub_ep, sizeof pub_ep);
+    s_endpoint_after (line, "subscribers to ", sub_ep, sizeof sub_ep);
+    free (line);
+    char *sub = strdup (tu_program ("mdp-sub"));
+    char *sargv[] = {sub, "-e", sub_ep, "-n", "1", "-w", "15000", "--curve-server", server_key,
+                     "--curve-cert", "alice", "sensor.", NULL};
+    int fds[2];
+    ck_assert_int_eq (pipe (fds), 0);
+    pid_t spid = tu_spawn_err (sargv, -1, fds[1]);
+    close (fds[1]);
+    line = tu_read_line_with (fds[0], "mdp-sub: subscribed", 10000);
+    ck_assert_ptr_nonnull (line);
+    free (line);
+    ck_assert_int_eq (s_pub (pub_ep, NULL, NULL), 3);   //  plain: no handshake
+    ck_assert_int_eq (s_pub (pub_ep, server_key, "alice"), 0);
+    ck_assert_int_eq (tu_wait_exit (spid, 15000), 0);
+    close (fds[0]);
+    int status = tu_stop (bpid, SIGTERM, 5000);
+    ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    close (out_fd);
+    close (err_fd);
+    free (sub);
+    char command[128];
+    snprintf (command, sizeof command, "rm -rf '%s'", dir);
+    ck_assert_int_eq (system (command), 0);
+}
+END_TEST
+
 int main (void)
 {
     //  The programs are found relative to the repository: take it as absolute
@@ -266,6 +350,7 @@ int main (void)
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_curve_end_to_end);
     tcase_add_test (tc, test_bad_keys_refused);
+    tcase_add_test (tc, test_curve_events);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
