@@ -48,6 +48,9 @@ static const bad_config_t s_bad[] = {
     {NULL, {"-v", "-q", NULL}, "-q"},
     {NULL, {"--no-such-flag", NULL}, "usage"},
     {"{\"heartbeat\": 1000}", {"--liveness", "0", NULL}, "\"liveness\""},
+    //  Event rules cannot be enforced without CURVE: refused, never open.
+    {"{\"access\": {\"subscribe\": {\"*\": [\"plugin.\"]}}}", {NULL}, "need CURVE"},
+    {"{\"access\": {\"publish\": {}}}", {NULL}, "need CURVE"},
 };
 
 START_TEST (test_bad_config_exits_2_naming_it)
