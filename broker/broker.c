@@ -312,16 +312,17 @@ static bool s_may_call (broker_t *self, const char *user, const char *name, size
 
 //  Answer a request the broker will not take (403, 429) at once.
 static void s_refuse (broker_t *self, zmq_msg_t *env, size_t nenv, uint8_t version, bool bare,
-                      const char *name, size_t namelen, int code, const char *reason)
+                      const char *name, size_t namelen, int code, const char *reason,
+                      const char *user)
 {
+    broker_log_refusal (self, "%d (%s) for '%.*s' to key '%s'", code, reason, (int) namelen, name,
+                        *user ? user : "(none)");
     char json[128];
     snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
     self->reply_version = version;
     self->reply_bare = bare;
     broker_send_client_str (self, env, nenv, name, namelen, MDP_ERROR_ACTION_WIRE, json);
     self->stats.errors[code == 403 ? 1 : 2]++;
-    if (self->cfg.verbose)
-        zsys_info ("broker: answered %d (%s) for '%.*s'", code, reason, (int) namelen, name);
 }
 
 //  A client request. env frames [0, nenv) are its envelope; the service frame
@@ -351,10 +352,11 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
         broker_mmi (self, frames, nenv, name, namelen, frames + body, count - body);
         return;
     }
-    //  The peer's key is a metadata lookup: only when rules or CURVE need it.
+    //  The peer's key is a metadata lookup: only when rules or CURVE need it
+    //  (with CURVE, the per-client cap counts per key).
     const char *user = self->access || self->keys ? broker_peer_user (&frames[1]) : "";
     if (!broker_peer_allowed (self, user) || !s_may_call (self, user, name, namelen)) {
-        s_refuse (self, frames, nenv, version, bare, name, namelen, 403, "not allowed");
+        s_refuse (self, frames, nenv, version, bare, name, namelen, 403, "not allowed", user);
         return;
     }
     service_t *srv = broker_service_require (self, name, namelen);
@@ -378,10 +380,11 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->span = s_deadline_in (self, timeout);
     request->deadline = broker_now () + request->span;
     dlist_init (&request->link);
-    if (!broker_client_admit (self, request, &frames[0])) {
+    if (!broker_client_admit (self, request, &frames[0], user)) {
         free (request);
         broker_service_release (self, srv);
-        s_refuse (self, frames, nenv, version, bare, name, namelen, 429, "too many requests");
+        s_refuse (self, frames, nenv, version, bare, name, namelen, 429, "too many requests",
+                  user);
         return;
     }
     //  Move the envelope and body frames in; the emptied originals close as no-ops.
@@ -432,8 +435,8 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
     memcpy (wanted, name, namelen);
     wanted[namelen] = 0;
     if (!broker_peer_allowed (self, user) || !access_may_offer (self->access, user, wanted)) {
-        broker_drop (self, DROP_REFUSED, "READY for '%s' refused to key '%s'", wanted,
-                     *user ? user : "(none)");
+        self->stats.dropped[DROP_REFUSED]++;
+        broker_log_refusal (self, "READY for '%s' to key '%s'", wanted, *user ? user : "(none)");
         broker_send_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), version,
                              bare, MDP_CMD_DISCONNECT (version));
         return;

@@ -68,6 +68,7 @@ int broker_set_curve (broker_t *self, const char *cert_path, const char *keys_di
 int broker_reload_keys (broker_t *self);
 
 //  Replace the access rules (access.h), taking ownership; NULL allows all.
+//  Registered workers the new offer rules no longer allow get DISCONNECT.
 struct access_t;
 void broker_set_access (broker_t *self, struct access_t **access_p);
 

@@ -99,6 +99,9 @@ struct broker_t {
     zhashx_t *keys;              //  allowed public keys (Z85) when CURVE is on
     char *keys_dir;              //  where the allowed keys live
     int64_t started;             //  when the broker was created (zclock_mono)
+    int64_t refuse_window;       //  start of the current refusal-log second
+    int refuse_budget;           //  refusal lines left in this second
+    uint64_t refuse_suppressed;  //  refusal lines not printed this second
 };
 
 //  broker_state.c
@@ -152,8 +155,14 @@ void broker_log_message (zmq_msg_t *frames, size_t count);
 const char *broker_peer_user (zmq_msg_t *frame);
 bool broker_peer_allowed (broker_t *self, const char *user);
 //  Count a request against its client's cap; false (and nothing counted)
-//  when the client is at the cap.
-bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id);
+//  when the client is at the cap. The client is its CURVE key (user) when
+//  CURVE is on, so one key shares one budget over its connections; else its
+//  connection (routing id).
+bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user);
+//  Log a refusal (403, 429, a refused READY) at info level, at most 10 lines
+//  a second, then a count of those not logged.
+void broker_log_refusal (broker_t *self, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
 void broker_security_destroy (broker_t *self);
 
 //  broker_metrics.c: per-service figures for mmi.stats and the stats log

@@ -5,6 +5,9 @@
 */
 #include "access.h"
 #include "broker_impl.h"
+#include "mdp_certfile.h"
+#include <inttypes.h>
+#include <stdarg.h>
 #include <string.h>
 
 #define ZAP_DOMAIN "mdp"
@@ -20,7 +23,8 @@ bool broker_peer_allowed (broker_t *self, const char *user)
     return !self->keys || zhashx_lookup (self->keys, user) != NULL;
 }
 
-//  Read every certificate in dir into a new set of Z85 public keys.
+//  Read every certificate in dir into a new set of Z85 public keys. A file
+//  that cannot be read or holds no valid public key is logged by name.
 static zhashx_t *s_load_keys (const char *dir)
 {
     zdir_t *zdir = zdir_new (dir, NULL);
@@ -29,11 +33,14 @@ static zhashx_t *s_load_keys (const char *dir)
     zhashx_t *keys = zhashx_new ();
     zfile_t **files = (zfile_t **) zdir_flatten (zdir);
     for (size_t i = 0; files && files[i]; i++) {
-        zcert_t *cert = zcert_load (zfile_filename (files[i], NULL));
-        if (cert) {
-            zhashx_insert (keys, zcert_public_txt (cert), (void *) "");
-            zcert_destroy (&cert);
-        }
+        const char *name = zfile_filename (files[i], NULL);
+        byte key[32];
+        char text[41], error[512];
+        if (mdp_certfile_public (name, key, error, sizeof error) != 0)
+            zsys_warning ("broker: allowed keys: %s; ignored", error);
+        else
+        if (zmq_z85_encode (text, key, 32))
+            zhashx_insert (keys, text, (void *) "");
     }
     zdir_flatten_free (&files);
     zdir_destroy (&zdir);
@@ -43,29 +50,23 @@ static zhashx_t *s_load_keys (const char *dir)
 int broker_set_curve (broker_t *self, const char *cert_path, const char *keys_dir, char *error,
                       size_t size)
 {
-    zcert_t *cert = zcert_load (cert_path);
-    if (!cert) {
-        snprintf (error, size, "cannot read the CURVE certificate '%s'", cert_path);
-        return -1;
-    }
-    static const byte zero[32] = {0};
-    if (memcmp (zcert_secret_key (cert), zero, 32) == 0) {
-        snprintf (error, size, "'%s' has no secret key (is '%s_secret' readable?)", cert_path,
-                  cert_path);
-        zcert_destroy (&cert);
+    byte public_key[32], secret_key[32];
+    char reason[480];
+    if (mdp_certfile_load (cert_path, public_key, secret_key, reason, sizeof reason) != 0) {
+        snprintf (error, size, "CURVE certificate %s", reason);
         return -1;
     }
     zhashx_t *keys = s_load_keys (keys_dir);
     if (!keys) {
         snprintf (error, size, "cannot read the allowed-keys directory '%s'", keys_dir);
-        zcert_destroy (&cert);
+        memset (secret_key, 0, sizeof secret_key);
         return -1;
     }
     int on = 1;
     zmq_setsockopt (self->router, ZMQ_CURVE_SERVER, &on, sizeof on);
-    zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY, zcert_secret_key (cert), 32);
+    zmq_setsockopt (self->router, ZMQ_CURVE_SECRETKEY, secret_key, 32);
     zmq_setsockopt (self->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen (ZAP_DOMAIN));
-    zcert_destroy (&cert);
+    memset (secret_key, 0, sizeof secret_key);
     //  zauth logs every CURVE handshake it allows or denies, with the key.
     self->auth = zactor_new (zauth, NULL);
     zstr_send (self->auth, "VERBOSE");
@@ -110,14 +111,27 @@ void broker_set_access (broker_t *self, struct access_t **access_p)
     access_destroy (&self->access);
     self->access = *access_p;
     *access_p = NULL;
+    //  Tightened offer rules: workers no longer allowed go now, as revoked
+    //  keys do (DISCONNECT; a request in their hands gets 502).
+    dlink_t *link = self->by_expiry.next;
+    while (link != &self->by_expiry) {
+        worker_t *worker = DLIST_ITEM (link, worker_t, expiry_link);
+        link = link->next;
+        if (!access_may_offer (self->access, worker->user, worker->service->name)) {
+            zsys_info ("broker: worker of '%s' with key '%s' no longer allowed to offer it",
+                       worker->service->name, *worker->user ? worker->user : "(none)");
+            broker_worker_delete (self, worker, true, 502, "worker no longer allowed");
+        }
+    }
 }
 
-bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id)
+bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user)
 {
     if (self->cfg.max_client_requests == 0)
         return true;
-    const void *key = zmq_msg_data (id);
-    size_t len = zmq_msg_size (id);
+    bool by_key = self->keys && user && *user;
+    const void *key = by_key ? (const void *) user : zmq_msg_data (id);
+    size_t len = by_key ? strlen (user) : zmq_msg_size (id);
     uint64_t hash = htab_hash (key, len);
     hnode_t *node = htab_find (&self->clients, key, len, hash);
     client_t *client = node ? HTAB_ITEM (node, client_t, hnode) : NULL;
@@ -140,6 +154,28 @@ bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id)
     client->pending++;
     request->client = client;
     return true;
+}
+
+void broker_log_refusal (broker_t *self, const char *fmt, ...)
+{
+    int64_t now = broker_now ();
+    if (now - self->refuse_window >= 1000) {
+        if (self->refuse_suppressed)
+            zsys_info ("broker: %" PRIu64 " more refusals not logged", self->refuse_suppressed);
+        self->refuse_window = now;
+        self->refuse_budget = 10;
+        self->refuse_suppressed = 0;
+    }
+    if (self->refuse_budget-- <= 0) {
+        self->refuse_suppressed++;
+        return;
+    }
+    char line[256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    zsys_info ("broker: refused: %s", line);
 }
 
 void broker_security_destroy (broker_t *self)

@@ -18,9 +18,12 @@
 static void s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: mdp-pub [-e ENDPOINT] [-t MS] CATEGORY [JSON]\n"
+             "usage: mdp-pub [-e ENDPOINT] [-t MS] [--curve-server KEY --curve-cert FILE]\n"
+             "               CATEGORY [JSON]\n"
              "  -e ENDPOINT  the forwarder's publisher side (default %s)\n"
              "  -t MS        how long to wait for the forwarder (default %d)\n"
+             "  --curve-server KEY  the broker's CURVE public key (Z85): speak CURVE\n"
+             "  --curve-cert FILE   our certificate (mdp-keygen), with --curve-server\n"
              "  CATEGORY     e.g. plugin.status (dot-separated words, no spaces)\n"
              "  JSON         the event's data (default {})\n"
              "Exit 0 when published, 2 on a usage error, invalid JSON or category,\n"
@@ -44,11 +47,19 @@ int main (int argc, char *argv[])
 {
     const char *endpoint = MDP_DEFAULT_PUB_ENDPOINT;
     int timeout = MDP_DEFAULT_SYNC_TIMEOUT;
-    static const struct option options[] = {{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *curve_server = NULL, *curve_cert = NULL;
+    static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                            {"curve-server", required_argument, NULL, 'S'},
+                                            {"curve-cert", required_argument, NULL, 'C'},
+                                            {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long (argc, argv, "e:t:h", options, NULL)) != -1) {
         if (opt == 'e')
             endpoint = optarg;
+        else if (opt == 'S')
+            curve_server = optarg;
+        else if (opt == 'C')
+            curve_cert = optarg;
         else if (opt == 't' && s_number (optarg, &timeout) == 0)
             continue;
         else if (opt == 'h') {
@@ -61,7 +72,9 @@ int main (int argc, char *argv[])
             return EXIT_USAGE;
         }
     }
-    if (argc - optind < 1 || argc - optind > 2) {
+    if (argc - optind < 1 || argc - optind > 2 || !curve_server != !curve_cert) {
+        if (!curve_server != !curve_cert)
+            fprintf (stderr, "mdp-pub: --curve-server and --curve-cert go together\n");
         s_usage (stderr);
         return EXIT_USAGE;
     }
@@ -77,6 +90,15 @@ int main (int argc, char *argv[])
     if (!publisher) {
         fprintf (stderr, "mdp-pub: invalid endpoint '%s'\n", endpoint);
         cJSON_Delete (data);
+        return EXIT_USAGE;
+    }
+    if (curve_server && mdp_publisher_set_curve (publisher, curve_server, curve_cert) != 0) {
+        fprintf (stderr, "mdp-pub: --curve-server '%s', --curve-cert '%s': %s\n", curve_server,
+                 curve_cert, errno == EACCES ? "its _secret file is readable by group or others"
+                             : errno == EINVAL ? "a key does not decode, or the pair does not match"
+                                               : "no readable certificate with a secret key");
+        cJSON_Delete (data);
+        mdp_publisher_destroy (&publisher);
         return EXIT_USAGE;
     }
     mdp_publisher_set_sync_timeout (publisher, timeout);

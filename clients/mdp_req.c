@@ -194,8 +194,11 @@ int main (int argc, char *argv[])
         return EXIT_USAGE;
     }
     if (args.curve_server && mdp_client_set_curve (client, args.curve_server, args.curve_cert)) {
-        fprintf (stderr, "mdp-req: %s\n", errno == EINVAL ? "--curve-server is not a Z85 public key"
-                                                        : "cannot read the --curve-cert certificate");
+        fprintf (stderr, "mdp-req: --curve-server '%s', --curve-cert '%s': %s\n",
+                 args.curve_server, args.curve_cert ? args.curve_cert : "",
+                 errno == EINVAL   ? "a key does not decode, or the key pair does not match"
+                 : errno == EACCES ? "its _secret file is readable by group or others"
+                                   : "no readable certificate with a secret key");
         mdp_msg_destroy (&request);
         mdp_client_destroy (&client);
         return EXIT_USAGE;

@@ -18,8 +18,11 @@
 static void s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: mdp-sub [-e ENDPOINT] [-n COUNT] [-w MS] [-t MS] PREFIX...\n"
+             "usage: mdp-sub [-e ENDPOINT] [-n COUNT] [-w MS] [-t MS]\n"
+             "               [--curve-server KEY --curve-cert FILE] PREFIX...\n"
              "  -e ENDPOINT  the forwarder's subscriber side (default %s)\n"
+             "  --curve-server KEY  the broker's CURVE public key (Z85): speak CURVE\n"
+             "  --curve-cert FILE   our certificate (mdp-keygen), with --curve-server\n"
              "  -n COUNT     exit 0 after COUNT events (default: run until SIGINT/SIGTERM)\n"
              "  -w MS        exit 3 if COUNT events have not come within MS msecs\n"
              "  -t MS        how long to wait for the forwarder to confirm (default %d)\n"
@@ -47,20 +50,28 @@ typedef struct {
     int count;            //  events before exit, 0 for no limit
     int wait;             //  msecs before giving up on count, -1 for ever
     int timeout;          //  sync timeout, msecs
+    const char *curve_server; //  the broker's public key, or NULL: plain
+    const char *curve_cert;   //  our certificate, with curve_server
 } args_t;
 
 //  Parse options. Returns -1 when done, else the exit code.
 static int s_parse (int argc, char *argv[], args_t *args)
 {
-    *args = (args_t){MDP_DEFAULT_SUB_ENDPOINT, 0, -1, MDP_DEFAULT_SYNC_TIMEOUT};
+    *args = (args_t){MDP_DEFAULT_SUB_ENDPOINT, 0, -1, MDP_DEFAULT_SYNC_TIMEOUT, NULL, NULL};
     static const struct option options[] = {{"count", required_argument, NULL, 'n'},
                                             {"wait", required_argument, NULL, 'w'},
+                                            {"curve-server", required_argument, NULL, 'S'},
+                                            {"curve-cert", required_argument, NULL, 'C'},
                                             {"help", no_argument, NULL, 'h'},
                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long (argc, argv, "e:n:w:t:h", options, NULL)) != -1) {
         if (opt == 'e')
             args->endpoint = optarg;
+        else if (opt == 'S')
+            args->curve_server = optarg;
+        else if (opt == 'C')
+            args->curve_cert = optarg;
         else if ((opt == 'n' && s_number (optarg, 1, &args->count) == 0) ||
                  (opt == 'w' && s_number (optarg, 0, &args->wait) == 0) ||
                  (opt == 't' && s_number (optarg, 0, &args->timeout) == 0))
@@ -75,7 +86,9 @@ static int s_parse (int argc, char *argv[], args_t *args)
             return EXIT_USAGE;
         }
     }
-    if (optind >= argc) {
+    if (optind >= argc || !args->curve_server != !args->curve_cert) {
+        if (!args->curve_server != !args->curve_cert)
+            fprintf (stderr, "mdp-sub: --curve-server and --curve-cert go together\n");
         s_usage (stderr);
         return EXIT_USAGE;
     }
@@ -106,6 +119,16 @@ int main (int argc, char *argv[])
     mdp_subscriber_t *subscriber = mdp_subscriber_new (args.endpoint);
     if (!subscriber) {
         fprintf (stderr, "mdp-sub: invalid endpoint '%s'\n", args.endpoint);
+        return EXIT_USAGE;
+    }
+    if (args.curve_server
+        && mdp_subscriber_set_curve (subscriber, args.curve_server, args.curve_cert) != 0) {
+        fprintf (stderr, "mdp-sub: --curve-server '%s', --curve-cert '%s': %s\n",
+                 args.curve_server, args.curve_cert,
+                 errno == EACCES   ? "its _secret file is readable by group or others"
+                 : errno == EINVAL ? "a key does not decode, or the pair does not match"
+                                   : "no readable certificate with a secret key");
+        mdp_subscriber_destroy (&subscriber);
         return EXIT_USAGE;
     }
     mdp_subscriber_set_sync_timeout (subscriber, args.timeout);

@@ -61,7 +61,7 @@ static const setting_t s_keys[] = {
     {"verbose", KEY_VERBOSE, KIND_BOOL, 0, 0, NULL},
     {"pidfile", KEY_PIDFILE, KIND_STRING, 0, 0, NULL},
     {"max_client_requests", KEY_MAX_CLIENT_REQUESTS, KIND_NUMBER, 0, 1000000,
-     "pending requests per client connection, 0 for no cap"},
+     "pending requests per client (per CURVE key), 0 for no cap"},
     {"pub_endpoint", KEY_PUB_ENDPOINT, KIND_STRING, 0, 0, NULL},
     {"sub_endpoint", KEY_SUB_ENDPOINT, KIND_STRING, 0, 0, NULL},
     {"curve_cert", KEY_CURVE_CERT, KIND_STRING, 0, 0, NULL},
@@ -419,6 +419,15 @@ config_t *config_build (const char *path, const cJSON *flags, char *err, size_t 
     }
     if (self && !self->curve_cert != !self->curve_keys) {
         s_error (err, errlen, "\"curve_cert\" and \"curve_keys\" go together");
+        config_destroy (&self);
+    }
+    //  Subscribe rules need the forwarder's CURVE mode; without it they
+    //  could not be enforced, and rules must never fail open.
+    if (self && self->access && !self->curve_cert
+        && (cJSON_GetObjectItemCaseSensitive (self->access, "publish")
+            || cJSON_GetObjectItemCaseSensitive (self->access, "subscribe"))) {
+        s_error (err, errlen, "\"access\": publish and subscribe rules need CURVE "
+                 "(\"curve_cert\" and \"curve_keys\")");
         config_destroy (&self);
     }
     return self;

@@ -4,6 +4,10 @@
     the reserved namespace; anything else is counted and dropped) and so that
     it can answer subscribers' sync probes. Subscriptions arriving on the XPUB
     side are normal traffic: counted, never logged as errors.
+    With CURVE (forwarder_new_secure) both sides authenticate through ZAP;
+    publications are checked against the publish rules by the sender's key
+    (the frame's "User-Id"), and the XPUB is manual: each subscription is
+    applied to its subscriber only if the subscribe rules allow it.
 
     The XSUB side subscribes to everything at start, the way Domogik's own
     forwarder did, so publishers send every event here and filtering happens
@@ -11,6 +15,7 @@
     round trip, that every later event reaches it (spec/pubsub.md section 5).
 */
 #include "forwarder.h"
+#include "access.h"
 #include "mdp_topic.h"
 #include <czmq.h>
 #include <errno.h>
@@ -34,6 +39,9 @@ struct forwarder_t {
     char *pub_endpoint;         //  XSUB endpoint as bound, owned
     char *sub_endpoint;         //  XPUB endpoint as bound, owned
     atomic_bool verbose;        //  log every message
+    bool secure;                //  CURVE on both sides, subscriptions applied by hand
+    pthread_mutex_t lock;       //  guards access
+    access_t *access;           //  publish/subscribe rules, NULL: everything allowed
     _Atomic uint64_t forwarded; //  see forwarder_stats_t
     _Atomic uint64_t dropped[FWD_DROP_REASONS]; //  likewise
     _Atomic uint64_t subscribes;                //  likewise
@@ -46,7 +54,8 @@ struct forwarder_t {
 static const char *s_drop_reason[FWD_DROP_REASONS] = {
     "a publication not of 2 frames", "a publication with a malformed topic",
     "a publication in the reserved mdp.sync namespace",
-    "a message from the subscriber side that is not a subscription"};
+    "a message from the subscriber side that is not a subscription",
+    "a publication or subscription the access rules refuse"};
 
 static void s_count (_Atomic uint64_t *counter)
 {
@@ -99,6 +108,27 @@ static size_t s_recv (void *socket, zmq_msg_t frames[2])
     return count;
 }
 
+//  True when the rules let the sender of frame (its CURVE key from ZAP, ""
+//  when plain) publish topic / subscribe to the prefix text (size bytes).
+static bool s_allowed (forwarder_t *self, zmq_msg_t *frame, const char *text, size_t size,
+                       bool publish)
+{
+    pthread_mutex_lock (&self->lock);
+    bool allowed = true;
+    if (self->access) {
+        const char *user = zmq_msg_gets (frame, "User-Id");
+        user = user ? user : "";
+        allowed = publish ? access_may_publish (self->access, user, text, size)
+                          : access_may_subscribe (self->access, user, text, size);
+        if (!allowed && atomic_load_explicit (&self->verbose, memory_order_relaxed))
+            zsys_debug ("forwarder: %s '%.*s' refused to key '%s'",
+                        publish ? "publication" : "subscription", (int) size, text,
+                        *user ? user : "(none)");
+    }
+    pthread_mutex_unlock (&self->lock);
+    return allowed;
+}
+
 //  One publication from the XSUB side: forward it to subscribers, or drop it.
 static void s_publication (forwarder_t *self, void *xpub, zmq_msg_t frames[2], size_t count)
 {
@@ -111,6 +141,8 @@ static void s_publication (forwarder_t *self, void *xpub, zmq_msg_t frames[2], s
         s_drop (self, FWD_DROP_TOPIC);
     else if (mdp_topic_reserved (topic, category))
         s_drop (self, FWD_DROP_RESERVED);
+    else if (!s_allowed (self, &frames[0], topic, size, true))
+        s_drop (self, FWD_DROP_DENIED);
     else {
         if (atomic_load_explicit (&self->verbose, memory_order_relaxed))
             zsys_debug ("forwarder: event %.*s (%zu bytes of JSON)", (int)size, topic,
@@ -152,9 +184,19 @@ static void s_subscription (forwarder_t *self, void *xpub, zmq_msg_t frames[2], 
     if (count != 1 || size == 0 || (data[0] != 0 && data[0] != 1))
         s_drop (self, FWD_DROP_UPSTREAM);
     else if (mdp_topic_is_sync_probe (data + 1, size - 1)) {
+        //  Secure: applied by hand, as every subscription; probes always are.
+        if (self->secure)
+            zmq_setsockopt (xpub, data[0] == 1 ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, data + 1,
+                            size - 1);
         if (data[0] == 1)
             s_answer_sync (self, xpub, data + 1, size - 1);
-    } else {
+    } else if (self->secure && data[0] == 1
+               && !s_allowed (self, &frames[0], data + 1, size - 1, false))
+        s_drop (self, FWD_DROP_DENIED);
+    else {
+        if (self->secure)
+            zmq_setsockopt (xpub, data[0] == 1 ? ZMQ_SUBSCRIBE : ZMQ_UNSUBSCRIBE, data + 1,
+                            size - 1);
         s_count (data[0] == 1 ? &self->subscribes : &self->unsubscribes);
         if (verbose)
             zsys_debug ("forwarder: %s '%.*s'", data[0] == 1 ? "subscribe" : "cancel",
@@ -215,13 +257,22 @@ static int s_start (forwarder_t *self)
     return rc == 0 ? 0 : -1;
 }
 
-//  Create and bind one side; *endpoint_p gets the bound endpoint.
-static zsock_t *s_side (int type, const char *endpoint, char **endpoint_p)
+//  Create and bind one side (a CURVE server with secret_key unless NULL);
+//  *endpoint_p gets the bound endpoint.
+static zsock_t *s_side (int type, const char *endpoint, char **endpoint_p,
+                        const uint8_t *secret_key)
 {
     zsock_t *sock = zsock_new (type);
     if (!sock) {
         errno = ENOMEM;
         return NULL;
+    }
+    if (secret_key) {
+        zsock_set_curve_server (sock, 1);
+        zsock_set_curve_secretkey_bin (sock, secret_key);
+        zsock_set_zap_domain (sock, "mdp");
+        if (type == ZMQ_XPUB)
+            zsock_set_xpub_manual (sock, 1);
     }
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         int saved = errno;
@@ -235,6 +286,12 @@ static zsock_t *s_side (int type, const char *endpoint, char **endpoint_p)
 
 forwarder_t *forwarder_new (const char *pub_endpoint, const char *sub_endpoint)
 {
+    return forwarder_new_secure (pub_endpoint, sub_endpoint, NULL);
+}
+
+forwarder_t *forwarder_new_secure (const char *pub_endpoint, const char *sub_endpoint,
+                                   const uint8_t *secret_key)
+{
     if (!pub_endpoint || !sub_endpoint || !*pub_endpoint || !*sub_endpoint) {
         errno = EINVAL;
         return NULL;
@@ -244,8 +301,11 @@ forwarder_t *forwarder_new (const char *pub_endpoint, const char *sub_endpoint)
         errno = ENOMEM;
         return NULL;
     }
-    self->xsub = s_side (ZMQ_XSUB, pub_endpoint, &self->pub_endpoint);
-    self->xpub = self->xsub ? s_side (ZMQ_XPUB, sub_endpoint, &self->sub_endpoint) : NULL;
+    pthread_mutex_init (&self->lock, NULL);
+    self->secure = secret_key != NULL;
+    self->xsub = s_side (ZMQ_XSUB, pub_endpoint, &self->pub_endpoint, secret_key);
+    self->xpub = self->xsub ? s_side (ZMQ_XPUB, sub_endpoint, &self->sub_endpoint, secret_key)
+                            : NULL;
     //  Everything, from every publisher, present and future (XSUB replays it
     //  to each new connection).
     if (!self->xpub || zmq_send (zsock_resolve (self->xsub), "\x01", 1, 0) != 1 ||
@@ -273,6 +333,8 @@ void forwarder_destroy (forwarder_t **self_p)
     zsock_destroy (&self->xpub);
     zstr_free (&self->pub_endpoint);
     zstr_free (&self->sub_endpoint);
+    access_destroy (&self->access);
+    pthread_mutex_destroy (&self->lock);
     free (self);
     *self_p = NULL;
 }
@@ -290,6 +352,15 @@ const char *forwarder_sub_endpoint (forwarder_t *self)
 void forwarder_set_verbose (forwarder_t *self, bool verbose)
 {
     atomic_store (&self->verbose, verbose);
+}
+
+void forwarder_set_access (forwarder_t *self, access_t **access_p)
+{
+    pthread_mutex_lock (&self->lock);
+    access_destroy (&self->access);
+    self->access = *access_p;
+    *access_p = NULL;
+    pthread_mutex_unlock (&self->lock);
 }
 
 void forwarder_stats (forwarder_t *self, forwarder_stats_t *stats)

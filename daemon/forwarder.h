@@ -18,13 +18,15 @@ typedef enum {
     FWD_DROP_TOPIC,    //  topic frame not category.timestamp.version
     FWD_DROP_RESERVED, //  a publication in the reserved mdp.sync namespace
     FWD_DROP_UPSTREAM, //  subscriber side: neither a subscription nor a cancel
+    FWD_DROP_DENIED,   //  a publication or subscription the access rules refuse
     FWD_DROP_REASONS
 } forwarder_drop_t;
 
 typedef struct {
     uint64_t forwarded;                 //  publications passed to the subscriber side
     uint64_t dropped[FWD_DROP_REASONS]; //  messages dropped, by reason
-    uint64_t subscribes;                //  first subscriptions to a prefix (not sync probes)
+    uint64_t subscribes;                //  first subscriptions to a prefix (not sync probes);
+                                        //  with CURVE, every subscription let in
     uint64_t unsubscribes;              //  last cancels of a prefix
     uint64_t syncs;                     //  sync probes answered
 } forwarder_stats_t;
@@ -35,6 +37,19 @@ typedef struct {
 //  Returns the forwarder, or NULL with errno (EINVAL for a NULL endpoint, or
 //  the bind's errno: EADDRINUSE, EINVAL, ...).
 forwarder_t *forwarder_new (const char *pub_endpoint, const char *sub_endpoint);
+
+//  As forwarder_new, with both sides CURVE servers using secret_key (32
+//  bytes), in ZAP domain "mdp": the broker's zauth lets in the allowed keys.
+//  Subscriptions are then applied one by one (ZMQ_XPUB_MANUAL), so that the
+//  subscribe rules can refuse them. NULL secret_key: as forwarder_new.
+forwarder_t *forwarder_new_secure (const char *pub_endpoint, const char *sub_endpoint,
+                                   const uint8_t *secret_key);
+
+//  Replace the publish and subscribe rules (access.h), taking ownership;
+//  NULL allows everything. Publications and subscriptions the rules refuse
+//  are dropped and counted (FWD_DROP_DENIED). Safe from any thread.
+struct access_t;
+void forwarder_set_access (forwarder_t *self, struct access_t **access_p);
 
 //  Stop the thread, close both sockets, free the forwarder and NULL the
 //  caller's pointer. Accepts NULL.

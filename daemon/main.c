@@ -61,7 +61,7 @@ static void s_usage (FILE *out)
         "  --max-msg-size BYTES    largest frame accepted, -1 for no limit (default -1)\n"
         "  --stats-interval S      log a stats line every S seconds, 0 for never (default 0)\n"
         "  --log stderr|syslog     where the log goes (default stderr)\n"
-        "  --max-client-requests N pending requests per client connection, 0: no cap\n"
+        "  --max-client-requests N pending requests per client (per CURVE key), 0: no cap\n"
         "  --pub-endpoint EP       event forwarder: where publishers connect\n"
         "  --sub-endpoint EP       event forwarder: where subscribers connect\n"
         "  --curve-cert FILE       turn CURVE on with this certificate (czmq format)\n"
@@ -310,10 +310,11 @@ static void s_reload (daemon_t *self)
         self->config->engine = fresh->engine;
         self->config->log_syslog = fresh->log_syslog;
         broker_configure (self->broker, &self->config->engine);
-        setup_reload (self->broker, self->forwarder, self->config, fresh);
-        cJSON *access = self->config->access;
-        self->config->access = fresh->access;
-        fresh->access = access;
+        if (setup_reload (self->broker, self->forwarder, self->config, fresh) == 0) {
+            cJSON *access = self->config->access;
+            self->config->access = fresh->access;
+            fresh->access = access;
+        }
         config_destroy (&fresh);
         if (path)
             zsys_info ("mdp-broker: reloaded %s (heartbeat %d ms, liveness %d, max_queue %zu)",

@@ -18,8 +18,9 @@ int setup_security (broker_t *broker, const config_t *config, char *err, size_t 
 int setup_events (const config_t *config, forwarder_t **forwarder_p, char *err, size_t errlen);
 
 //  SIGHUP: apply fresh access rules, re-read the allowed keys, pass on the
-//  verbose flag; warn about what needs a restart.
-void setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
-                   const config_t *fresh);
+//  verbose flag; warn about what needs a restart. Returns 0, or -1 when the
+//  fresh rules could not be built: the rules in force then stay (logged).
+int setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
+                  const config_t *fresh);
 
 #endif

@@ -128,8 +128,11 @@ MDP_EXPORT mdp_msg_t *mdp_client_request_stream (mdp_client_t *self, const char 
 
 //  Speak CURVE to the broker: server_key is its public key (40-char Z85),
 //  cert_path our certificate in czmq's format (mdp-keygen writes one; its
-//  "_secret" file must be readable). Call before the first request. Returns
-//  0, or -1 with errno EINVAL (bad key) or ENOENT (unreadable certificate).
+//  "_secret" file must be readable by its owner only). Call before the first
+//  request. Returns 0, or -1 with errno EINVAL (a key that does not decode,
+//  or a certificate whose public key is not its secret key's), ENOENT
+//  (unreadable certificate) or EACCES (a _secret file group or others may
+//  read); certificate faults are logged with the file's name.
 MDP_EXPORT int mdp_client_set_curve (mdp_client_t *self, const char *server_key,
                                      const char *cert_path);
 
@@ -307,6 +310,13 @@ typedef struct _mdp_publisher_t mdp_publisher_t;
 //  endpoint; it does not wait. NULL with errno EINVAL on a bad endpoint.
 MDP_EXPORT mdp_publisher_t *mdp_publisher_new (const char *endpoint);
 
+//  Speak CURVE to the forwarder of a broker with CURVE on, as
+//  mdp_client_set_curve (the broker's public key, our certificate); the
+//  connection is made again with the keys. Call before the first send.
+//  Returns 0, or -1 with errno as mdp_client_set_curve.
+MDP_EXPORT int mdp_publisher_set_curve (mdp_publisher_t *self, const char *server_key,
+                                        const char *cert_path);
+
 //  Destroy the publisher and NULL the caller's pointer; events not yet sent
 //  get up to a second to leave at exit. Accepts NULL.
 MDP_EXPORT void mdp_publisher_destroy (mdp_publisher_t **self_p);
@@ -334,6 +344,12 @@ typedef void (mdp_subscriber_fn) (mdp_subscriber_t *self, const char *category, 
 //  Create a subscriber connected to the forwarder's subscriber side at
 //  endpoint, subscribed to nothing yet. NULL with errno EINVAL on a bad endpoint.
 MDP_EXPORT mdp_subscriber_t *mdp_subscriber_new (const char *endpoint);
+
+//  Speak CURVE to the forwarder, as mdp_publisher_set_curve. Call before the
+//  first subscribe. A subscription the broker's subscribe rules refuse is
+//  dropped there: no event of it arrives.
+MDP_EXPORT int mdp_subscriber_set_curve (mdp_subscriber_t *self, const char *server_key,
+                                         const char *cert_path);
 
 //  Destroy the subscriber and NULL the caller's pointer. Accepts NULL.
 MDP_EXPORT void mdp_subscriber_destroy (mdp_subscriber_t **self_p);

@@ -1,5 +1,6 @@
 /*  mdp_curve.c - see mdp_curve.h. */
 #include "mdp_curve.h"
+#include "mdp_certfile.h"
 #include <errno.h>
 #include <string.h>
 
@@ -10,18 +11,23 @@ int mdp_curve_load (mdp_curve_t *self, const char *server_key, const char *cert_
         errno = EINVAL;
         return -1;
     }
-    zcert_t *cert = cert_path ? zcert_load (cert_path) : NULL;
-    static const byte zero[32] = {0};
-    if (!cert || memcmp (zcert_secret_key (cert), zero, 32) == 0) {
-        zcert_destroy (&cert);
+    byte public_key[32], secret_key[32];
+    char error[512];
+    if (!cert_path) {
         errno = ENOENT;
         return -1;
     }
+    if (mdp_certfile_load (cert_path, public_key, secret_key, error, sizeof error) != 0) {
+        int saved = errno;
+        zsys_error ("libmdp: CURVE certificate %s", error);
+        errno = saved;
+        return -1;
+    }
     memcpy (self->server, server, 32);
-    memcpy (self->public_key, zcert_public_key (cert), 32);
-    memcpy (self->secret_key, zcert_secret_key (cert), 32);
+    memcpy (self->public_key, public_key, 32);
+    memcpy (self->secret_key, secret_key, 32);
+    memset (secret_key, 0, sizeof secret_key);
     self->on = true;
-    zcert_destroy (&cert);
     return 0;
 }
 

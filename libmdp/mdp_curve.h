@@ -16,8 +16,11 @@ typedef struct {
 } mdp_curve_t;
 
 //  Load server_key (40-char Z85) and our certificate (czmq format, with its
-//  "_secret" file). Returns 0, or -1 with errno EINVAL (bad key) or ENOENT
-//  (no readable certificate with a secret key); *self is then unchanged.
+//  "_secret" file), strictly (mdp_certfile.h). Returns 0, or -1 with errno
+//  EINVAL (a key that does not decode, or a pair that does not match), ENOENT
+//  (no readable certificate with a secret key) or EACCES (the secret file is
+//  readable by group or others), logged with the file's name; *self is then
+//  unchanged.
 int mdp_curve_load (mdp_curve_t *self, const char *server_key, const char *cert_path);
 
 //  Make sock a CURVE client with these keys (nothing when off). Call before

@@ -6,6 +6,7 @@
     (spec/pubsub.md section 5 says why that is enough).
 */
 #include "mdp.h"
+#include "mdp_curve.h"
 #include "mdp_topic.h"
 #include <errno.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 struct _mdp_publisher_t {
     zsock_t *sock;    //  XPUB, connected to the forwarder's XSUB side
+    char *endpoint;   //  where it connects, owned
     int sync_timeout; //  msecs the first send may wait for the forwarder
     bool synced;      //  the forwarder's catch-all subscription is in
     bool waited;      //  the first send has had its wait
@@ -25,6 +27,7 @@ typedef struct {
 
 struct _mdp_subscriber_t {
     zsock_t *sock;              //  SUB, connected to the forwarder's XPUB side
+    char *endpoint;             //  where it connects, owned
     zlist_t *queue;             //  event_t *, read while waiting for a sync answer
     int sync_timeout;           //  msecs a subscribe waits for the forwarder
     mdp_subscriber_fn *handler; //  hook for mdp_subscriber_process, or NULL
@@ -44,7 +47,8 @@ mdp_publisher_t *mdp_publisher_new (const char *endpoint)
     }
     self->sync_timeout = MDP_DEFAULT_SYNC_TIMEOUT;
     self->sock = zsock_new (ZMQ_XPUB);
-    if (!self->sock || zsock_connect (self->sock, "%s", endpoint) != 0) {
+    self->endpoint = strdup (endpoint);
+    if (!self->sock || !self->endpoint || zsock_connect (self->sock, "%s", endpoint) != 0) {
         mdp_publisher_destroy (&self);
         errno = EINVAL;
     }
@@ -59,8 +63,32 @@ void mdp_publisher_destroy (mdp_publisher_t **self_p)
     if (self->sock)
         zsock_set_linger (self->sock, 1000);
     zsock_destroy (&self->sock);
+    free (self->endpoint);
     free (self);
     *self_p = NULL;
+}
+
+//  Load the keys, then connect sock again as a CURVE client with them.
+static int s_set_curve (zsock_t *sock, const char *endpoint, const char *server_key,
+                        const char *cert_path)
+{
+    mdp_curve_t curve = {0};
+    if (mdp_curve_load (&curve, server_key, cert_path) != 0)
+        return -1;
+    zsock_disconnect (sock, "%s", endpoint);
+    mdp_curve_apply (&curve, sock);
+    memset (&curve, 0, sizeof curve);
+    return zsock_connect (sock, "%s", endpoint) == 0 ? 0 : -1;
+}
+
+int mdp_publisher_set_curve (mdp_publisher_t *self, const char *server_key,
+                             const char *cert_path)
+{
+    if (!self) {
+        errno = EINVAL;
+        return -1;
+    }
+    return s_set_curve (self->sock, self->endpoint, server_key, cert_path);
 }
 
 void mdp_publisher_set_sync_timeout (mdp_publisher_t *self, int msecs)
@@ -149,7 +177,9 @@ mdp_subscriber_t *mdp_subscriber_new (const char *endpoint)
     //  leave in the order they are made (at connect time libzmq would send
     //  the ones already made in its own order).
     self->sock = zsock_new (ZMQ_SUB);
-    if (!self->queue || !self->sock || zsock_connect (self->sock, "%s", endpoint) != 0) {
+    self->endpoint = strdup (endpoint);
+    if (!self->queue || !self->sock || !self->endpoint
+        || zsock_connect (self->sock, "%s", endpoint) != 0) {
         mdp_subscriber_destroy (&self);
         errno = EINVAL;
     }
@@ -166,8 +196,19 @@ void mdp_subscriber_destroy (mdp_subscriber_t **self_p)
         s_event_destroy (&event);
     zlist_destroy (&self->queue);
     zsock_destroy (&self->sock);
+    free (self->endpoint);
     free (self);
     *self_p = NULL;
+}
+
+int mdp_subscriber_set_curve (mdp_subscriber_t *self, const char *server_key,
+                              const char *cert_path)
+{
+    if (!self) {
+        errno = EINVAL;
+        return -1;
+    }
+    return s_set_curve (self->sock, self->endpoint, server_key, cert_path);
 }
 
 void mdp_subscriber_set_sync_timeout (mdp_subscriber_t *self, int msecs)

@@ -48,6 +48,9 @@ static const bad_config_t s_bad[] = {
     {NULL, {"-v", "-q", NULL}, "-q"},
     {NULL, {"--no-such-flag", NULL}, "usage"},
     {"{\"heartbeat\": 1000}", {"--liveness", "0", NULL}, "\"liveness\""},
+    //  Event rules cannot be enforced without CURVE: refused, never open.
+    {"{\"access\": {\"subscribe\": {\"*\": [\"plugin.\"]}}}", {NULL}, "need CURVE"},
+    {"{\"access\": {\"publish\": {}}}", {NULL}, "need CURVE"},
 };
 
 START_TEST (test_bad_config_exits_2_naming_it)
@@ -397,6 +400,37 @@ START_TEST (test_libmdp_man_page_lists_mdp_h)
 }
 END_TEST
 
+//  Every long flag --help shows is in the OPTIONS section of mdp-broker(1),
+//  written the man way (\-\-flag).
+START_TEST (test_broker_man_page_lists_every_flag)
+{
+    static dh_result_t result;
+    const char *help[] = {"--help", NULL};
+    ck_assert_int_eq (dh_run (&result, help), 0);
+    FILE *page = fopen ("man/mdp-broker.1", "r");
+    ck_assert_ptr_nonnull (page);
+    static char man[65536];
+    man[fread (man, 1, sizeof man - 1, page)] = 0;
+    fclose (page);
+    char *options = strstr (man, "\n.SH OPTIONS"), *end = options ? strstr (options + 1, "\n.SH ")
+                                                                 : NULL;
+    ck_assert (options && end);
+    *end = 0;
+    int flags = 0;
+    for (char *at = result.out; (at = strstr (at, "--")); flags++) {
+        char flag[64], written[140] = "\\-\\-";
+        at += 2;
+        snprintf (flag, sizeof flag, "%.*s", (int) strspn (at, "abcdefghijklmnopqrstuvwxyz-"), at);
+        at += strlen (flag);
+        for (char *c = flag; *c; c++)
+            snprintf (written + strlen (written), sizeof written - strlen (written), "%s",
+                      *c == '-' ? "\\-" : (char[]){*c, 0});
+        ck_assert_msg (strstr (options, written), "mdp-broker(1) OPTIONS lacks --%s", flag);
+    }
+    ck_assert_int_ge (flags, 20);
+}
+END_TEST
+
 //  --- make install / uninstall ----------------------------------------------
 
 static void s_shell (const char *fmt, ...)
@@ -508,6 +542,7 @@ int main (void)
     tcase_add_test (tc, test_systemd_notifications);
     tcase_add_test (tc, test_libmdp_exports_only_mdp_h);
     tcase_add_test (tc, test_libmdp_man_page_lists_mdp_h);
+    tcase_add_test (tc, test_broker_man_page_lists_every_flag);
     suite_add_tcase (suite, tc);
     //  make install may have to build first: give it time.
     TCase *install = tcase_create ("install");

@@ -4,6 +4,7 @@
 */
 #include "access.h"
 #include "broker_harness.h"
+#include "setup.h"
 #include <unistd.h>
 
 static char keydir[64];                 //  temp folder: server cert, keys/
@@ -102,6 +103,19 @@ static void s_reply (zsock_t *worker, zframe_t **token)
     zmsg_send (&msg, worker);
 }
 
+//  A request that may not leave (no pipe yet): freed if it does not.
+static void s_try_send (zsock_t *peer)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "");
+    zmsg_addstr (msg, MDPC01);
+    zmsg_addstr (msg, "echo");
+    zmsg_addstr (msg, "x.get");
+    zmsg_addstr (msg, "{}");
+    if (zmsg_send (&msg, peer) != 0)
+        zmsg_destroy (&msg);
+}
+
 START_TEST (test_allowed_key_works_stranger_does_not)
 {
     s_secure_setup (NULL, 0);
@@ -114,8 +128,11 @@ START_TEST (test_allowed_key_works_stranger_does_not)
     zmsg_t *reply = s_recv (client, 2000);
     s_expect (&reply, "", MDPC01, "echo", "x.result", NULL);
     //  Unknown key and plain peer: the handshake fails, nothing gets through.
-    s_send (outsider, "sssss", "", MDPC01, "echo", "x.get", "{}");
-    s_send (plain, "sssss", "", MDPC01, "echo", "x.get", "{}");
+    //  Their sends must not block: between failed handshakes they have no pipe.
+    zsock_set_sndtimeo (outsider, 0);
+    zsock_set_sndtimeo (plain, 0);
+    s_try_send (outsider);
+    s_try_send (plain);
     s_pump (tu_scale (300));
     ck_assert (!(zsock_events (worker) & ZMQ_POLLIN));
     ck_assert (!(zsock_events (outsider) & ZMQ_POLLIN));
@@ -263,6 +280,136 @@ START_TEST (test_access_rules_parse_errors)
 }
 END_TEST
 
+//  "call": {} or "offer": {} is present, so closed: it allows nothing.
+START_TEST (test_empty_rules_are_closed)
+{
+    const char *closed[] = {"{\"call\": {}}", "{\"offer\": {}}"};
+    for (int i = 0; i < 2; i++) {
+        cJSON *json = cJSON_Parse (closed[i]);
+        char error[256] = "";
+        access_t *access = access_new (json, error, sizeof error);
+        ck_assert_msg (access != NULL, "%s", error);
+        bool call = i == 0;
+        ck_assert (access_may_call (access, "", "echo") == !call);
+        ck_assert (access_may_offer (access, "", "echo") == call);
+        access_destroy (&access);
+        cJSON_Delete (json);
+    }
+    s_secure_setup ("{\"call\": {}, \"offer\": {}}", 0);
+    zsock_t *client = s_secure_peer (alice), *worker = s_secure_peer (worker_cert);
+    s_send (client, "sssss", "", MDPC01, "echo", "x.get", "{}");
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC01, "echo", "mdp.error",
+              "{\"code\": 403, \"reason\": \"not allowed\"}", NULL);
+    s_send (worker, "sscs", "", MDPW01, MDPW01_READY, "echo");
+    zmsg_t *msg = s_recv (worker, 2000);
+    s_expect (&msg, "", MDPW01, "\x05", NULL);
+    zsock_destroy (&client);
+    zsock_destroy (&worker);
+    s_secure_teardown ();
+}
+END_TEST
+
+//  SIGHUP with rules that cannot be built keeps the rules in force; rules
+//  that no longer let a registered worker offer its service disconnect it.
+START_TEST (test_reload_keeps_rules_and_applies_tighter_offer)
+{
+    s_secure_setup ("{\"call\": {\"*\": [\"echo\"]}, \"offer\": {\"*\": [\"echo\"]}}", 0);
+    zsock_t *worker = s_secure_peer (worker_cert), *client = s_secure_peer (alice);
+    s_ready (worker, "echo");
+    config_t *old = config_new (), *fresh = config_new ();
+    //  Built by hand: config_apply would refuse it, as it does at start-up.
+    fresh->access = cJSON_Parse ("{\"call\": {\"*\": \"payroll\"}}");
+    ck_assert_int_eq (setup_reload (broker, NULL, old, fresh), -1);
+    s_send (client, "sssss", "", MDPC01, "payroll", "x.get", "{}");
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC01, "payroll", "mdp.error",
+              "{\"code\": 403, \"reason\": \"not allowed\"}", NULL);
+    //  Tighter offer rules: the echo worker is told to go.
+    cJSON_Delete (fresh->access);
+    fresh->access = cJSON_Parse ("{\"offer\": {\"*\": [\"other\"]}}");
+    ck_assert_int_eq (setup_reload (broker, NULL, old, fresh), 0);
+    zmsg_t *msg = s_recv (worker, 2000);
+    s_expect (&msg, "", MDPW01, "\x05", NULL);
+    size_t services, workers, queued;
+    broker_counts (broker, &services, &workers, &queued);
+    ck_assert_uint_eq (workers, 0);
+    config_destroy (&old);
+    config_destroy (&fresh);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    s_secure_teardown ();
+}
+END_TEST
+
+//  With CURVE, the cap is per key: a second connection with the same key
+//  shares the first one's budget; another key has its own.
+START_TEST (test_client_cap_counts_per_key)
+{
+    s_secure_setup (NULL, 2);
+    zsock_t *first = s_secure_peer (alice), *second = s_secure_peer (alice);
+    zsock_t *other = s_secure_peer (rogue);
+    for (int i = 0; i < 2; i++)
+        s_send (first, "ssssss", "", MDPC01, "slow", "30", "x.get", "{}");
+    s_pump_until (0, 2);
+    s_send (second, "ssssss", "", MDPC01, "slow", "30", "x.get", "{}");
+    zmsg_t *reply = s_recv (second, 2000);
+    s_expect (&reply, "", MDPC01, "slow", "mdp.error",
+              "{\"code\": 429, \"reason\": \"too many requests\"}", NULL);
+    s_send (other, "ssssss", "", MDPC01, "slow", "30", "x.get", "{}");
+    s_pump_until (0, 3);
+    zsock_destroy (&first);
+    zsock_destroy (&second);
+    zsock_destroy (&other);
+    s_secure_teardown ();
+}
+END_TEST
+
+//  Info lines of the log file that say "refused" and hold needle.
+static int s_log_lines_with (FILE *log, const char *needle)
+{
+    fflush (log);
+    rewind (log);
+    char line[1024];
+    int count = 0;
+    while (fgets (line, sizeof line, log))
+        count += line[0] == 'I' && strstr (line, "refused") && strstr (line, needle);
+    return count;
+}
+
+//  403s, 429s and refused READYs are logged at info level with the key, at
+//  most 10 lines a second however many there are.
+START_TEST (test_refusals_logged_with_key)
+{
+    FILE *log = tmpfile ();
+    ck_assert_ptr_nonnull (log);
+    zsys_set_logstream (log);
+    s_secure_setup ("{\"call\": {}, \"offer\": {}}", 0);
+    const char *key = zcert_public_txt (alice);
+    zsock_t *client = s_secure_peer (alice), *worker = s_secure_peer (worker_cert);
+    s_send (worker, "sscs", "", MDPW01, MDPW01_READY, "echo");
+    zmsg_t *msg = s_recv (worker, 2000);
+    s_expect (&msg, "", MDPW01, "\x05", NULL);
+    ck_assert_int_eq (s_log_lines_with (log, zcert_public_txt (worker_cert)), 1);
+    for (int i = 0; i < 30; i++)
+        s_send (client, "sssss", "", MDPC01, "echo", "x.get", "{}");
+    for (int i = 0; i < 30; i++) {
+        zmsg_t *reply = s_recv (client, 2000);
+        ck_assert_ptr_nonnull (reply);
+        zmsg_destroy (&reply);
+    }
+    int lines = s_log_lines_with (log, key);
+    ck_assert_int_ge (lines, 1);
+    ck_assert_int_le (lines, 20);   //  two one-second windows at most
+    ck_assert_int_ge (s_log_lines_with (log, "403"), 1);
+    zsys_set_logstream (stdout);
+    fclose (log);
+    zsock_destroy (&client);
+    zsock_destroy (&worker);
+    s_secure_teardown ();
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("security");
@@ -274,6 +421,10 @@ int main (void)
     tcase_add_test (tc, test_call_rules_give_403);
     tcase_add_test (tc, test_client_cap_gives_429);
     tcase_add_test (tc, test_access_rules_parse_errors);
+    tcase_add_test (tc, test_empty_rules_are_closed);
+    tcase_add_test (tc, test_reload_keeps_rules_and_applies_tighter_offer);
+    tcase_add_test (tc, test_client_cap_counts_per_key);
+    tcase_add_test (tc, test_refusals_logged_with_key);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
