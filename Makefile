@@ -89,6 +89,7 @@ BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridg
 $(BRIDGE_TEST_OBJ): CFLAGS += -Iworkers
 $(BRIDGE_TEST_OBJ): workers/amqp_bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/workers/amqp_bridge_neon.o
+$(BUILD)/tests/test_bridge_codec: LDLIBS := $(BUILD)/lib/libmdp.a $(LDLIBS) #  neon.o needs mdp_json
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
