@@ -57,8 +57,7 @@ static cJSON *s_ask (mdp_client_t *client, const char *service)
     if (!reply)
         return NULL;
     char *text = zmsg_size (reply) == 1 ? zframe_strdup (zmsg_first (reply)) : NULL;
-    const char *end = NULL;
-    cJSON *json = text ? cJSON_ParseWithOpts (text, &end, 1) : NULL;
+    cJSON *json = text ? mdp_json_parse (text, strlen (text)) : NULL; //  counters as sent
     if (!cJSON_IsObject (json)) {
         fprintf (stderr, "mdp-stat: %s answered '%.40s', not a JSON object\n", service,
                  text ? text : "(several frames)");
@@ -209,7 +208,7 @@ static int s_report (mdp_client_t *client, const args_t *args)
         cJSON_AddItemToObject (both, "workers", workers);
         cJSON_AddItemToObject (both, "stats", stats);
         workers = stats = NULL; //  both owns them now
-        char *text = cJSON_PrintUnformatted (both);
+        char *text = mdp_json_print (both);
         if (text)
             printf ("%s\n", text);
         free (text);
