@@ -175,7 +175,10 @@ static size_t s_utf8_size (const reader_t *r)
 {
     const unsigned char *at = (const unsigned char *)r->at;
     size_t left = (size_t)(r->end - r->at);
-    size_t size = (at[0] & 0xE0) == 0xC0 ? 2 : (at[0] & 0xF0) == 0xE0 ? 3 : (at[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t size = (at[0] & 0xE0) == 0xC0   ? 2
+                  : (at[0] & 0xF0) == 0xE0 ? 3
+                  : (at[0] & 0xF8) == 0xF0 ? 4
+                                           : 0;
     if (size == 0 || size > left)
         return 0;
     unsigned cp = at[0] & (0x7F >> size);

@@ -422,8 +422,9 @@ START_TEST (test_numbers_as_written)
     s_expect_numbers (s_path (json, "result", "n"), PY_NUMBERS);
     cJSON_Delete (json);
     char status[32];
-    char *body = s_raw_call ("mdp.echo", "{\"action\": \"config.get\", \"data\": " TU_NUMBERS_IN "}",
-                             status, sizeof status);
+    char *body = s_raw_call (
+        "mdp.echo", "{\"action\": \"config.get\", \"data\": " TU_NUMBERS_IN "}", status,
+        sizeof status);
     ck_assert_str_eq (status, "final");
     ck_assert_str_eq (body, "{\"action\":\"config.get.result\",\"data\":{\"n\":[" TU_NUMBERS_LIST
                             "],\"served_by\":\"libmdp\"}}");

@@ -278,7 +278,8 @@ START_TEST (test_numbers_pass_as_written)
     char *const async_echo[] = {async, "-e", endpoint, "-t", "10000", "echo", "x.get",
                                 TU_NUMBERS_IN, NULL};
     ck_assert_int_eq (s_run (async_echo, out, sizeof out, 20000), 0);
-    ck_assert_msg (strstr (out, "\"data\":{\"n\":[" TU_NUMBERS_LIST "],\"seq\":0}}\n"), "%s", out);
+    ck_assert_msg (strstr (out, "\"data\":{\"n\":[" TU_NUMBERS_LIST "],\"seq\":0}}\n"), "%s",
+                   out);
     ck_assert_int_eq (tu_stop (worker, SIGTERM, 5000), 0);
     ck_assert_int_eq (tu_stop (python, SIGTERM, 5000), 0);
     free (wargv[0]);
