@@ -100,6 +100,7 @@ $(BUILD)/bin/mdp-bridge-bench: LDLIBS += $(shell pkg-config --libs librabbitmq 2
 BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridge_codec.o
 $(BRIDGE_TEST_OBJ): bridge/bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/bridge/bridge_neon.o
+$(BUILD)/tests/test_bridge_codec: LDLIBS := $(BUILD)/lib/libmdp.a $(LDLIBS) #  neon.o needs mdp_json
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 # mdp-http (http/): libmicrohttpd on one side, libmdp's public API on the other.
 HTTP_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard http/*.c))

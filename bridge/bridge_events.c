@@ -180,7 +180,7 @@ void events_config_free (bridge_config_t *cfg)
 
 static char *s_guard_key (const char *category, const cJSON *data)
 {
-    char *json = data ? cJSON_PrintUnformatted (data) : NULL;
+    char *json = data ? mdp_json_print (data) : NULL;
     size_t size = strlen (category) + (json ? strlen (json) : 2) + 2;
     char *key = malloc (size);
     if (key)
@@ -327,7 +327,7 @@ static void s_on_event (mdp_subscriber_t *sub, const char *category, cJSON *data
     cJSON_AddStringToObject (body, "trace_id", trace);
     cJSON_AddStringToObject (body, "correlation_id", correlation);
     cJSON_AddNullToObject (body, "target");
-    char *text = cJSON_PrintUnformatted (body);
+    char *text = mdp_json_print (body);
     cJSON_Delete (body);
     amqp_table_entry_t entries[6];
     nuropb_headers (entries, "event", trace);

@@ -191,7 +191,7 @@ static int s_publish_nuropb (route_t *route, const char *id, mdp_msg_t *msg)
     cJSON_AddStringToObject (body, "correlation_id", id);
     cJSON_AddItemToObject (body, "context", context ? context : cJSON_CreateObject ());
     cJSON_AddStringToObject (body, "trace_id", id);
-    char *text = cJSON_PrintUnformatted (body);
+    char *text = mdp_json_print (body);
     cJSON_Delete (body);
     if (!text)
         return 500;
@@ -215,7 +215,7 @@ static int s_publish_raw (route_t *route, const char *id, mdp_msg_t *msg)
     cJSON *body = cJSON_CreateObject ();
     cJSON_AddStringToObject (body, "action", mdp_msg_action (msg));
     cJSON_AddItemToObject (body, "data", cJSON_Duplicate (mdp_msg_data (msg), 1));
-    char *text = cJSON_PrintUnformatted (body);
+    char *text = mdp_json_print (body);
     cJSON_Delete (body);
     if (!text)
         return 500;
@@ -286,7 +286,7 @@ static char *s_reason (const cJSON *error)
         if (text)
             return strdup (text);
     }
-    return cJSON_PrintUnformatted (error);
+    return mdp_json_print (error);
 }
 
 //  A service's error payload: mdp.error 500 with its reason, "source" and

@@ -119,17 +119,10 @@ static void s_put_utf8 (sbuf_t *self, uint32_t cp)
 //  ---------------------------------------------------------------------------
 //  JSON bodies
 
+//  Strict, and numbers keep their text (mdp_json): bodies pass as written.
 cJSON *json_parse (const void *data, size_t size)
 {
-    const char *end = NULL;
-    cJSON *item = cJSON_ParseWithLengthOpts (data, size, &end, false);
-    while (item && end && end < (const char *)data + size && strchr (" \t\r\n", *end) && *end)
-        end++;
-    if (item && end != (const char *)data + size) {
-        cJSON_Delete (item);
-        item = NULL;
-    }
-    return item;
+    return mdp_json_parse (data, size);
 }
 
 //  ---------------------------------------------------------------------------
@@ -277,7 +270,16 @@ static int s_repr (sbuf_t *out, const cJSON *item, int depth)
         s_puts (out, "False");
     else if (cJSON_IsNull (item))
         s_puts (out, "None");
-    else if (cJSON_IsNumber (item))
+    else if (cJSON_IsNumber (item) && item->valuestring) {
+        //  a number that came as text goes out as that text (a JSON number
+        //  is a Python literal too), unless it was changed since
+        char *text = mdp_json_print (item);
+        if (text && strcmp (text, "null") != 0)
+            s_puts (out, text);
+        else
+            s_repr_number (out, item->valuedouble);
+        free (text);
+    } else if (cJSON_IsNumber (item))
         s_repr_number (out, item->valuedouble);
     else if (cJSON_IsRaw (item))
         s_puts (out, item->valuestring);
@@ -483,7 +485,31 @@ static cJSON *s_parse_string (parser_t *p, bool bytes)
     return item;
 }
 
-//  Python ints keep every digit: beyond 2^53 they become raw JSON numbers.
+//  The JSON spelling of size bytes of a Python number literal (sign, digits,
+//  '.', digits, exponent): '+' and leading zeros dropped, "1." and "1.e5" get
+//  their "0". Same value; a literal that is JSON already keeps its text.
+static char *s_json_number (const char *text, size_t size)
+{
+    const char *end = text + size;
+    char *json = malloc (2 * size + 2), *at = json;
+    if (!json)
+        return NULL;
+    if (text < end && (*text == '-' || *text == '+'))
+        if (*text++ == '-')
+            *at++ = '-';
+    while (end - text > 1 && text[0] == '0' && isdigit ((unsigned char)text[1]))
+        text++;
+    while (text < end) {
+        *at++ = *text;
+        if (*text++ == '.' && (text == end || !isdigit ((unsigned char)*text)))
+            *at++ = '0';
+    }
+    *at = 0;
+    return json;
+}
+
+//  Numbers keep their literal as their text (mdp_json), so Python ints of any
+//  size and floats reach JSON as written; mdp_json_parse checks the grammar.
 static cJSON *s_parse_number (parser_t *p)
 {
     const char *start = p->at;
@@ -491,27 +517,20 @@ static cJSON *s_parse_number (parser_t *p)
         p->at++;
     if (s_word (p, "inf") || s_word (p, "nan"))
         return NULL; //  no JSON for these
-    const char *digits = p->at;
-    bool integer = true;
+    if (p->at >= p->end || !isdigit ((unsigned char)*p->at))
+        return NULL; //  ".5" and "-.5" are Python, but rare: refused as before
     while (p->at < p->end && *p->at &&
            (isdigit ((unsigned char)*p->at) || strchr (".eE", *p->at) ||
-            ((*p->at == '-' || *p->at == '+') && strchr ("eE", p->at[-1])))) {
-        integer = integer && isdigit ((unsigned char)*p->at);
+            ((*p->at == '-' || *p->at == '+') && strchr ("eE", p->at[-1]))))
         p->at++;
+    char *json = s_json_number (start, (size_t)(p->at - start));
+    cJSON *item = json ? mdp_json_parse (json, strlen (json)) : NULL;
+    free (json);
+    if (item && !cJSON_IsNumber (item)) {
+        cJSON_Delete (item);
+        item = NULL;
     }
-    size_t size = (size_t)(p->at - start);
-    if (p->at == digits || size > 400)
-        return NULL;
-    char text[402];
-    memcpy (text, *start == '+' ? start + 1 : start, size - (*start == '+'));
-    text[size - (*start == '+')] = 0;
-    char *end = NULL;
-    double value = strtod (text, &end);
-    if (!end || *end || !isdigit ((unsigned char)*digits))
-        return NULL;
-    if (integer && (size_t)(p->at - digits) > 15)
-        return cJSON_CreateRaw (text);
-    return cJSON_CreateNumber (value);
+    return item;
 }
 
 //  Items of a dict, list or tuple, up to the closing character.
@@ -543,7 +562,7 @@ static cJSON *s_parse_container (parser_t *p, char close, int depth)
         }
         if (object) { //  keys become strings, as json.dumps makes them
             char *name =
-                cJSON_IsString (key) ? strdup (key->valuestring) : cJSON_PrintUnformatted (key);
+                cJSON_IsString (key) ? strdup (key->valuestring) : mdp_json_print (key);
             cJSON_Delete (key);
             if (!name) {
                 cJSON_Delete (value);

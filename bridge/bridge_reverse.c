@@ -163,7 +163,7 @@ static void s_answer_nuropb (inbound_t *self, mdp_msg_t *reply)
     }
     cJSON_AddNullToObject (body, "warning");
     cJSON_AddStringToObject (body, "reply_to", "");
-    char *text = cJSON_PrintUnformatted (body);
+    char *text = mdp_json_print (body);
     cJSON_Delete (body);
     amqp_table_entry_t headers[5];
     nuropb_headers (headers, "response", self->trace_id);
@@ -188,7 +188,7 @@ static void s_answer_raw (inbound_t *self, mdp_msg_t *reply, bool final)
         cJSON_AddStringToObject (body, "action", mdp_msg_action (reply));
         cJSON_AddItemToObject (body, "data", cJSON_Duplicate (mdp_msg_data (reply), 1));
     }
-    char *text = cJSON_PrintUnformatted (body);
+    char *text = mdp_json_print (body);
     cJSON_Delete (body);
     amqp_table_entry_t status = {amqp_cstring_bytes ("status"),
                                  {AMQP_FIELD_KIND_UTF8,
@@ -259,7 +259,7 @@ static char *s_text (const cJSON *item)
 {
     if (!item || cJSON_IsNull (item))
         return NULL;
-    return cJSON_IsString (item) ? strdup (item->valuestring) : cJSON_PrintUnformatted (item);
+    return cJSON_IsString (item) ? strdup (item->valuestring) : mdp_json_print (item);
 }
 
 //  Neon: base64(repr(dict)) with message_id and routing_key (the reply queue).

@@ -115,7 +115,7 @@ static void s_print (uint64_t id, mdp_msg_t *reply, bool final)
     cJSON_AddBoolToObject (line, "final", final);
     cJSON_AddStringToObject (line, "action", mdp_msg_action (reply));
     cJSON_AddItemToObject (line, "data", cJSON_Duplicate (mdp_msg_data (reply), 1));
-    char *text = cJSON_PrintUnformatted (line);
+    char *text = mdp_json_print (line);
     if (text)
         printf ("%s\n", text);
     fflush (stdout);
@@ -203,8 +203,7 @@ int main (int argc, char *argv[])
     if (rc >= 0)
         return rc;
     cJSON *data = NULL;
-    const char *end = NULL;
-    if (args.json && !(data = cJSON_ParseWithOpts (args.json, &end, 1))) {
+    if (args.json && !(data = mdp_json_parse (args.json, strlen (args.json)))) {
         fprintf (stderr, "mdp-async-req: invalid JSON argument: %s\n", args.json);
         return EXIT_USAGE;
     }

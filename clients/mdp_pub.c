@@ -80,8 +80,7 @@ int main (int argc, char *argv[])
     }
     const char *category = argv[optind];
     const char *text = argc - optind == 2 ? argv[optind + 1] : "{}";
-    const char *end = NULL;
-    cJSON *data = cJSON_ParseWithOpts (text, &end, 1);
+    cJSON *data = mdp_json_parse (text, strlen (text));
     if (!data) {
         fprintf (stderr, "mdp-pub: invalid JSON argument: %s\n", text);
         return EXIT_USAGE;

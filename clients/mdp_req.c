@@ -177,8 +177,7 @@ int main (int argc, char *argv[])
         return EXIT_USAGE;
     }
     cJSON *data = NULL;
-    const char *end = NULL;
-    if (args.json && !(data = cJSON_ParseWithOpts (args.json, &end, 1))) {
+    if (args.json && !(data = mdp_json_parse (args.json, strlen (args.json)))) {
         fprintf (stderr, "mdp-req: invalid JSON argument: %s\n", args.json);
         return EXIT_USAGE;
     }

@@ -50,8 +50,7 @@ static cJSON *s_ask (mdp_client_t *client, const char *service)
         fprintf (stderr, "mdp-stat: %s answered several frames, not a JSON object\n", service);
     if (!text)
         return NULL;
-    const char *end = NULL;
-    cJSON *json = cJSON_ParseWithOpts (text, &end, 1);
+    cJSON *json = mdp_json_parse (text, strlen (text)); //  counters as sent
     if (!cJSON_IsObject (json)) {
         fprintf (stderr, "mdp-stat: %s answered '%.40s', not a JSON object\n", service, text);
         cJSON_Delete (json);
@@ -200,7 +199,7 @@ static int s_report (mdp_client_t *client, const args_t *args)
         cJSON_AddItemToObject (both, "workers", workers);
         cJSON_AddItemToObject (both, "stats", stats);
         workers = stats = NULL; //  both owns them now
-        char *text = cJSON_PrintUnformatted (both);
+        char *text = mdp_json_print (both);
         if (text)
             printf ("%s\n", text);
         free (text);

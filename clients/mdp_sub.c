@@ -102,7 +102,7 @@ static void s_print (const char *category, cJSON *data)
     char *text = NULL;
     if (line && cJSON_AddStringToObject (line, "category", category) &&
         cJSON_AddItemReferenceToObject (line, "data", data))
-        text = cJSON_PrintUnformatted (line);
+        text = mdp_json_print (line);
     cJSON_Delete (line);
     if (text)
         printf ("%s\n", text);

@@ -86,6 +86,23 @@ MDP_EXPORT mdp_msg_t *mdp_msg_decode (zmsg_t *msg);
 MDP_EXPORT char *mdp_msg_to_json (const mdp_msg_t *self);
 
 //  ---------------------------------------------------------------------------
+//  mdp_json: JSON that passes through unchanged (spec/mdp.md, "Data fidelity").
+
+//  Parse size bytes of text (no NUL needed) as exactly one JSON value (RFC
+//  8259, whitespace around it allowed; strings valid UTF-8 without \u0000;
+//  nesting up to CJSON_NESTING_LIMIT). Every number item keeps its source
+//  text in valuestring. Returns a tree the caller deletes with cJSON_Delete,
+//  or NULL with errno EINVAL on invalid input (ENOMEM is reported as EINVAL).
+MDP_EXPORT cJSON *mdp_json_parse (const char *text, size_t size);
+
+//  Print item unformatted, like cJSON_PrintUnformatted, except that a number
+//  prints as its kept source text while that text still denotes the item's
+//  value (after cJSON_SetNumberValue it prints the new value as cJSON would).
+//  The caller frees the string with free () (cJSON's default allocator; libmdp
+//  never installs cJSON hooks). NULL with errno EINVAL or ENOMEM.
+MDP_EXPORT char *mdp_json_print (const cJSON *item);
+
+//  ---------------------------------------------------------------------------
 //  mdp_client_t: a blocking MDP/0.1 client (one request at a time).
 
 typedef struct _mdp_client_t mdp_client_t;

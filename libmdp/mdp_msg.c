@@ -2,6 +2,7 @@
     data. It is the only place that turns body frames [action][json] into a
     message and back, so the client, the worker and the tools agree on what a
     valid body is. Frames come from peers: every check here is a soft one.
+    JSON goes through mdp_json, so numbers pass through exactly as written.
 */
 #include "mdp.h"
 #include <errno.h>
@@ -105,7 +106,7 @@ int mdp_msg_error_code (const mdp_msg_t *self)
 
 int mdp_msg_encode (const mdp_msg_t *self, zmsg_t *msg)
 {
-    char *json = cJSON_PrintUnformatted (self->data);
+    char *json = mdp_json_print (self->data);
     if (!json)
         return -1;
     int rc = zmsg_addstr (msg, self->action);
@@ -136,16 +137,11 @@ static char *s_frame_text (zframe_t *frame)
     return text;
 }
 
-//  Parse a JSON frame: the whole frame must be exactly one JSON value.
+//  Parse a JSON frame: the whole frame must be exactly one JSON value. Its
+//  numbers keep their text, so encode sends them on exactly as they came.
 static cJSON *s_parse_json (zframe_t *frame)
 {
-    char *text = s_frame_text (frame);
-    if (!text)
-        return NULL;
-    const char *end = NULL;
-    cJSON *json = cJSON_ParseWithOpts (text, &end, 1);
-    free (text);
-    return json;
+    return mdp_json_parse ((const char *)zframe_data (frame), zframe_size (frame));
 }
 
 mdp_msg_t *mdp_msg_decode (zmsg_t *msg)
@@ -181,7 +177,7 @@ char *mdp_msg_to_json (const mdp_msg_t *self)
     if (root && data && cJSON_AddStringToObject (root, "action", self->action) &&
         cJSON_AddItemToObject (root, "data", data)) {
         data = NULL; //  root owns it now
-        text = cJSON_PrintUnformatted (root);
+        text = mdp_json_print (root);
     }
     cJSON_Delete (data);
     cJSON_Delete (root);

@@ -136,7 +136,7 @@ int mdp_publisher_send (mdp_publisher_t *self, const char *category, const cJSON
         errno = EAGAIN;
         return -1;
     }
-    char *json = data ? cJSON_PrintUnformatted (data) : NULL;
+    char *json = data ? mdp_json_print (data) : NULL;
     if (data && !json) {
         errno = ENOMEM;
         return -1;
@@ -216,20 +216,6 @@ void mdp_subscriber_set_sync_timeout (mdp_subscriber_t *self, int msecs)
     self->sync_timeout = msecs < 0 ? 0 : msecs;
 }
 
-//  A NUL-terminated copy of a frame, or NULL if it holds a NUL byte.
-static char *s_frame_text (zmq_msg_t *frame)
-{
-    size_t size = zmq_msg_size (frame);
-    if (memchr (zmq_msg_data (frame), '\0', size))
-        return NULL;
-    char *text = malloc (size + 1);
-    if (text) {
-        memcpy (text, zmq_msg_data (frame), size);
-        text[size] = '\0';
-    }
-    return text;
-}
-
 //  Turn [topic][json] into an event, or return NULL and count a drop.
 //  Reserved categories (sync answers) give NULL without a drop; if the
 //  topic answers our own probe, *synced is set.
@@ -243,10 +229,8 @@ static event_t *s_decode (mdp_subscriber_t *self, zmq_msg_t frames[2], size_t co
             *synced = true;
         return NULL;
     }
-    char *text = category ? s_frame_text (&frames[1]) : NULL;
-    const char *end = NULL;
-    cJSON *data = text ? cJSON_ParseWithOpts (text, &end, 1) : NULL;
-    free (text);
+    cJSON *data = category ? mdp_json_parse (zmq_msg_data (&frames[1]), zmq_msg_size (&frames[1]))
+                           : NULL;
     event_t *event = data ? calloc (1, sizeof (event_t)) : NULL;
     if (event && (event->category = strndup (topic, category)))
         event->data = data;

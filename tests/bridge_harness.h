@@ -305,7 +305,7 @@ static mdp_msg_t *s_call (const char *service, const char *action, const char *j
     mdp_client_t *client = mdp_client_new (s_endpoint);
     mdp_client_set_timeout (client, tu_scale (timeout));
     mdp_client_set_retries (client, 1);
-    mdp_msg_t *request = mdp_msg_new (action, cJSON_Parse (json));
+    mdp_msg_t *request = mdp_msg_new (action, mdp_json_parse (json, strlen (json)));
     mdp_msg_t *reply = mdp_client_request (client, service, &request);
     mdp_client_destroy (&client);
     ck_assert_msg (reply != NULL, "no reply from %s", service);
@@ -354,7 +354,7 @@ static void s_amqp_close (amqp_connection_state_t conn)
 static void s_raw_publish (amqp_connection_state_t conn, amqp_bytes_t to, amqp_bytes_t correlation,
                            const char *status, cJSON *body)
 {
-    char *text = cJSON_PrintUnformatted (body);
+    char *text = mdp_json_print (body); //  numbers as they came
     cJSON_Delete (body);
     amqp_table_entry_t header = {amqp_cstring_bytes ("status"),
                                  {AMQP_FIELD_KIND_UTF8, {.bytes = amqp_cstring_bytes (status)}}};
@@ -372,7 +372,7 @@ static void s_raw_publish (amqp_connection_state_t conn, amqp_bytes_t to, amqp_b
 static void s_raw_answer (amqp_connection_state_t conn, amqp_envelope_t *envelope)
 {
     amqp_basic_properties_t *props = &envelope->message.properties;
-    cJSON *body = cJSON_ParseWithLength (envelope->message.body.bytes, envelope->message.body.len);
+    cJSON *body = mdp_json_parse (envelope->message.body.bytes, envelope->message.body.len);
     const char *action = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (body, "action"));
     cJSON *data = cJSON_DetachItemFromObjectCaseSensitive (body, "data");
     action = action ? action : "?";

@@ -247,7 +247,7 @@ END_TEST
 static cJSON *s_python_call (char *const argv[])
 {
     char *out = s_output (argv, 60000);
-    cJSON *json = cJSON_Parse (out);
+    cJSON *json = mdp_json_parse (out, strlen (out));
     ck_assert_msg (json != NULL, "%s printed %s", argv[1], out);
     free (out);
     return json;
@@ -364,6 +364,73 @@ START_TEST (test_reverse_nuropb)
     ck_assert_str_eq (cJSON_GetStringValue (s_path (json, "error", "error")), "NuropbTimeoutError");
     cJSON_Delete (json);
     zactor_destroy (&worker);
+}
+END_TEST
+
+//  ---------------------------------------------------------------------------
+//  Issue 12 item 3: numbers pass the bridge as written, every profile, both
+//  ways. Where a Python peer decodes and re-encodes them (Neon, nuropb), the
+//  text is Python's: 1e308 comes back as 1e+308 (its doing, not ours).
+
+#define PY_NUMBERS                                                                                 \
+    "[9007199254740993,12345678901234567890,0.1,1e+308,-0.0,9223372036854775807,"                  \
+    "-9223372036854775808,18446744073709551616]"
+
+static void s_expect_numbers (cJSON *n, const char *expected)
+{
+    char *text = n ? mdp_json_print (n) : NULL;
+    ck_assert_msg (text && streq (text, expected), "numbers came back as %s", text);
+    free (text);
+}
+
+START_TEST (test_numbers_as_written)
+{
+    zactor_t *service = zactor_new (s_raw_service, NULL);
+    zactor_t *worker = zactor_new (s_worker_actor, NULL);
+    s_neon_serve ("neon_echo_input", "unused_a", "unused_b");
+    s_nuropb_serve ("orders");
+    s_bridge (FWD ("neon.echo", "neon", NEON_ECHO ", \"timeout\": 20000") "," FWD (
+        "orders", "nuropb", "\"timeout\": 20000") "," FWD ("raw.echo", "raw",
+                                                          "\"queue\": \"raw_echo_input\"") ","
+                  REV ("echo", "neon",
+                       "\"vhost\": \"/neon_api\", \"queue\": \"mdp_echo_input\", "
+                       "\"timeout\": 20000") "," REV ("echo", "nuropb",
+                                                     "\"routing_key\": \"mdpecho\", "
+                                                     "\"timeout\": 20000") ","
+                      REV ("echo", "raw", "\"timeout\": 20000"));
+    s_wait_service ("neon.echo");
+    s_wait_service ("orders");
+    s_wait_service ("raw.echo");
+    s_wait_log ("bridge.log", "consuming mdp_echo_input", 1, 20000);
+    s_wait_log ("bridge.log", "consuming nuropb-mdpecho-sq", 1, 20000);
+    s_wait_log ("bridge.log", "consuming mdp.echo", 1, 20000);
+    //  MDP -> AMQP
+    const char *services[] = {"neon.echo", "orders", "raw.echo"};
+    const char *actions[] = {"config.get", "echo", "echo"};
+    const char *expected[] = {PY_NUMBERS, PY_NUMBERS, "[" TU_NUMBERS_LIST "]"};
+    for (int index = 0; index < 3; index++) {
+        mdp_msg_t *reply = s_call (services[index], actions[index], TU_NUMBERS_IN, 20000);
+        s_expect_numbers (cJSON_GetObjectItem (mdp_msg_data (reply), "n"), expected[index]);
+        mdp_msg_destroy (&reply);
+    }
+    //  AMQP -> MDP
+    cJSON *json = s_neon_call ("mdp_echo_input", TU_NUMBERS_IN, "1");
+    cJSON *first = cJSON_GetArrayItem (cJSON_GetObjectItem (json, "results"), 0);
+    s_expect_numbers (s_path (first, "result", "n"), PY_NUMBERS);
+    cJSON_Delete (json);
+    json = s_nuropb_call ("mdpecho", "config.get", TU_NUMBERS_IN);
+    s_expect_numbers (s_path (json, "result", "n"), PY_NUMBERS);
+    cJSON_Delete (json);
+    char status[32];
+    char *body = s_raw_call (
+        "mdp.echo", "{\"action\": \"config.get\", \"data\": " TU_NUMBERS_IN "}", status,
+        sizeof status);
+    ck_assert_str_eq (status, "final");
+    ck_assert_str_eq (body, "{\"action\":\"config.get.result\",\"data\":{\"n\":[" TU_NUMBERS_LIST
+                            "],\"served_by\":\"libmdp\"}}");
+    free (body);
+    zactor_destroy (&worker);
+    zactor_destroy (&service);
 }
 END_TEST
 
@@ -650,6 +717,7 @@ int main (void)
     tcase_add_test (tc, test_raw_both_ways);
     tcase_add_test (tc, test_reverse_neon);
     tcase_add_test (tc, test_reverse_nuropb);
+    tcase_add_test (tc, test_numbers_as_written);
     tcase_add_test (tc, test_broker_restart);
     tcase_add_test (tc, test_rabbit_restart);
     tcase_add_test (tc, test_events_to_amqp);

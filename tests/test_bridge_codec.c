@@ -54,7 +54,7 @@ static void s_literal (const char *python, const char *json)
         return;
     }
     ck_assert_msg (parsed != NULL, "refused %s", python);
-    char *text = cJSON_PrintUnformatted (parsed);
+    char *text = mdp_json_print (parsed);
     ck_assert_str_eq (text, json);
     free (text);
     cJSON_Delete (parsed);
@@ -73,6 +73,9 @@ START_TEST (test_python_literals)
     s_literal ("-7", "-7");
     s_literal ("1e+20", "1e+20");
     s_literal ("0.1", "0.1");
+    //  Numbers as written; what is Python but not JSON gets its JSON spelling
+    s_literal ("[" TU_NUMBERS_LIST "]", "[" TU_NUMBERS_LIST "]");
+    s_literal ("[1., +5, 00, 007.50, 1.e5, -0.0, 1E400]", "[1.0,5,0,7.50,1.0e5,-0.0,1E400]");
     s_literal ("{1: 'one', None: 'none', 'k': 1, 'k': 2}",
                "{\"1\":\"one\",\"null\":\"none\",\"k\":2}");
     s_literal ("  { 'x' : [ ] , }  ", "{\"x\":[]}");
@@ -116,6 +119,28 @@ START_TEST (test_neon_round_trip)
         cJSON_Delete (value);
         free (body);
     }
+}
+END_TEST
+
+//  Numbers pass Neon bodies as written, both ways: in the Python literal
+//  and back out as JSON (issue 12, item 3).
+START_TEST (test_neon_numbers_as_written)
+{
+    cJSON *value = mdp_json_parse (TU_NUMBERS, strlen (TU_NUMBERS));
+    char *literal = neon_pyrepr (value);
+    ck_assert_str_eq (literal, "{'n': [9007199254740993, 12345678901234567890, 0.1, 1e308, -0.0, "
+                               "9223372036854775807, -9223372036854775808, "
+                               "18446744073709551616]}");
+    free (literal);
+    size_t size = 0;
+    char *body = neon_encode (value, &size);
+    cJSON *back = neon_decode (body, size);
+    char *text = mdp_json_print (back);
+    ck_assert_str_eq (text, TU_NUMBERS);
+    free (text);
+    cJSON_Delete (back);
+    free (body);
+    cJSON_Delete (value);
 }
 END_TEST
 
@@ -208,6 +233,7 @@ int main (void)
     tcase_add_test (tc, test_neon_vectors);
     tcase_add_test (tc, test_python_literals);
     tcase_add_test (tc, test_neon_round_trip);
+    tcase_add_test (tc, test_neon_numbers_as_written);
     tcase_add_test (tc, test_base64);
     suite_add_tcase (suite, tc);
     TCase *config = tcase_create ("config");

@@ -259,6 +259,45 @@ START_TEST (test_mdp_req_and_echo_worker_programs)
 }
 END_TEST
 
+//  Issue 12 item 3: numbers of any size come back as written, through
+//  mdp-req to a pyzmq worker (which re-encodes: Python writes 1e308 as
+//  1e+308, its own doing), and through mdp-req and mdp-async-req to
+//  mdp-echo-worker, where nothing re-encodes: byte for byte.
+START_TEST (test_numbers_pass_as_written)
+{
+    char *const pargv[] = {PYTHON, "tests/interop/domogik_worker.py", endpoint, "svc",
+                           "--seconds", "60", NULL};
+    pid_t python = tu_spawn (pargv, -1);
+    char *const wargv[] = {(char *) strdup (tu_program ("mdp-echo-worker")), "-e", endpoint,
+                           "echo", NULL};
+    pid_t worker = tu_spawn (wargv, -1);
+    s_wait_service ("svc");
+    s_wait_service ("echo");
+    char out[4096], *req = strdup (tu_program ("mdp-req"));
+    char *const to_python[] = {req, "-e", endpoint, "-t", "10000", "svc", "x.get", TU_NUMBERS_IN,
+                               NULL};
+    ck_assert_int_eq (s_run (to_python, out, sizeof out, 20000), 0);
+    ck_assert_str_eq (out, "{\"action\":\"x.result\",\"data\":{\"n\":[9007199254740993,"
+                           "12345678901234567890,0.1,1e+308,-0.0,9223372036854775807,"
+                           "-9223372036854775808,18446744073709551616],\"served_by\":\"pyzmq\"}}\n");
+    char *const to_echo[] = {req, "-e", endpoint, "-t", "10000", "echo", "x.get", TU_NUMBERS_IN,
+                             NULL};
+    ck_assert_int_eq (s_run (to_echo, out, sizeof out, 20000), 0);
+    ck_assert_str_eq (out, "{\"action\":\"x.result\",\"data\":" TU_NUMBERS "}\n");
+    char *async = strdup (tu_program ("mdp-async-req"));
+    char *const async_echo[] = {async, "-e", endpoint, "-t", "10000", "echo", "x.get",
+                                TU_NUMBERS_IN, NULL};
+    ck_assert_int_eq (s_run (async_echo, out, sizeof out, 20000), 0);
+    ck_assert_msg (strstr (out, "\"data\":{\"n\":[" TU_NUMBERS_LIST "],\"seq\":0}}\n"), "%s",
+                   out);
+    ck_assert_int_eq (tu_stop (worker, SIGTERM, 5000), 0);
+    ck_assert_int_eq (tu_stop (python, SIGTERM, 5000), 0);
+    free (wargv[0]);
+    free (req);
+    free (async);
+}
+END_TEST
+
 START_TEST (test_worker_survives_broker_restart)
 {
     //  Restart on the same port: the worker hears nothing or gets DISCONNECT
@@ -320,6 +359,7 @@ int main (void)
     tcase_add_test (tc, test_domogik_client_to_our_worker);
     tcase_add_test (tc, test_our_client_to_domogik_worker);
     tcase_add_test (tc, test_mdp_req_and_echo_worker_programs);
+    tcase_add_test (tc, test_numbers_pass_as_written);
     tcase_add_test (tc, test_worker_survives_broker_restart);
     tcase_add_test (tc, test_broker_program_serves_and_stops_on_sigterm);
     suite_add_tcase (suite, tc);

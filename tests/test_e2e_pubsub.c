@@ -301,6 +301,30 @@ START_TEST (test_mdp_pub_and_mdp_sub_programs)
 }
 END_TEST
 
+//  Issue 12 item 3: an event's numbers pass mdp-pub -> forwarder -> mdp-sub
+//  as written.
+START_TEST (test_mdp_pub_sub_numbers_as_written)
+{
+    char *pub = strdup (tu_program ("mdp-pub")), *subp = strdup (tu_program ("mdp-sub"));
+    char wait[16], out[4096];
+    snprintf (wait, sizeof wait, "%d", tu_scale (5000));
+    child_t sub;
+    char *const sargv[] = {subp, "-e", (char *)sub_ep, "-t", wait, "-n", "1", "num.", NULL};
+    s_spawn (&sub, sargv);
+    char *line = tu_read_line_with (sub.err, "mdp-sub: subscribed", 10000);
+    ck_assert_ptr_nonnull (line);
+    free (line);
+    char *const pargv[] = {pub, "-e", (char *)pub_ep, "-t", wait, "num.x", TU_NUMBERS_IN, NULL};
+    ck_assert_int_eq (s_run (pargv, out, sizeof out), 0);
+    line = s_line (&sub, tu_scale (10000));
+    ck_assert_str_eq (line, "{\"category\":\"num.x\",\"data\":" TU_NUMBERS "}");
+    free (line);
+    ck_assert_int_eq (s_reap (&sub, 10000), 0);
+    free (pub);
+    free (subp);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("e2e-pubsub");
@@ -310,6 +334,7 @@ int main (void)
     tcase_add_test (tc, test_our_publisher_to_domogik_subscriber);
     tcase_add_test (tc, test_domogik_publisher_to_our_subscriber);
     tcase_add_test (tc, test_domogik_pair_through_our_forwarder);
+    tcase_add_test (tc, test_mdp_pub_sub_numbers_as_written);
     tcase_add_test (tc, test_mdp_pub_and_mdp_sub_programs);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);

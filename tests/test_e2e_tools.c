@@ -117,8 +117,7 @@ static int s_run (char *const argv[], char *out, size_t size, int msecs)
 static mdp_msg_t *s_request (const char *service, const char *action, const char *json)
 {
     mdp_client_t *client = s_client (10000);
-    const char *end = NULL;
-    mdp_msg_t *request = mdp_msg_new (action, cJSON_ParseWithOpts (json, &end, 1));
+    mdp_msg_t *request = mdp_msg_new (action, mdp_json_parse (json, strlen (json)));
     mdp_msg_t *reply = mdp_client_request (client, service, &request);
     ck_assert_msg (reply != NULL, "no reply to %s from %s", action, service);
     mdp_client_destroy (&client);
@@ -225,6 +224,7 @@ static const char *s_script =
     "case \"$MDP_ACTION\" in\n"
     "  echo.get) cat ;;\n"
     "  fixed.do) printf '{\"x\": 1}' ;;\n"
+    "  numbers.do) printf '%s' '" TU_NUMBERS_IN "' ;;\n"
     "  env.get) printf '{\"action\": \"%s\", \"service\": \"%s\"}' \"$MDP_ACTION\" "
     "\"$MDP_SERVICE\" ;;\n"
     "  chatty.do) head -c 100000 /dev/zero | tr '\\0' e >&2; cat ;;\n"
@@ -314,6 +314,23 @@ static bool s_dead (void *arg)
     return !state || state[2] == 'Z';   //  a zombie is dead, only not yet reaped by init
 }
 
+//  Issue 12 item 3: numbers reach the command's stdin as written, and the
+//  command's own number text comes back as it wrote it.
+START_TEST (test_exec_numbers_pass_as_written)
+{
+    pid_t pid = s_exec_worker ("shell", "/dev/null", "10");
+    const char *requests[] = {"echo.get", "numbers.do"};
+    for (int index = 0; index < 2; index++) {
+        mdp_msg_t *reply = s_request ("shell", requests[index], TU_NUMBERS_IN);
+        char *text = mdp_json_print (mdp_msg_data (reply));
+        ck_assert_str_eq (text, TU_NUMBERS);
+        free (text);
+        mdp_msg_destroy (&reply);
+    }
+    ck_assert_int_eq (tu_stop (pid, SIGTERM, 5000), 0);
+}
+END_TEST
+
 START_TEST (test_exec_failures)
 {
     //  A fast heartbeat: the worker must keep beating while a command runs.
@@ -375,6 +392,7 @@ int main (void)
     tcase_add_test (tc, test_stat_silent_broker);
     tcase_add_test (tc, test_stat_watch_until_sigint);
     tcase_add_test (tc, test_exec_replies);
+    tcase_add_test (tc, test_exec_numbers_pass_as_written);
     tcase_add_test (tc, test_exec_failures);
     tcase_add_test (tc, test_exec_command_not_found);
     suite_add_tcase (suite, tc);

@@ -3,6 +3,7 @@
     refused (EPROTO, never a crash), error replies and the JSON rendering.
 */
 #include "mdp.h"
+#include "testutil.h"
 #include <check.h>
 #include <errno.h>
 
@@ -228,6 +229,29 @@ START_TEST (test_to_json_escapes)
 }
 END_TEST
 
+//  Numbers of any size pass the codec as written, and so does to_json.
+START_TEST (test_numbers_pass_through)
+{
+    zmsg_t *body = s_body (2, "x.get", (size_t)5, TU_NUMBERS_IN, strlen (TU_NUMBERS_IN));
+    mdp_msg_t *msg = mdp_msg_decode (body);
+    zmsg_destroy (&body);
+    ck_assert_ptr_nonnull (msg);
+    zmsg_t *again = zmsg_new ();
+    ck_assert_int_eq (mdp_msg_encode (msg, again), 0);
+    tu_assert_frames (again, 2, "x.get", TU_NUMBERS);
+    zmsg_destroy (&again);
+    char *json = mdp_msg_to_json (msg);
+    ck_assert_str_eq (json, "{\"action\":\"x.get\",\"data\":" TU_NUMBERS "}");
+    free (json);
+    mdp_msg_t *copy = mdp_msg_dup (msg);
+    mdp_msg_destroy (&msg);
+    json = mdp_msg_to_json (copy);
+    ck_assert_str_eq (json, "{\"action\":\"x.get\",\"data\":" TU_NUMBERS "}");
+    free (json);
+    mdp_msg_destroy (&copy);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("mdp_msg");
@@ -245,6 +269,7 @@ int main (void)
     tcase_add_test (tc, test_decode_frames_are_not_nul_terminated);
     tcase_add_test (tc, test_error_message);
     tcase_add_test (tc, test_to_json_escapes);
+    tcase_add_test (tc, test_numbers_pass_through);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);

@@ -310,10 +310,8 @@ static mdp_msg_t *s_reply (run_t *run, const char *action)
         snprintf (reason, sizeof reason, "command exited with status %d", exit_code);
         return s_error (run, 500, reason, exit_code);
     }
-    const char *end = NULL;
-    cJSON *data = NULL;
-    if (run->output && strlen (run->output) == run->output_size)
-        data = cJSON_ParseWithOpts (run->output, &end, 1);
+    //  The script's numbers pass through as it wrote them (mdp_json).
+    cJSON *data = mdp_json_parse (run->output, run->output_size);
     if (!data)
         return s_error (run, 500, "command output is not JSON", exit_code);
     char *result = s_result_action (action);
@@ -329,7 +327,7 @@ static mdp_msg_t *s_handle (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
 {
     exec_t *self = arg;
     int64_t started = zclock_mono (), deadline = started + self->timeout;
-    char *input = cJSON_PrintUnformatted (mdp_msg_data (request)), *mine[2];
+    char *input = mdp_json_print (mdp_msg_data (request)), *mine[2];
     char **envp = input ? s_environment (self->service, mdp_msg_action (request), mine) : NULL;
     if (!envp) {
         free (input);
