@@ -112,7 +112,9 @@ const char *broker_endpoint (broker_t *self)
 
 void broker_configure (broker_t *self, const broker_config_t *cfg)
 {
+    broker_config_t old = self->cfg;
     self->cfg = *cfg;
+    broker_workers_retime (self, &old, broker_now ());
     zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &self->cfg.max_msg_size, sizeof (int64_t));
 }
 
@@ -450,6 +452,14 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
         zsys_info ("broker: worker ready for '%s' (MDP/0.%d)", service->name, version);
     dlist_append (&service->idle, &worker->idle_link);
     broker_dispatch (self, service);
+    //  A worker that sent READY while we were down counts our silence from
+    //  then: a first sign of life now, not an interval later, or it gives up
+    //  and registers again while this registration lingers as a ghost.
+    if (!worker->request) {
+        broker_send_command (self, worker->identity, worker->idlen, version, bare,
+                             MDP_CMD_HEARTBEAT (version));
+        broker_worker_beaten (self, worker, broker_now ());
+    }
 }
 
 //  REPLY (0.1), FINAL or PARTIAL (0.2): args are [token][""][body...].

@@ -77,8 +77,8 @@ int broker_bind (broker_t *self, const char *endpoint);
 //  The endpoint the last bind resolved to (tcp://127.0.0.1:* becomes a port).
 const char *broker_endpoint (broker_t *self);
 
-//  Apply new settings to a running broker (heartbeat changes take effect at
-//  the next tick).
+//  Apply new settings to a running broker. A shorter heartbeat brings the
+//  HEARTBEATs owed forward; a longer heartbeat x liveness extends expiries.
 void broker_configure (broker_t *self, const broker_config_t *cfg);
 
 //  Serve until broker_stop, zsys_interrupted, or (when given) ctl_sock

@@ -112,6 +112,7 @@ void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnec
                            int code, const char *reason);
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
 void broker_worker_beaten (broker_t *self, worker_t *worker, int64_t now);
+void broker_workers_retime (broker_t *self, const broker_config_t *old, int64_t now);
 void broker_request_free (broker_t *self, request_t *request);
 int broker_request_enqueue (broker_t *self, request_t *request);
 int broker_request_track (broker_t *self, request_t *request);

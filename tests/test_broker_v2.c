@@ -14,6 +14,7 @@ static void s_ready_v2 (zsock_t *worker, const char *service, bool bare)
     else
         s_send (worker, "sscs", "", MDPW02, MDPW02_READY, service);
     s_pump_until ((int) workers + 1, -1);
+    s_take_first_heartbeat (worker, queued, 2, bare);
 }
 
 //  Take a REQUEST of either version and form; return its token frame.
