@@ -507,6 +507,12 @@ START_TEST (test_mdp_req_stream_program)
     ck_assert_int_eq (s_count_lines (out, "503"), 2);
     zstr_free (&full_endpoint);
     zactor_destroy (&full);
+    //  The broker's 504 (just before our own deadline) is a timeout: exit 3,
+    //  the mdp.error lines printed all the same
+    char *const late[] = {async, "-e", endpoint, "-t", "300", "-n", "2", "nobody", "x", NULL};
+    ck_assert_int_eq (s_run (late, out, sizeof out, 30000), 3);
+    ck_assert_int_eq (s_count_lines (out, "\"action\":\"mdp.error\""), 2);
+    ck_assert_int_eq (s_count_lines (out, "504"), 2);
     //  No broker at all: every request times out, exit 3
     char *const none[] = {async, "-e", "tcp://127.0.0.1:1", "-t", "100", "-n", "3", "x", "y", NULL};
     ck_assert_int_eq (s_run (none, out, sizeof out, 30000), 3);
