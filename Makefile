@@ -90,6 +90,8 @@ $(BRIDGE_TEST_OBJ): CFLAGS += -Iworkers
 $(BRIDGE_TEST_OBJ): workers/amqp_bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/workers/amqp_bridge_neon.o
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
+# Allocation failures are injected into the broker's own code (libbroker.a) only.
+$(BUILD)/tests/test_broker_faults: LDFLAGS += -Wl,--wrap=malloc
 $(PROGRAMS):
 	@mkdir -p $(dir $@)
 	@$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

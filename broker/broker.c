@@ -321,14 +321,14 @@ static bool s_may_call (broker_t *self, const char *user, const char *name, size
     return access_may_call (self->access, user, service);
 }
 
-//  Answer a request the broker will not take (403, 429) at once.
+//  Answer a request the broker will not take (403, 429, 503) at once.
 static void s_refuse (broker_t *self, zmq_msg_t *env, size_t nenv, const char *name,
                       size_t namelen, int code, const char *reason)
 {
     char json[128];
     snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
     broker_send_client_str (self, env, nenv, name, namelen, MDP_ERROR_ACTION_WIRE, json);
-    self->stats.errors[code == 403 ? 1 : 2]++;
+    self->stats.errors[code == 403 ? 1 : code == 429 ? 2 : 4]++;
     if (self->cfg.verbose)
         zsys_info ("broker: answered %d (%s) for '%.*s'", code, reason, (int) namelen, name);
 }
@@ -375,6 +375,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     if (!request) {
         if (srv)
             broker_service_release (self, srv);
+        s_refuse (self, frames, nenv, name, namelen, 503, "out of memory");
         return;
     }
     request->service = srv;
@@ -390,10 +391,12 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->span = s_deadline_in (self, timeout);
     request->deadline = broker_now () + request->span;
     dlist_init (&request->link);
-    if (!broker_client_admit (self, request, &frames[0])) {
+    if (broker_client_admit (self, request, &frames[0]) != 0) {
+        bool at_cap = errno == EBUSY;   //  else out of memory: never a 429
         free (request);
         broker_service_release (self, srv);
-        s_refuse (self, frames, nenv, name, namelen, 429, "too many requests");
+        s_refuse (self, frames, nenv, name, namelen, at_cap ? 429 : 503,
+                  at_cap ? "too many requests" : "out of memory");
         return;
     }
     //  Move the envelope and body frames in; the emptied originals close as no-ops.

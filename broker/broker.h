@@ -83,7 +83,8 @@ void broker_configure (broker_t *self, const broker_config_t *cfg);
 
 //  Serve until broker_stop, zsys_interrupted, or (when given) ctl_sock
 //  reading "$TERM". If ctl_fd >= 0, on_ctl (self, arg) is called each time it
-//  becomes readable. Then says goodbye (broker_shutdown). Returns 0.
+//  becomes readable. Then says goodbye (broker_shutdown). Returns 0, or -1
+//  with errno when polling failed for good (e.g. ETERM: context terminated).
 typedef void (broker_ctl_fn) (broker_t *self, void *arg);
 int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on_ctl, void *arg);
 

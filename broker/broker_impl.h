@@ -161,9 +161,10 @@ void broker_log_message (zmq_msg_t *frames, size_t count);
 //  and whether it may still come in (always true without CURVE).
 const char *broker_peer_user (zmq_msg_t *frame);
 bool broker_peer_allowed (broker_t *self, const char *user);
-//  Count a request against its client's cap; false (and nothing counted)
-//  when the client is at the cap.
-bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id);
+//  Count a request against its client's cap. Returns 0, or -1 (and nothing
+//  counted) with errno EBUSY when the client is at the cap, ENOMEM when its
+//  counter cannot be made.
+int broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id);
 void broker_security_destroy (broker_t *self);
 
 //  broker_metrics.c: per-service figures for mmi.stats and the stats log
