@@ -102,6 +102,8 @@ $(BRIDGE_TEST_OBJ): bridge/bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/bridge/bridge_neon.o
 $(BUILD)/tests/test_bridge_codec: LDLIBS := $(BUILD)/lib/libmdp.a $(LDLIBS) #  neon.o needs mdp_json
 $(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
+# Allocation failures are injected into the broker's own code (libbroker.a) only.
+$(BUILD)/tests/test_broker_faults: LDFLAGS += -Wl,--wrap=malloc
 # mdp-http (http/): libmicrohttpd on one side, libmdp's public API on the other.
 HTTP_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard http/*.c))
 $(HTTP_OBJ): $(wildcard http/*.h)

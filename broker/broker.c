@@ -4,12 +4,16 @@
 
     What arrives ([<id>] is the ROUTER routing id, "" an empty frame):
       client 0.1   [<id>][env...][""]["MDPC01"][service][timeout?][body...]
+      client 0.2   [<id>][env...][""]["MDPC02"][0x01][service][timeout?][body...]
+      majortomo    [<id>][env...][""]["MDPC02"][0x02][service][timeout?][body...]
       READY        [<id>][""]["MDPW01"][0x01][service]
       REPLY        [<id>][""]["MDPW01"][0x03][token][""][body...]
       HEARTBEAT    [<id>][""]["MDPW01"][0x04]
       DISCONNECT   [<id>][""]["MDPW01"][0x05]
     What leaves:
       to a client  [<id>][env...][""]["MDPC01"][service][body...]
+                   [<id>][env...][""]["MDPC02"][0x02 | 0x03][service][body...]
+      majortomo    [<id>][env...][""]["MDPC02"][0x03 | 0x04][body...]
       REQUEST      [<wid>][""]["MDPW01"][0x02][token][""][body...]
       HEARTBEAT / DISCONNECT as above, to a worker
 */
@@ -112,7 +116,9 @@ const char *broker_endpoint (broker_t *self)
 
 void broker_configure (broker_t *self, const broker_config_t *cfg)
 {
+    broker_config_t old = self->cfg;
     self->cfg = *cfg;
+    broker_workers_retime (self, &old, broker_now ());
     zmq_setsockopt (self->router, ZMQ_MAXMSGSIZE, &self->cfg.max_msg_size, sizeof (int64_t));
 }
 
@@ -191,12 +197,15 @@ void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen,
 
 //  The head of every message to a client: [env...][""]["MDPC01"][service]
 //  for MDP/0.1, [env...][""]["MDPC02"][command][service] for MDP/0.2 (no ""
-//  in the bare form). With keep_env the envelope is copied, not moved.
+//  in the bare form). majortomo's dialect numbers PARTIAL 0x03 and FINAL 0x04
+//  and has no service frame. With keep_env the envelope is copied, not moved.
 static void s_send_client_head (broker_t *self, zmq_msg_t *env, size_t nenv, uint8_t version,
-                                bool bare, uint8_t command, const char *service, size_t namelen,
-                                bool keep_env)
+                                bool bare, bool majortomo, uint8_t command, const char *service,
+                                size_t namelen, bool keep_env)
 {
-    static const uint8_t commands[4] = {0, 1, 2, 3};
+    static const uint8_t commands[5] = {0, 1, 2, 3, 4};
+    if (majortomo)
+        command = command == MDPC02_FINAL ? MDPC02_MAJORTOMO_FINAL : MDPC02_MAJORTOMO_PARTIAL;
     for (size_t i = 0; i < nenv; i++) {
         zmq_msg_t copy;
         zmq_msg_init (&copy);
@@ -208,11 +217,12 @@ static void s_send_client_head (broker_t *self, zmq_msg_t *env, size_t nenv, uin
         s_send_const (self, "", 0, ZMQ_SNDMORE);
     if (version == 2) {
         s_send_const (self, MDPC02, MDP_PROTO_LEN, ZMQ_SNDMORE);
-        s_send_const (self, &commands[command & 3], 1, ZMQ_SNDMORE);
+        s_send_const (self, &commands[command <= 4 ? command : 0], 1, ZMQ_SNDMORE);
     }
     else
         s_send_const (self, MDPC01, MDP_PROTO_LEN, ZMQ_SNDMORE);
-    s_send_mem (self, service, namelen, ZMQ_SNDMORE);
+    if (!majortomo)
+        s_send_mem (self, service, namelen, ZMQ_SNDMORE);
 }
 
 //  A worker's reply (final) or partial reply to the request's client. An
@@ -223,7 +233,8 @@ void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body,
     if (!final && request->client_proto != 2)
         return;
     s_send_client_head (self, request->frames, request->nenv, request->client_proto,
-                        request->client_bare, final ? MDPC02_FINAL : MDPC02_PARTIAL,
+                        request->client_bare, request->client_majortomo,
+                        final ? MDPC02_FINAL : MDPC02_PARTIAL,
                         request->service->name, request->service->namelen, !final);
     for (size_t i = 0; i < nbody; i++)
         s_send_msg (self, &body[i], i + 1 < nbody ? ZMQ_SNDMORE : 0);
@@ -239,8 +250,8 @@ static void s_send_strs (broker_t *self, const char *frame1, const char *frame2)
 void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
                              size_t namelen, const char *frame1, const char *frame2)
 {
-    s_send_client_head (self, env, nenv, self->reply_version, self->reply_bare, MDPC02_FINAL,
-                        service, namelen, false);
+    s_send_client_head (self, env, nenv, self->reply_version, self->reply_bare,
+                        self->reply_majortomo, MDPC02_FINAL, service, namelen, false);
     s_send_strs (self, frame1, frame2);
 }
 
@@ -248,8 +259,8 @@ void broker_send_request_str (broker_t *self, request_t *request, const char *fr
                               const char *frame2)
 {
     s_send_client_head (self, request->frames, request->nenv, request->client_proto,
-                        request->client_bare, MDPC02_FINAL, request->service->name,
-                        request->service->namelen, false);
+                        request->client_bare, request->client_majortomo, MDPC02_FINAL,
+                        request->service->name, request->service->namelen, false);
     s_send_strs (self, frame1, frame2);
 }
 
@@ -310,26 +321,28 @@ static bool s_may_call (broker_t *self, const char *user, const char *name, size
     return access_may_call (self->access, user, service);
 }
 
-//  Answer a request the broker will not take (403, 429) at once.
-static void s_refuse (broker_t *self, zmq_msg_t *env, size_t nenv, uint8_t version, bool bare,
-                      const char *name, size_t namelen, int code, const char *reason,
-                      const char *user)
+//  Answer a request the broker will not take (403, 429, 503) at once; user is
+//  the peer's key, for the refusal log.
+static void s_refuse (broker_t *self, zmq_msg_t *env, size_t nenv, const char *name,
+                      size_t namelen, int code, const char *reason, const char *user)
 {
     broker_log_refusal (self, "%d (%s) for '%.*s' to key '%s'", code, reason, (int) namelen, name,
                         *user ? user : "(none)");
     char json[128];
     snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
-    self->reply_version = version;
-    self->reply_bare = bare;
     broker_send_client_str (self, env, nenv, name, namelen, MDP_ERROR_ACTION_WIRE, json);
-    self->stats.errors[code == 403 ? 1 : 2]++;
+    self->stats.errors[code == 403 ? 1 : code == 429 ? 2 : 4]++;
 }
 
 //  A client request. env frames [0, nenv) are its envelope; the service frame
-//  is at index service_i and the body follows it.
+//  is at index service_i and the body follows it. Replies go out in the
+//  framing it came in: version, bare, majortomo (remembered in the request).
 static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, size_t nenv,
-                              size_t service_i, uint8_t version, bool bare)
+                              size_t service_i, uint8_t version, bool bare, bool majortomo)
 {
+    self->reply_version = version;
+    self->reply_bare = bare;
+    self->reply_majortomo = majortomo;
     if (count <= service_i + 1) {
         broker_drop (self, DROP_MALFORMED, "client request without a service and a body");
         return;
@@ -347,8 +360,6 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     const char *name = zmq_msg_data (service);
     if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
         self->stats.requests++;
-        self->reply_version = version;
-        self->reply_bare = bare;
         broker_mmi (self, frames, nenv, name, namelen, frames + body, count - body);
         return;
     }
@@ -356,7 +367,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     //  (with CURVE, the per-client cap counts per key).
     const char *user = self->access || self->keys ? broker_peer_user (&frames[1]) : "";
     if (!broker_peer_allowed (self, user) || !s_may_call (self, user, name, namelen)) {
-        s_refuse (self, frames, nenv, version, bare, name, namelen, 403, "not allowed", user);
+        s_refuse (self, frames, nenv, name, namelen, 403, "not allowed", user);
         return;
     }
     service_t *srv = broker_service_require (self, name, namelen);
@@ -366,6 +377,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     if (!request) {
         if (srv)
             broker_service_release (self, srv);
+        s_refuse (self, frames, nenv, name, namelen, 503, "out of memory", user);
         return;
     }
     request->service = srv;
@@ -374,17 +386,19 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     request->heap_index = SIZE_MAX;
     request->client_proto = version;
     request->client_bare = bare;
+    request->client_majortomo = majortomo;
     request->nenv = (uint8_t) nenv;
     request->nbody = (uint8_t) nbody;
     request->token = self->next_token++;
     request->span = s_deadline_in (self, timeout);
     request->deadline = broker_now () + request->span;
     dlist_init (&request->link);
-    if (!broker_client_admit (self, request, &frames[0], user)) {
+    if (broker_client_admit (self, request, &frames[0], user) != 0) {
+        bool at_cap = errno == EBUSY;   //  else out of memory: never a 429
         free (request);
         broker_service_release (self, srv);
-        s_refuse (self, frames, nenv, version, bare, name, namelen, 429, "too many requests",
-                  user);
+        s_refuse (self, frames, nenv, name, namelen, at_cap ? 429 : 503,
+                  at_cap ? "too many requests" : "out of memory", user);
         return;
     }
     //  Move the envelope and body frames in; the emptied originals close as no-ops.
@@ -453,6 +467,14 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
         zsys_info ("broker: worker ready for '%s' (MDP/0.%d)", service->name, version);
     dlist_append (&service->idle, &worker->idle_link);
     broker_dispatch (self, service);
+    //  A worker that sent READY while we were down counts our silence from
+    //  then: a first sign of life now, not an interval later, or it gives up
+    //  and registers again while this registration lingers as a ghost.
+    if (!worker->request) {
+        broker_send_command (self, worker->identity, worker->idlen, version, bare,
+                             MDP_CMD_HEARTBEAT (version));
+        broker_worker_beaten (self, worker, broker_now ());
+    }
 }
 
 //  REPLY (0.1), FINAL or PARTIAL (0.2): args are [token][""][body...].
@@ -563,12 +585,16 @@ void broker_handle (broker_t *self, zmq_msg_t *frames, size_t count)
                      count);
     else
     if (broker_frame_is (proto, MDPC01, MDP_PROTO_LEN))
-        s_client_request (self, frames, count, nenv, proto_i + 1, 1, false);
+        s_client_request (self, frames, count, nenv, proto_i + 1, 1, false, false);
     else
     if (broker_frame_is (proto, MDPC02, MDP_PROTO_LEN)) {
+        //  RFC 18's REQUEST is 0x01. A client never sends 0x02 (PARTIAL goes
+        //  broker to client), except majortomo's, whose REQUEST it is.
         zmq_msg_t *command = &frames[proto_i + 1];
-        if (zmq_msg_size (command) == 1 && *(uint8_t *) zmq_msg_data (command) == MDPC02_REQUEST)
-            s_client_request (self, frames, count, nenv, proto_i + 2, 2, bare);
+        uint8_t code = zmq_msg_size (command) == 1 ? *(uint8_t *) zmq_msg_data (command) : 0;
+        if (code == MDPC02_REQUEST || code == MDPC02_MAJORTOMO_REQUEST)
+            s_client_request (self, frames, count, nenv, proto_i + 2, 2, bare,
+                              code == MDPC02_MAJORTOMO_REQUEST);
         else
             broker_drop (self, DROP_MALFORMED, "MDPC02 message that is not a REQUEST");
     }

@@ -78,13 +78,14 @@ int broker_bind (broker_t *self, const char *endpoint);
 //  The endpoint the last bind resolved to (tcp://127.0.0.1:* becomes a port).
 const char *broker_endpoint (broker_t *self);
 
-//  Apply new settings to a running broker (heartbeat changes take effect at
-//  the next tick).
+//  Apply new settings to a running broker. A shorter heartbeat brings the
+//  HEARTBEATs owed forward; a longer heartbeat x liveness extends expiries.
 void broker_configure (broker_t *self, const broker_config_t *cfg);
 
 //  Serve until broker_stop, zsys_interrupted, or (when given) ctl_sock
 //  reading "$TERM". If ctl_fd >= 0, on_ctl (self, arg) is called each time it
-//  becomes readable. Then says goodbye (broker_shutdown). Returns 0.
+//  becomes readable. Then says goodbye (broker_shutdown). Returns 0, or -1
+//  with errno when polling failed for good (e.g. ETERM: context terminated).
 typedef void (broker_ctl_fn) (broker_t *self, void *arg);
 int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on_ctl, void *arg);
 

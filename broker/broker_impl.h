@@ -38,6 +38,7 @@ struct request_t {
     size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
     uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
     bool client_bare;            //  MDP/0.2 without the empty delimiter
+    bool client_majortomo;       //  MDP/0.2 in majortomo's dialect (spec/mdp.md 15.6)
     uint8_t nenv;                //  envelope frames (routing id first)
     uint8_t nbody;               //  body frames after the envelope
     zmq_msg_t frames[];          //  nenv envelope frames, then nbody body frames
@@ -93,6 +94,7 @@ struct broker_t {
     uint64_t log_suppressed;     //  drop warnings not printed this second
     uint8_t reply_version;       //  framing of the client message being handled:
     bool reply_bare;             //  what broker_send_client_str answers in
+    bool reply_majortomo;        //  (majortomo: reply codes 3/4, no service frame)
     void *metrics;               //  per-service figures (broker_metrics.c)
     struct access_t *access;     //  who may offer / call what, NULL: anyone
     zactor_t *auth;              //  czmq's zauth when CURVE is on
@@ -115,6 +117,7 @@ void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnec
                            int code, const char *reason);
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
 void broker_worker_beaten (broker_t *self, worker_t *worker, int64_t now);
+void broker_workers_retime (broker_t *self, const broker_config_t *old, int64_t now);
 void broker_request_free (broker_t *self, request_t *request);
 int broker_request_enqueue (broker_t *self, request_t *request);
 int broker_request_track (broker_t *self, request_t *request);
@@ -124,6 +127,13 @@ void broker_heap_remove (broker_t *self, request_t *request);
 void broker_request_extend (broker_t *self, request_t *request, int64_t now);
 request_t *broker_heap_top (broker_t *self);
 void broker_dispatch (broker_t *self, service_t *service);
+
+//  majortomo's MDP/0.2 client dialect (one command table for its client and
+//  worker): its REQUEST, and the PARTIAL and FINAL it expects back, with no
+//  service frame. Accepted for compatibility (spec/mdp.md 15.6).
+#define MDPC02_MAJORTOMO_REQUEST 0x02
+#define MDPC02_MAJORTOMO_PARTIAL 0x03
+#define MDPC02_MAJORTOMO_FINAL 0x04
 
 //  Worker command codes that differ between the versions.
 #define MDP_CMD_HEARTBEAT(version) ((version) == 2 ? MDPW02_HEARTBEAT : MDPW01_HEARTBEAT)
@@ -154,11 +164,12 @@ void broker_log_message (zmq_msg_t *frames, size_t count);
 //  and whether it may still come in (always true without CURVE).
 const char *broker_peer_user (zmq_msg_t *frame);
 bool broker_peer_allowed (broker_t *self, const char *user);
-//  Count a request against its client's cap; false (and nothing counted)
-//  when the client is at the cap. The client is its CURVE key (user) when
-//  CURVE is on, so one key shares one budget over its connections; else its
-//  connection (routing id).
-bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user);
+//  Count a request against its client's cap. The client is its CURVE key
+//  (user) when CURVE is on, so one key shares one budget over its
+//  connections; else its connection (routing id). Returns 0, or -1 (and
+//  nothing counted) with errno EBUSY when the client is at the cap, ENOMEM
+//  when its counter cannot be made.
+int broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user);
 //  Log a refusal (403, 429, a refused READY) at info level, at most 10 lines
 //  a second, then a count of those not logged.
 void broker_log_refusal (broker_t *self, const char *fmt, ...)

@@ -132,11 +132,15 @@ int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on
         fd_item = nitems++;
     }
     int64_t next = broker_tick (self, broker_now ());
+    int failed = 0;   //  errno of a fatal poll error
     while (!self->stopping && !zsys_interrupted) {
         int64_t wait = next - broker_now ();
         int rc = zmq_poll (items, nitems, wait < 0 ? 0 : (long) wait);
-        if (rc < 0 && errno != EINTR)
+        if (rc < 0 && errno != EINTR) {
+            failed = errno;
+            zsys_error ("broker: poll failed: %s", zmq_strerror (failed));
             break;
+        }
         if (rc > 0 && (items[0].revents & ZMQ_POLLIN))
             s_drain (self);
         if (rc > 0 && sock_item >= 0 && (items[sock_item].revents & ZMQ_POLLIN)) {
@@ -155,7 +159,10 @@ int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on
             next = broker_tick (self, now);
     }
     broker_shutdown (self);
-    return 0;
+    if (!failed)
+        return 0;
+    errno = failed;
+    return -1;
 }
 
 void broker_shutdown (broker_t *self)

@@ -6,6 +6,7 @@
 #include "access.h"
 #include "broker_impl.h"
 #include "mdp_certfile.h"
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
@@ -125,23 +126,25 @@ void broker_set_access (broker_t *self, struct access_t **access_p)
     }
 }
 
-bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user)
+int broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, const char *user)
 {
     if (self->cfg.max_client_requests == 0)
-        return true;
+        return 0;
     bool by_key = self->keys && user && *user;
     const void *key = by_key ? (const void *) user : zmq_msg_data (id);
     size_t len = by_key ? strlen (user) : zmq_msg_size (id);
     uint64_t hash = htab_hash (key, len);
     hnode_t *node = htab_find (&self->clients, key, len, hash);
     client_t *client = node ? HTAB_ITEM (node, client_t, hnode) : NULL;
-    if (client && client->pending >= self->cfg.max_client_requests)
-        return false;
+    if (client && client->pending >= self->cfg.max_client_requests) {
+        errno = EBUSY;
+        return -1;
+    }
     if (!client) {
-        client = malloc (sizeof (client_t) + len);
-        if (!client || len > 255) {
-            free (client);
-            return false;
+        client = len <= 255 ? malloc (sizeof (client_t) + len) : NULL;
+        if (!client) {
+            errno = ENOMEM;
+            return -1;
         }
         memcpy (client->identity, key, len);
         client->idlen = (uint8_t) len;
@@ -153,7 +156,7 @@ bool broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, con
     }
     client->pending++;
     request->client = client;
-    return true;
+    return 0;
 }
 
 void broker_log_refusal (broker_t *self, const char *fmt, ...)

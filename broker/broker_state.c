@@ -282,6 +282,25 @@ void broker_worker_beaten (broker_t *self, worker_t *worker, int64_t now)
     dlist_append (&self->by_beat, &worker->beat_link);
 }
 
+//  New heartbeat settings (broker_configure, from old): a shorter interval
+//  brings every HEARTBEAT we owe forward, so no worker waits out the old,
+//  longer one; a longer silence allowance pushes every expiry back by the
+//  difference. Both keep the lists sorted.
+void broker_workers_retime (broker_t *self, const broker_config_t *old, int64_t now)
+{
+    int64_t beat_by = now + self->cfg.heartbeat;
+    for (dlink_t *link = self->by_beat.next; link != &self->by_beat; link = link->next) {
+        worker_t *worker = DLIST_ITEM (link, worker_t, beat_link);
+        if (worker->beat_at > beat_by)
+            worker->beat_at = beat_by;
+    }
+    int64_t grace = (int64_t) self->cfg.heartbeat * self->cfg.liveness
+                    - (int64_t) old->heartbeat * old->liveness;
+    for (dlink_t *link = self->by_expiry.next; grace > 0 && link != &self->by_expiry;
+         link = link->next)
+        DLIST_ITEM (link, worker_t, expiry_link)->expiry += grace;
+}
+
 //  Forget a worker; its request in flight (if any) is failed with code.
 void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect, int code,
                            const char *reason)

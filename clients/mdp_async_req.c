@@ -2,7 +2,8 @@
     COUNT requests go out at once on one socket and every reply, partial or
     final, is printed as one JSON line as it arrives, tagged with its request
     id. It runs on a zloop through mdp_async_attach, the callback style.
-    Exit 0 all answered, 1 an mdp.error reply, 2 usage, 3 a request timed out.
+    Exit 0 all answered, 1 an mdp.error reply, 2 usage, 3 a request timed out
+    (no reply in time, or the broker's mdp.error 504).
 */
 #include "mdp.h"
 #include <errno.h>
@@ -15,7 +16,7 @@
 #define EXIT_REPLY 0   //  every request got its final reply
 #define EXIT_FAILED 1  //  an mdp.error reply, or the exchange failed
 #define EXIT_USAGE 2   //  bad arguments
-#define EXIT_TIMEOUT 3 //  some request timed out (and none failed)
+#define EXIT_TIMEOUT 3 //  some request timed out or got a 504 (and none failed)
 #define MAX_COUNT 1000 //  requests at once: what the socket's send queue holds
 
 //  The command line, parsed.
@@ -33,8 +34,8 @@ typedef struct {
     int sent;      //  requests sent
     int finals;    //  final replies
     int partials;  //  partial replies
-    int errors;    //  final replies that are mdp.error
-    int timeouts;  //  requests that timed out
+    int errors;    //  final replies that are mdp.error, but 504
+    int timeouts;  //  requests that timed out, here or at the broker (504)
     int broken;    //  final replies that could not be decoded
     zloop_t *loop; //  the loop to end once every request is done
 } tally_t;
@@ -52,7 +53,8 @@ static void s_usage (FILE *out)
              "Prints each reply, partial or final, as it arrives:\n"
              "  {\"id\": N, \"final\": true|false, \"action\": ..., \"data\": ...}\n"
              "then a summary on stderr. Exit 0 when all were answered, 1 on any\n"
-             "mdp.error reply or failure, else 3 if any timed out; 2 on a usage error.\n",
+             "mdp.error reply or failure, else 3 if any timed out (no reply in time,\n"
+             "or the broker's mdp.error 504, printed too); 2 on a usage error.\n",
              MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MAX_COUNT);
 }
 
@@ -141,6 +143,9 @@ static void s_on_reply (mdp_async_t *client, uint64_t id, mdp_msg_t *reply, bool
     } else if (!reply) {
         tally->broken++;
         fprintf (stderr, "mdp-async-req: request %" PRIu64 ": malformed reply\n", id);
+    } else if (mdp_msg_error_code (reply) == 504) {
+        tally->timeouts++;   //  the broker's deadline, just before ours
+        fprintf (stderr, "mdp-async-req: request %" PRIu64 " timed out at the broker (504)\n", id);
     } else if (mdp_msg_is_error (reply))
         tally->errors++;
     if (mdp_async_pending (client) == 0)

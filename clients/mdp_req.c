@@ -1,6 +1,7 @@
 /*  mdp_req.c - mdp-req, one MDP request from a shell script: send ACTION with
     JSON data to SERVICE, print the reply as one JSON line, and say how it went
-    in the exit code (0 reply, 1 mdp.error reply or failure, 2 usage, 3 timeout).
+    in the exit code (0 reply, 1 mdp.error reply or failure, 2 usage, 3 timeout,
+    the broker's 504 included).
     For mmi.* services ACTION is the MMI body itself (e.g. the service name).
     With --stream it speaks MDP/0.2 and prints each partial reply as it comes.
 */
@@ -14,7 +15,7 @@
 #define EXIT_REPLY 0   //  a reply came back
 #define EXIT_FAILED 1  //  an mdp.error reply, or the exchange failed
 #define EXIT_USAGE 2   //  bad arguments
-#define EXIT_TIMEOUT 3 //  no reply after every attempt
+#define EXIT_TIMEOUT 3 //  no reply after every attempt, or the broker's 504
 
 static void s_usage (FILE *out)
 {
@@ -32,7 +33,8 @@ static void s_usage (FILE *out)
              "  JSON         request data (default {}); not used with mmi.* services,\n"
              "               where ACTION is sent alone (e.g. mdp-req mmi.service echo)\n"
              "Prints the reply as {\"action\": ..., \"data\": ...}. Exit 0 on a reply,\n"
-             "1 on an mdp.error reply or a failure, 2 on a usage error, 3 on timeout.\n",
+             "1 on an mdp.error reply or a failure, 2 on a usage error, 3 on timeout:\n"
+             "no reply, or the broker's mdp.error 504 (printed too).\n",
              MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES);
 }
 
@@ -81,7 +83,10 @@ static int s_report (mdp_msg_t *reply, const char *service, int timeout, int ret
         if (json)
             printf ("%s\n", json);
         free (json);
-        return mdp_msg_is_error (reply) ? EXIT_FAILED : EXIT_REPLY;
+        //  The broker answers 504 just before our own deadline: a timeout too.
+        if (mdp_msg_is_error (reply))
+            return mdp_msg_error_code (reply) == 504 ? EXIT_TIMEOUT : EXIT_FAILED;
+        return EXIT_REPLY;
     }
     if (errno == EAGAIN && partials > 0) {
         fprintf (stderr, "mdp-req: '%s' went silent for %d msecs after %d partial replies\n",

@@ -70,7 +70,8 @@ static void s_usage (FILE *out)
         "  -V, --version           print the version and exit\n"
         "  -h, --help              this text\n"
         "Flags override the config file. SIGHUP reloads it; SIGINT, SIGTERM stop.\n"
-        "Exit status: 0 stopped by a signal, 1 cannot run, 2 bad usage or settings.\n",
+        "Exit status: 0 stopped by a signal, 1 cannot run or the event loop failed,\n"
+        "2 bad usage or settings.\n",
         MDP_DEFAULT_ENDPOINT);
 }
 
@@ -398,7 +399,10 @@ static int s_serve (daemon_t *self, sigset_t *signals)
                self->config->engine.heartbeat, self->config->engine.liveness);
     s_notify ("READY=1");
     s_ready (self, 0);
-    broker_run (self->broker, NULL, self->sigfd, s_on_signal, self);
+    if (broker_run (self->broker, NULL, self->sigfd, s_on_signal, self) != 0) {
+        zsys_error ("mdp-broker: stopped: the event loop failed: %s", zmq_strerror (errno));
+        return 1;
+    }
     zsys_info ("mdp-broker: stopped");
     return 0;
 }

@@ -61,6 +61,27 @@ static inline void dh_write_file (const char *path, const char *text)
     ck_assert_int_eq (fclose (file), 0);
 }
 
+//  Start argv[0] with argv (NULL-ended), its stdout on out_fd and stderr on
+//  err_fd (each left alone when < 0). The child dies with the test
+//  (PR_SET_PDEATHSIG). Returns the pid.
+static inline pid_t dh_spawn_tied (char *const argv[], int out_fd, int err_fd)
+{
+    pid_t parent = getpid ();
+    pid_t pid = fork ();
+    if (pid == 0) {
+        prctl (PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid () != parent)
+            _exit (127);
+        if (out_fd >= 0)
+            dup2 (out_fd, STDOUT_FILENO);
+        if (err_fd >= 0)
+            dup2 (err_fd, STDERR_FILENO);
+        execv (argv[0], argv);
+        _exit (127);
+    }
+    return pid;
+}
+
 //  Start the built program (e.g. "mdp-http") with args (NULL-ended) and its
 //  stdout and stderr on pipes (read ends in *out_fd and *err_fd). Returns the
 //  pid.
@@ -73,17 +94,7 @@ static inline pid_t dh_spawn_program (const char *program, const char *const arg
     int out[2], err[2];
     ck_assert_int_eq (pipe2 (out, O_CLOEXEC), 0);
     ck_assert_int_eq (pipe2 (err, O_CLOEXEC), 0);
-    pid_t parent = getpid ();
-    pid_t pid = fork ();
-    if (pid == 0) {
-        prctl (PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid () != parent)
-            _exit (127);
-        dup2 (out[1], STDOUT_FILENO);
-        dup2 (err[1], STDERR_FILENO);
-        execv (argv[0], argv);
-        _exit (127);
-    }
+    pid_t pid = dh_spawn_tied (argv, out[1], err[1]);
     free (argv[0]);
     close (out[1]);
     close (err[1]);

@@ -261,6 +261,49 @@ START_TEST (test_heartbeat_and_expiry)
 }
 END_TEST
 
+//  A worker that sent READY while the broker was down counts the broker's
+//  silence from then: it hears a HEARTBEAT at once (issue 12, ghost workers),
+//  unless it is handed a queued request at once, which is a sign of life too.
+START_TEST (test_first_heartbeat_at_once)
+{
+    zsock_t *worker = s_peer (), *client = s_peer (), *late = s_peer ();
+    s_send (worker, "sscs", "", MDPW01, MDPW01_READY, "first");
+    s_pump_until (1, -1);
+    zmsg_t *msg = tu_recv (worker, 200);   //  no pumping: sent with the READY
+    s_expect (&msg, "", MDPW01, "\x04", NULL);
+    s_send (client, "ssssss", "", MDPC01, "queued", "30", "x.get", "{}");
+    s_pump_until (-1, 1);
+    s_send (late, "sscs", "", MDPW01, MDPW01_READY, "queued");
+    s_pump_until (2, 0);
+    msg = tu_recv (late, 200);
+    ck_assert_ptr_nonnull (msg);
+    ck_assert (s_command_is (msg, MDPW01_REQUEST));
+    zmsg_destroy (&msg);
+    ck_assert_ptr_null (tu_recv (late, 100));   //  no HEARTBEAT on top of it
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    zsock_destroy (&late);
+}
+END_TEST
+
+//  A reload that shortens the heartbeat brings the HEARTBEATs owed forward:
+//  no worker waits out the old, longer interval.
+START_TEST (test_shorter_heartbeat_applies_at_once)
+{
+    s_teardown ();
+    s_setup_with (10000, 10000);
+    zsock_t *worker = s_peer ();
+    s_ready (worker, "reload");
+    broker_config_t cfg;
+    broker_config_defaults (&cfg);
+    cfg.heartbeat = 50;
+    broker_configure (broker, &cfg);
+    zmsg_t *msg = s_recv (worker, 1000);
+    s_expect (&msg, "", MDPW01, "\x04", NULL);
+    zsock_destroy (&worker);
+}
+END_TEST
+
 START_TEST (test_heartbeats_keep_worker)
 {
     s_teardown ();
@@ -442,6 +485,8 @@ int main (void)
     tcase_add_test (tc, test_mmi);
     tcase_add_test (tc, test_heartbeat_and_expiry);
     tcase_add_test (tc, test_heartbeats_keep_worker);
+    tcase_add_test (tc, test_first_heartbeat_at_once);
+    tcase_add_test (tc, test_shorter_heartbeat_applies_at_once);
     tcase_add_test (tc, test_queue_bound_and_deadline);
     tcase_add_test (tc, test_unanswered_request_times_out);
     tcase_add_test (tc, test_stale_reply_dropped);

@@ -14,6 +14,7 @@ static void s_ready_v2 (zsock_t *worker, const char *service, bool bare)
     else
         s_send (worker, "sscs", "", MDPW02, MDPW02_READY, service);
     s_pump_until ((int) workers + 1, -1);
+    s_take_first_heartbeat (worker, queued, 2, bare);
 }
 
 //  Take a REQUEST of either version and form; return its token frame.
@@ -197,7 +198,9 @@ START_TEST (test_v2_rules)
     s_send (client, "sscsss", "", MDPC02, MDPC02_REQUEST, "mix", "a", "{}");
     zframe_t *token = s_request_token (worker, false, MDPW02);
     s_send (worker, "ssc", "", MDPW01, MDPW01_HEARTBEAT);
-    s_send (client, "sscs", "", MDPC02, MDPC02_PARTIAL, "mix");   //  from a client: invalid
+    //  0x02 from a client is majortomo's REQUEST (test_majortomo_dialect); this
+    //  one has no body, so it is malformed.
+    s_send (client, "sscs", "", MDPC02, MDPC02_PARTIAL, "mix");
     s_reply_v2 (worker, false, MDPW02_FINAL, token, "a.result");
     msg = s_recv (client, 2000);
     s_expect (&msg, "", MDPC02, "\x03", "mix", "a.result", "{}", NULL);
@@ -209,6 +212,69 @@ START_TEST (test_v2_rules)
     zframe_destroy (&token);
     zsock_destroy (&worker);
     zsock_destroy (&unknown);
+    zsock_destroy (&client);
+}
+END_TEST
+
+//  majortomo's client: REQUEST is 0x02 (its one command table for client and
+//  worker), and it expects PARTIAL 0x03 and FINAL 0x04 back with no service
+//  frame. Its requests, errors and MMI answers all go out in that dialect,
+//  while an RFC 18 client on the same service keeps RFC 18's.
+START_TEST (test_majortomo_dialect)
+{
+    zsock_t *worker = s_peer (), *client = s_peer (), *rfc = s_peer ();
+    s_ready_v2 (worker, "mt", false);
+    s_send (client, "sscsss", "", MDPC02, 0x02, "mt", "ask", "{}");
+    zframe_t *token = s_request_token (worker, false, MDPW02);
+    s_reply_v2 (worker, false, MDPW02_PARTIAL, token, "part");
+    s_reply_v2 (worker, false, MDPW02_FINAL, token, "ask.result");
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC02, "\x03", "part", "{}", NULL);
+    reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC02, "\x04", "ask.result", "{}", NULL);
+    zframe_destroy (&token);
+    s_send (rfc, "sscsss", "", MDPC02, MDPC02_REQUEST, "mt", "ask", "{}");
+    token = s_request_token (worker, false, MDPW02);
+    s_reply_v2 (worker, false, MDPW02_FINAL, token, "ask.result");
+    reply = s_recv (rfc, 2000);
+    s_expect (&reply, "", MDPC02, "\x03", "mt", "ask.result", "{}", NULL);
+    zframe_destroy (&token);
+    //  MMI, and a correlation frame before the delimiter, come back as sent.
+    s_send (client, "ssscss", "corr", "", MDPC02, 0x02, "mmi.service", "mt");
+    reply = s_recv (client, 2000);
+    s_expect (&reply, "corr", "", MDPC02, "\x04", "200", NULL);
+    s_send (client, "scss", MDPC02, 0x02, "mmi.service", "nobody");   //  bare form too
+    reply = s_recv (client, 2000);
+    s_expect (&reply, MDPC02, "\x04", "404", NULL);
+    //  An error reply: no worker for the service within the default deadline
+    //  (majortomo sends no timeout frame).
+    broker_config_t cfg;
+    broker_config_defaults (&cfg);
+    cfg.request_timeout = 100;
+    broker_configure (broker, &cfg);
+    s_send (client, "sscsss", "", MDPC02, 0x02, "nobody", "ask", "{}");
+    reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC02, "\x04", "mdp.error",
+              "{\"code\": 504, \"reason\": \"no worker for service\"}", NULL);
+    zsock_destroy (&worker);
+    zsock_destroy (&client);
+    zsock_destroy (&rfc);
+}
+END_TEST
+
+//  A worker that dies holding a majortomo request: the 502 is in its dialect.
+START_TEST (test_majortomo_gets_502_in_its_dialect)
+{
+    zsock_t *worker = s_peer (), *client = s_peer ();
+    s_ready_v2 (worker, "mt", false);
+    s_send (client, "sscsss", "", MDPC02, 0x02, "mt", "ask", "{}");
+    zframe_t *token = s_request_token (worker, false, MDPW02);
+    s_send (worker, "ssc", "", MDPW02, MDPW02_DISCONNECT);
+    zmsg_t *reply = s_recv (client, 2000);
+    s_expect (&reply, "", MDPC02, "\x04", "mdp.error",
+              "{\"code\": 502, \"reason\": \"worker disconnected\"}", NULL);
+    zframe_destroy (&token);
+    zsock_destroy (&worker);
     zsock_destroy (&client);
 }
 END_TEST
@@ -226,6 +292,8 @@ int main (void)
     tcase_add_test (tc, test_bare_rfc18_form);
     tcase_add_test (tc, test_v2_errors_and_mmi_are_finals);
     tcase_add_test (tc, test_v2_rules);
+    tcase_add_test (tc, test_majortomo_dialect);
+    tcase_add_test (tc, test_majortomo_gets_502_in_its_dialect);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);

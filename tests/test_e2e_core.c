@@ -247,6 +247,12 @@ START_TEST (test_mdp_req_and_echo_worker_programs)
     ck_assert_msg (strstr (out, "mdp.error") && strstr (out, "503"), "%s", out);
     zstr_free (&full_endpoint);
     zactor_destroy (&full);
+    //  The broker's 504 (sent just before our own deadline) is a timeout:
+    //  exit 3, the mdp.error line printed all the same.
+    //  (-t 2000: the broker's margin is 100 ms, room enough on a loaded machine)
+    char *const late[] = {req, "-e", endpoint, "-t", "2000", "nobody", "x.get", "{}", NULL};
+    ck_assert_int_eq (s_run (late, out, sizeof out, 15000), 3);
+    ck_assert_msg (strstr (out, "mdp.error") && strstr (out, "504"), "%s", out);
     //  Invalid JSON argument: exit 2.
     char *const bad[] = {req, "-e", endpoint, "echo", "x.get", "{not json", NULL};
     ck_assert_int_eq (s_run (bad, out, sizeof out, 15000), 2);

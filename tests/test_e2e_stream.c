@@ -261,6 +261,15 @@ static char *s_via_pyzmq_client (const char *service, const char *action, const 
     return s_via_program (argv, true);
 }
 
+//  majortomo's MDP/0.2 client: REQUEST 0x02, replies 0x03/0x04 without the
+//  service frame (mdp02_peer.py majortomo).
+static char *s_via_majortomo (const char *service, const char *action, const char *json)
+{
+    char *const argv[] = {PYTHON,         PEER,         "majortomo", endpoint, (char *)service,
+                          (char *)action, (char *)json, "--timeout", "10",     NULL};
+    return s_via_program (argv, true);
+}
+
 //  Domogik's own MDPC01 client (REQ): one reply, printed with its frames.
 static char *s_via_domogik_client (const char *service, const char *action, const char *json)
 {
@@ -305,6 +314,7 @@ static void s_every_client (const char *service, int parts)
                    {"libmdp MDPC02", s_via_client_stream, true},
                    {"libmdp async", s_via_async, true},
                    {"pyzmq MDPC02", s_via_pyzmq_client, true},
+                   {"majortomo MDPC02", s_via_majortomo, true},
                    {"Domogik MDPC01", s_via_domogik_client, false}};
     for (size_t index = 0; index < sizeof clients / sizeof clients[0]; index++) {
         char *expected = s_expected (parts, clients[index].mdp02);
@@ -349,6 +359,31 @@ START_TEST (test_pyzmq_mdpw02_worker)
     s_every_client ("peer", PARTIALS);
     ck_assert_int_eq (tu_stop (pid, SIGTERM, 5000), 0);
     close (fds[0]);
+}
+END_TEST
+
+//  majortomo's client gets MMI answers and error replies in its dialect too.
+START_TEST (test_majortomo_mmi_and_errors)
+{
+    zactor_t *worker = s_worker_start ((worker_args_t){"mt", 2, 0, 0, 0});
+    s_wait_service ("mt");
+    static char out[4096];
+    char *const mmi[] = {PYTHON, PEER, "majortomo", endpoint, "mmi.service", "mt", NULL};
+    ck_assert_int_eq (s_run (mmi, out, sizeof out, 20000), 0);
+    ck_assert_str_eq (out, "{\"command\": \"final\", \"frames\": [\"200\"], \"action\": "
+                           "\"200\", \"data\": null}\n");
+    //  The first body frame is a number, so the broker takes it as the timeout
+    //  (spec section 6): no worker within 0.3 s is a 504.
+    char *const none[] = {PYTHON, PEER, "majortomo", endpoint, "nobody", "0.3", "x.get", "{}",
+                          NULL};
+    ck_assert_int_eq (s_run (none, out, sizeof out, 20000), 0);
+    cJSON *line = cJSON_Parse (out);
+    ck_assert_ptr_nonnull (line);
+    ck_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (line, "action")), "mdp.error");
+    cJSON *code = cJSON_GetObjectItem (cJSON_GetObjectItem (line, "data"), "code");
+    ck_assert_int_eq (code ? code->valueint : 0, 504);
+    cJSON_Delete (line);
+    zactor_destroy (&worker);
 }
 END_TEST
 
@@ -472,6 +507,13 @@ START_TEST (test_mdp_req_stream_program)
     ck_assert_int_eq (s_count_lines (out, "503"), 2);
     zstr_free (&full_endpoint);
     zactor_destroy (&full);
+    //  The broker's 504 (just before our own deadline) is a timeout: exit 3,
+    //  the mdp.error lines printed all the same
+    //  (-t 2000: the broker's margin is 100 ms, room enough on a loaded machine)
+    char *const late[] = {async, "-e", endpoint, "-t", "2000", "-n", "2", "nobody", "x", NULL};
+    ck_assert_int_eq (s_run (late, out, sizeof out, 30000), 3);
+    ck_assert_int_eq (s_count_lines (out, "\"action\":\"mdp.error\""), 2);
+    ck_assert_int_eq (s_count_lines (out, "504"), 2);
     //  No broker at all: every request times out, exit 3
     char *const none[] = {async, "-e", "tcp://127.0.0.1:1", "-t", "100", "-n", "3", "x", "y", NULL};
     ck_assert_int_eq (s_run (none, out, sizeof out, 30000), 3);
@@ -490,6 +532,7 @@ int main (void)
     tcase_add_test (tc, test_libmdp_mdpw01_worker);
     tcase_add_test (tc, test_libmdp_mdpw02_worker);
     tcase_add_test (tc, test_pyzmq_mdpw02_worker);
+    tcase_add_test (tc, test_majortomo_mmi_and_errors);
     tcase_add_test (tc, test_async_many_in_flight_reordered);
     tcase_add_test (tc, test_mdp_req_stream_program);
     suite_add_tcase (suite, tc);

@@ -14,8 +14,11 @@ logs a failing handler), which leaves this worker busy as far as a broker knows.
 
 Unlike Domogik's worker it does reconnect on a (well-formed) DISCONNECT: after
 a short pause it opens a new socket and sends READY again, and writes a line
-DISCONNECTED to stderr. Broker HEARTBEATs are ignored; it never reconnects on
-broker silence. It writes READY to stdout once, after its first READY is sent.
+DISCONNECTED to stderr. By default it never reconnects on broker silence. With
+--liveness N it does what MQRep and the zguide's mdwrkapi do: silence from the
+broker for N heartbeat intervals, counted from when READY was *sent*, makes it
+close its socket, open a new one and send READY again (writing a line SILENT
+to stderr). It writes READY to stdout once, after its first READY is sent.
 
 It exits 0 after --count replies (the last one is flushed first), after
 --seconds, or on SIGTERM/SIGINT (socket closed with linger 0). Like MQRep it
@@ -80,6 +83,8 @@ def parse_args(argv):
                         help="exit after sending N replies")
     parser.add_argument("--seconds", type=positive_float, default=30.0, metavar="S",
                         help="exit after S seconds in all (default 30)")
+    parser.add_argument("--liveness", type=positive_int, default=None, metavar="N",
+                        help="reconnect after N heartbeats of broker silence (default: never)")
     parser.add_argument("--disconnect-on-exit", action="store_true",
                         help="send DISCONNECT before exiting (MQRep never does)")
     return parser.parse_args(argv)
@@ -114,8 +119,10 @@ class Worker:
         self.endpoint = args.endpoint
         self.service = args.service.encode("utf-8")
         self.heartbeat = args.heartbeat / 1000.0
+        self.liveness = args.liveness
         self.sock = None
         self.next_heartbeat = 0.0
+        self.broker_expiry = float("inf")   # broker silent until then: gone
         self.ready_shown = False
         self.replies = 0
 
@@ -125,6 +132,7 @@ class Worker:
         self.sock.connect(self.endpoint)
         self.sock.send_multipart([b"", PROTOCOL, READY, self.service])
         self.next_heartbeat = time.monotonic() + self.heartbeat
+        self.heard()
         if not self.ready_shown:
             print("READY", flush=True)
             self.ready_shown = True
@@ -133,6 +141,11 @@ class Worker:
         if self.sock is not None:
             self.sock.close(linger_ms)
             self.sock = None
+
+    def heard(self):
+        """Restart the broker-silence clock (with --liveness)."""
+        if self.liveness is not None:
+            self.broker_expiry = time.monotonic() + self.heartbeat * self.liveness
 
     def tick(self):
         """Send a HEARTBEAT when one is due."""
@@ -194,7 +207,13 @@ def serve(worker, args, deadline):
         worker.tick()
         wait = min(worker.next_heartbeat, deadline, now + SLICE) - now
         if not worker.sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
+            if time.monotonic() >= worker.broker_expiry:
+                note("broker silent for %d heartbeats; reconnecting" % worker.liveness)
+                print("SILENT", file=sys.stderr, flush=True)
+                worker.close()
+                worker.connect()
             continue
+        worker.heard()
         if worker.handle(worker.sock.recv_multipart()) == "disconnect":
             note("broker sent DISCONNECT; reconnecting")
             print("DISCONNECTED", file=sys.stderr, flush=True)

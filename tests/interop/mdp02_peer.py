@@ -22,6 +22,16 @@ client ENDPOINT SERVICE ACTION JSON [--timeout S]
     each carries corr back. An MDPC01 reply counts as final. Exit 0 after the
     FINAL, 3 when --timeout seconds pass without a reply (each partial
     restarts the wait), 1 on a malformed reply, 2 on a usage error.
+
+majortomo ENDPOINT SERVICE FRAME... [--timeout S]
+    The client of majortomo (the Python MDP/0.2 implementation), whose one
+    command table serves client and worker: a DEALER sends exactly
+    [""]["MDPC02"][0x02][service][FRAME...] and takes replies only of the form
+    [""]["MDPC02"][0x03 PARTIAL | 0x04 FINAL][body...], with no service frame
+    (majortomo rejects a message whose first frame is not empty). It prints one
+    JSON line per reply, {"command": "partial"|"final", "frames": [...],
+    "action": first frame, "data": second frame as JSON or null}. Exit codes as
+    for client.
 """
 
 import argparse
@@ -38,6 +48,7 @@ MDPC01 = b"MDPC01"
 W_READY, W_REQUEST, W_PARTIAL, W_FINAL, W_HEARTBEAT, W_DISCONNECT = (
     b"\x01", b"\x02", b"\x03", b"\x04", b"\x05", b"\x06")
 C_REQUEST, C_PARTIAL, C_FINAL = b"\x01", b"\x02", b"\x03"
+MT_REQUEST, MT_PARTIAL, MT_FINAL = b"\x02", b"\x03", b"\x04"   # majortomo's client codes
 
 SLICE = 0.1              # longest single poll, so a signal is seen quickly
 CORRELATION = (0x0102030405060708).to_bytes(8, "big")   # the client's request id
@@ -222,6 +233,48 @@ def run_client(args):
     return status
 
 
+def describe_majortomo(msg):
+    """Parse [""]["MDPC02"][0x03|0x04][body...] into a dict, or None."""
+    if len(msg) < 3 or msg[0] != b"" or msg[1] != MDPC02 or msg[2] not in (MT_PARTIAL, MT_FINAL):
+        return None
+    body = [frame.decode("utf-8", errors="replace") for frame in msg[3:]]
+    data = None
+    if len(body) > 1:
+        try:
+            data = json.loads(body[1])
+        except ValueError:
+            pass
+    return {"command": "partial" if msg[2] == MT_PARTIAL else "final", "frames": body,
+            "action": body[0] if body else None, "data": data}
+
+
+def run_majortomo(args):
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(args.endpoint)
+    sock.send_multipart([b"", MDPC02, MT_REQUEST, args.service.encode("utf-8")]
+                        + [frame.encode("utf-8") for frame in args.frames])
+    status = EXIT_TIMEOUT
+    while not stopping:
+        if not sock.poll(max(1, int(args.timeout * 1000)), zmq.POLLIN):
+            note("no reply within %s s" % args.timeout)
+            break
+        msg = sock.recv_multipart()
+        parsed = describe_majortomo(msg)
+        if parsed is None:
+            note("malformed reply: %r" % msg)
+            status = EXIT_BROKEN
+            break
+        print(json.dumps(parsed), flush=True)
+        if parsed["command"] == "final":
+            status = EXIT_OK
+            break
+    sock.close(0)
+    ctx.term()
+    return status
+
+
 def positive(kind):
     def parse(text):
         try:
@@ -255,6 +308,12 @@ def parse_args(argv):
     client.add_argument("json")
     client.add_argument("--timeout", type=positive(float), default=5.0, metavar="S",
                         help="seconds: the timeout frame and the longest silence (default 5)")
+    majortomo = roles.add_parser("majortomo", help="send one request as majortomo's client")
+    majortomo.add_argument("endpoint")
+    majortomo.add_argument("service")
+    majortomo.add_argument("frames", nargs="+", metavar="FRAME")
+    majortomo.add_argument("--timeout", type=positive(float), default=5.0, metavar="S",
+                           help="seconds: the longest silence (default 5)")
     args = parser.parse_args(argv)
     if args.role == "worker" and (args.partials < 0 or args.delay < 0):
         parser.error("--partials and --delay must be >= 0")
@@ -265,6 +324,8 @@ def main(argv):
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if args.role == "majortomo":
+        return run_majortomo(args)
     return run_worker(args) if args.role == "worker" else run_client(args)
 
 
