@@ -2,7 +2,8 @@
     broker. One thread: libmicrohttpd (external epoll mode) and libmdp's async
     client and event subscriber share one poll loop (http_main.c). Each file's
     exported names start with its name: http_config_*, http_server_*,
-    http_json_*, http_metrics_*. spec/http.md is the HTTP mapping.
+    http_metrics_*. JSON data is parsed and printed with libmdp's mdp_json_*,
+    so numbers pass as written. spec/http.md is the HTTP mapping.
 */
 #ifndef HTTP_H_INCLUDED
 #define HTTP_H_INCLUDED
@@ -60,15 +61,6 @@ char *http_config_to_json (const http_config_t *self);
 //  Read the token file: its first line, without trailing white space. Returns
 //  the token (the caller frees it), or NULL with a message in err.
 char *http_config_read_token (const char *path, char *err, size_t errlen);
-
-//  ---------------------------------------------------------------------------
-//  http_json.c: the one place request and reply DATA is parsed and printed.
-
-//  Parse size bytes of text as one JSON value. NULL if it is not valid JSON.
-cJSON *http_json_parse (const char *text, size_t size);
-
-//  Print item unformatted. The caller frees the string; NULL on out of memory.
-char *http_json_print (const cJSON *item);
 
 //  ---------------------------------------------------------------------------
 //  http_metrics.c: /metrics, Prometheus text exposition.

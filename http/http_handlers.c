@@ -48,7 +48,7 @@ static void s_call (req_t *req)
                            "mmi.* belongs to the broker: use GET /v1/services or /v1/stats");
         return;
     }
-    cJSON *data = req->body_size ? http_json_parse (req->body, req->body_size)
+    cJSON *data = req->body_size ? mdp_json_parse (req->body, req->body_size)
                                  : cJSON_CreateObject ();
     if (!data) {
         http_server_error (req, MHD_HTTP_BAD_REQUEST, "the body is not valid JSON");
@@ -86,7 +86,7 @@ static char *s_reply_text (mdp_msg_t *reply)
     cJSON *root = cJSON_CreateObject ();
     cJSON_AddStringToObject (root, "action", mdp_msg_action (reply));
     cJSON_AddItemReferenceToObject (root, "data", mdp_msg_data (reply));
-    char *text = root ? http_json_print (root) : NULL;
+    char *text = root ? mdp_json_print (root) : NULL;
     cJSON_Delete (root);
     return text;
 }
@@ -102,7 +102,7 @@ static char *s_error_text (mdp_msg_t *reply, unsigned int *status)
     cJSON_AddNumberToObject (root, "code", code);
     cJSON_AddStringToObject (root, "reason", cJSON_IsString (reason) ? reason->valuestring
                                                                      : "error");
-    char *text = root ? http_json_print (root) : NULL;
+    char *text = root ? mdp_json_print (root) : NULL;
     cJSON_Delete (root);
     return text;
 }
@@ -160,7 +160,7 @@ static void s_stream_reply (req_t *req, mdp_msg_t *reply, bool final, int status
         cJSON *root = cJSON_CreateObject ();
         cJSON_AddNumberToObject (root, "code", code);
         cJSON_AddStringToObject (root, "reason", reason);
-        text = http_json_print (root);
+        text = mdp_json_print (root);
         cJSON_Delete (root);
     }
     else
@@ -206,11 +206,11 @@ static void s_mmi_reply (req_t *req, int slot, mdp_msg_t *reply)
         req->answers[slot] = strdup (mdp_msg_action (reply));
     if (req->waiting > 0)
         return;
-    cJSON *first = req->answers[0] ? http_json_parse (req->answers[0], strlen (req->answers[0]))
+    cJSON *first = req->answers[0] ? mdp_json_parse (req->answers[0], strlen (req->answers[0]))
                                    : NULL;
     if (req->kind == REQ_METRICS) {
         cJSON *stats = req->answers[1]
-                           ? http_json_parse (req->answers[1], strlen (req->answers[1]))
+                           ? mdp_json_parse (req->answers[1], strlen (req->answers[1]))
                            : NULL;
         char *text = http_metrics_render (first, stats, req->server->counters);
         if (text)
@@ -274,7 +274,7 @@ void http_handlers_on_event (mdp_subscriber_t *subscriber, const char *category,
         bool match = req->nprefixes == 0;
         for (size_t i = 0; !match && i < req->nprefixes; i++)
             match = strncmp (category, req->prefixes[i], strlen (req->prefixes[i])) == 0;
-        if (match && (text || (text = http_json_print (data))))
+        if (match && (text || (text = mdp_json_print (data))))
             s_push_event (req, category, text);
     }
     free (text);

@@ -202,6 +202,11 @@ START_TEST (test_round_trip)
     ck_assert_int_eq (reply.status, 200);
     ck_assert_str_eq (reply.body, "{\"action\":\"cmd.result\",\"data\":{}}");
     hh_free (&reply);
+    //  Numbers pass as written, both ways (compared as text).
+    reply = hh_request ("POST", "/v1/services/echo/config.get", NULL, TU_NUMBERS_IN);
+    ck_assert_int_eq (reply.status, 200);
+    ck_assert_str_eq (reply.body, "{\"action\":\"config.result\",\"data\":" TU_NUMBERS "}");
+    hh_free (&reply);
 }
 END_TEST
 
