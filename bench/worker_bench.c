@@ -218,11 +218,11 @@ static pid_t s_worker_start (const char *endpoint, const char *kind, const char 
     ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = 0;
     snprintf (cg_arg, sizeof cg_arg, "--callgrind-out-file=%s", cg_file ? cg_file : "");
-    char *argv[] = {"valgrind", "--tool=callgrind", "-q", "--instr-atstart=no", cg_arg, self,
+    char *argv[] = {"valgrind", "--tool=callgrind", "-q", "--instr-atstart=no", "--separate-threads=yes", cg_arg, self,
                     "--serve", (char *) kind, (char *) endpoint, (char *) service, NULL};
     pid_t pid = fork ();
     if (pid == 0) {
-        execvp (cg_file ? argv[0] : self, cg_file ? argv : argv + 5);
+        execvp (cg_file ? argv[0] : self, cg_file ? argv : argv + 6);
         _exit (127);
     }
     mdp_client_t *client = mdp_client_new (endpoint);
@@ -251,8 +251,9 @@ static int s_number (const char *text, int low)
     return value;
 }
 
-//  Worker Ir per request of kind over s_cg_requests sync round trips.
-static double s_callgrind (const char *endpoint, const char *kind)
+//  Worker Ir per request of kind over s_cg_requests sync round trips: all
+//  threads, and in *main_p the main thread's.
+static double s_callgrind (const char *endpoint, const char *kind, double *main_p)
 {
     char cg_file[128], service[64];
     snprintf (cg_file, sizeof cg_file, "/tmp/mdp-worker-bench.%s.%d", kind, (int) getpid ());
@@ -264,7 +265,8 @@ static double s_callgrind (const char *endpoint, const char *kind)
     bench_callgrind_control (pid, "off");
     s_worker_stop (pid);
     int64_t main_ir = 0;
-    int64_t ir = bench_callgrind_ir (cg_file, &main_ir, true);
+    int64_t ir = bench_callgrind_ir (cg_file, &main_ir, !getenv ("MDP_BENCH_KEEP"));
+    *main_p = main_ir > 0 ? (double) main_ir / s_cg_requests : -1;
     return ir > 0 ? (double) ir / s_cg_requests : -1;
 }
 
@@ -285,7 +287,7 @@ int main (int argc, char *argv[])
         else if (opt == 's')
             s_size = (size_t) s_number (optarg, 0) > 60000 ? 60000 : (size_t) s_number (optarg, 0);
         else if (opt == 'r')
-            s_rounds = s_number (optarg, 1);
+            s_rounds = s_number (optarg, 0);
         else if (opt == 'g')
             s_cg_requests = s_number (optarg, 1);
         else {
@@ -341,17 +343,21 @@ int main (int argc, char *argv[])
         }
     }
     printf ("| measurement | bare libzmq | libmdp | libmdp/bare |\n|---|---:|---:|---:|\n");
+    if (s_rounds > 0) {
     printf ("| worker, sync round trips (1 client), req/s | %.0f | %.0f | **%.2f** |\n",
             best[0][0], best[1][0], best[1][0] / best[0][0]);
     printf ("| worker, pipelined (%d sync clients), req/s | %.0f | %.0f | **%.2f** |\n", s_clients,
             best[0][1], best[1][1], best[1][1] / best[0][1]);
     printf ("| client (mdp_client_t vs DEALER), sync, req/s | %.0f | %.0f | **%.2f** |\n",
             client_best[0], client_best[1], client_best[1] / client_best[0]);
+    }
     if (s_cg_requests) {
-        double bare = s_callgrind (broker.endpoint, "bare");
-        double libmdp = s_callgrind (broker.endpoint, "libmdp");
-        printf ("| worker process, instructions per request (callgrind, all threads) | %.0f | "
-                "%.0f | %.2f |\n",
+        double bare_main, libmdp_main;
+        double bare = s_callgrind (broker.endpoint, "bare", &bare_main);
+        double libmdp = s_callgrind (broker.endpoint, "libmdp", &libmdp_main);
+        printf ("| worker process, Ir per request, main thread (callgrind) | %.0f | %.0f | %.2f |\n",
+                bare_main, libmdp_main, libmdp_main / bare_main);
+        printf ("| worker process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
                 bare, libmdp, libmdp / bare);
     }
     bench_broker_stop (&broker, 5000, false);

@@ -104,20 +104,32 @@ void mdp_engine_set_curve (mdp_engine_t *self, const mdp_curve_t *curve)
     self->curve = *curve;
 }
 
-//  Send [""][protocol][command][frames...] to the broker, taking frames (may
-//  be NULL). Never blocks. 0, or -1 with errno EAGAIN (message dropped).
-static int s_send (mdp_engine_t *self, mdp_proto_cmd_t cmd, zmsg_t *frames)
+//  Send [""][protocol][command][envelope...][body...] to the broker, the
+//  envelope's frames copied, body (may be NULL) taken. Straight to libzmq,
+//  without building a zmsg. Never blocks: 0, or -1 with errno EAGAIN when
+//  the message could not go (libzmq takes all parts once it took the first).
+static int s_send (mdp_engine_t *self, mdp_proto_cmd_t cmd, zmsg_t *envelope, zmsg_t *body)
 {
-    zmsg_t *msg = frames ? frames : zmsg_new ();
-    byte command = mdp_proto_code (self->version, cmd);
-    if (self->dealer && msg && zmsg_pushmem (msg, &command, 1) == 0 &&
-        zmsg_pushstr (msg, mdp_proto_worker (self->version)) == 0 &&
-        zmsg_pushmem (msg, NULL, 0) == 0 && zmsg_send (&msg, self->dealer) == 0)
-        return 0;
-    zsys_warning ("%s: could not send command 0x%02x to the broker", self->name, command);
-    zmsg_destroy (&msg);
-    errno = EAGAIN;
-    return -1;
+    const byte *command = &mdp_proto_codes[self->version == 2][cmd]; //  static: sent as is
+    void *handle = self->dealer ? zsock_resolve (self->dealer) : NULL;
+    size_t frames = (envelope ? zmsg_size (envelope) : 0) + (body ? zmsg_size (body) : 0);
+    int more = frames ? ZMQ_SNDMORE : 0;
+    if (!handle || zmq_send_const (handle, "", 0, ZMQ_SNDMORE) != 0) {
+        zsys_warning ("%s: could not send command 0x%02x to the broker", self->name, *command);
+        zmsg_destroy (&body);
+        errno = EAGAIN;
+        return -1;
+    }
+    zmq_send_const (handle, mdp_proto_worker (self->version), MDP_PROTO_LEN, ZMQ_SNDMORE);
+    zmq_send_const (handle, command, 1, more);
+    for (zframe_t *frame = envelope ? zmsg_first (envelope) : NULL; frame;
+         frame = zmsg_next (envelope))
+        zmq_send (handle, zframe_data (frame), zframe_size (frame), --frames ? ZMQ_SNDMORE : 0);
+    zframe_t *frame;
+    while (body && (frame = zmsg_pop (body)))
+        zframe_send (&frame, self->dealer, --frames ? ZFRAME_MORE : 0);
+    zmsg_destroy (&body);
+    return 0;
 }
 
 //  Forget the held and the current request: they came on a connection that
@@ -131,7 +143,7 @@ static void s_forget (mdp_engine_t *self)
 void mdp_engine_close (mdp_engine_t *self, bool goodbye)
 {
     if (self->dealer && goodbye) {
-        s_send (self, MDP_PROTO_DISCONNECT, NULL);
+        s_send (self, MDP_PROTO_DISCONNECT, NULL, NULL);
         zsock_set_linger (self->dealer, DISCONNECT_LINGER);
     }
     zsock_destroy (&self->dealer);
@@ -178,7 +190,7 @@ int mdp_engine_connect (mdp_engine_t *self, int64_t now)
     zmsg_t *ready = zmsg_new ();
     if (ready)
         zmsg_addstr (ready, self->service);
-    s_send (self, MDP_PROTO_READY, ready);
+    s_send (self, MDP_PROTO_READY, NULL, ready);
     self->heard = false;
     self->generation++;
     self->heartbeat_at = now + self->heartbeat;
@@ -212,7 +224,7 @@ void mdp_engine_tick (mdp_engine_t *self, int64_t now)
         s_disconnect (self, now);
     }
     if (self->dealer && now >= self->heartbeat_at) {
-        s_send (self, MDP_PROTO_HEARTBEAT, NULL);
+        s_send (self, MDP_PROTO_HEARTBEAT, NULL, NULL);
         self->heartbeat_at = now + self->heartbeat;
     }
     if (!self->dealer && !self->parked && now >= self->reconnect_at)
@@ -341,21 +353,15 @@ int mdp_engine_reply (mdp_engine_t *self, zmsg_t **body_p, bool final)
     if (body_p)
         *body_p = NULL;
     int error = !self->current ? EINVAL : !final && self->version != 2 ? EPROTO : 0;
-    zmsg_t *msg = error ? NULL : zmsg_dup (self->current);
-    if (!error && !msg)
-        error = ENOMEM;
-    //  [address...][""] + [body...]
-    for (zframe_t *frame = body && msg ? zmsg_pop (body) : NULL; frame;
-         frame = zmsg_pop (body))
-        zmsg_append (msg, &frame);
-    zmsg_destroy (&body);
-    if (final && !error)
-        zmsg_destroy (&self->current);
     if (error) {
+        zmsg_destroy (&body);
         errno = error;
         return -1;
     }
-    return s_send (self, final ? MDP_PROTO_FINAL : MDP_PROTO_PARTIAL, msg);
+    int rc = s_send (self, final ? MDP_PROTO_FINAL : MDP_PROTO_PARTIAL, self->current, body);
+    if (final)
+        zmsg_destroy (&self->current);
+    return rc;
 }
 
 uint64_t mdp_engine_generation (mdp_engine_t *self)
