@@ -43,6 +43,7 @@ PROGRAMS += $(BUILD)/bin/mdp-pub $(BUILD)/bin/mdp-sub
 # Benchmarks: built by `make`, never installed.
 BENCH_PROGRAMS = $(BUILD)/bin/mdp-bench $(BUILD)/bin/mdp-relay $(BUILD)/bin/mdp-bridge-bench
 PROGRAMS += $(BUILD)/bin/mdp-http
+BENCH_PROGRAMS += $(BUILD)/bin/mdp-worker-bench
 
 .SECONDARY:
 .PHONY: all deps run test check check-san check-valgrind check-fuzz fuzz clean
@@ -91,6 +92,8 @@ BENCH_OBJ = $(addprefix $(BUILD)/obj/bench/,mdp_bench.o bench_peers.o bench_brok
 $(BENCH_OBJ): bench/bench.h
 $(BUILD)/bin/mdp-bench: $(BENCH_OBJ)
 $(BUILD)/bin/mdp-relay: $(BUILD)/obj/bench/relay.o
+$(BUILD)/obj/bench/worker_bench.o: bench/bench.h
+$(BUILD)/bin/mdp-worker-bench: $(BUILD)/obj/bench/worker_bench.o $(BUILD)/obj/bench/bench_broker.o $(BUILD)/obj/bench/bench_peers.o $(BUILD)/lib/libmdp.a
 BRIDGE_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bridge/*.c))
 $(BRIDGE_OBJ): bridge/bridge.h
 $(BUILD)/bin/mdp-amqp-bridge: $(BRIDGE_OBJ) $(BUILD)/lib/libmdp.a

@@ -471,3 +471,21 @@ fi
 if [ "${BENCH_RENDER_ONLY:-}" != 1 ] && [ "${BENCH_HTTP:-1}" = 1 ]; then
     sh bench/http.sh "$BUILD" >>bench/RESULTS.md
 fi
+# The worker (issue 14): libmdp's worker and client next to bare libzmq peers
+# speaking the same frames, through one mdp-broker, in one run.
+worker_section() {
+    echo
+    echo "## libmdp worker and client against bare libzmq peers"
+    echo
+    echo "\`$BUILD/bin/mdp-worker-bench -n 20000 -c 8 --rounds 3 --callgrind 5000\`: one mdp-broker;"
+    echo "the worker is a process (libmdp: \`mdp_worker_run\` with an echo hook that decodes and"
+    echo "re-encodes the JSON; bare: a libzmq DEALER that echoes the frames); clients are bare"
+    echo "DEALERs (the client row: \`mdp_client_t\` against a bare DEALER, with the bare worker)."
+    echo "Rounds alternate the order; best of 3 kept. Instructions are the worker process's,"
+    echo "counted by callgrind over 5000 sync round trips only."
+    echo
+    "$BUILD/bin/mdp-worker-bench" -n 20000 -c 8 --rounds 3 --callgrind 5000 2>/dev/null
+}
+if [ "${BENCH_RENDER_ONLY:-}" != 1 ] && [ "${BENCH_WORKER:-1}" = 1 ]; then
+    worker_section >>bench/RESULTS.md
+fi

@@ -167,9 +167,15 @@ MDP_EXPORT char *mdp_client_mmi (mdp_client_t *self, const char *service, const 
 MDP_EXPORT int mdp_client_has_service (mdp_client_t *self, const char *service);
 
 //  ---------------------------------------------------------------------------
-//  mdp_worker_t: an MDP/0.1 worker for one service. The socket lives in a
-//  background thread that heartbeats and reconnects while the hook runs in
-//  the caller's thread.
+//  mdp_worker_t: an MDP/0.1 (or MDP/0.2) worker for one service. The hook
+//  runs in the thread that calls mdp_worker_run or mdp_worker_process, and
+//  that thread owns the broker socket while it serves: a request and its
+//  reply take no inter-thread hop. While the hook runs (for minutes if it
+//  must), a helper thread takes the socket over under a mutex: it sends the
+//  HEARTBEATs, reads the broker's, and reconnects if the broker falls silent
+//  (the request in hand is then forgotten: its reply could reach nobody).
+//  Between calls the helper keeps the connection alive and makes
+//  mdp_worker_socket readable when a request waits.
 
 typedef struct _mdp_worker_t mdp_worker_t;
 
@@ -207,11 +213,13 @@ MDP_EXPORT void mdp_worker_set_reconnect (mdp_worker_t *self, int initial_msecs,
 MDP_EXPORT int mdp_worker_run (mdp_worker_t *self);
 
 //  Ask mdp_worker_run to return after the current request. Safe to call
-//  from the hook or from any thread.
+//  from the hook or from any thread (it sets a flag and wakes the run loop).
 MDP_EXPORT void mdp_worker_stop (mdp_worker_t *self);
 
-//  For callers with their own poll loop: the socket that becomes readable
-//  when a request waits; then call mdp_worker_process. The worker owns it.
+//  For callers with their own poll loop: a socket that becomes readable
+//  when a request waits (a notice from the helper thread, not the broker
+//  socket itself); then call mdp_worker_process. The worker owns it. Starts
+//  the worker (connects) on the first call; NULL with errno if it cannot.
 MDP_EXPORT zsock_t *mdp_worker_socket (mdp_worker_t *self);
 
 //  Take one waiting request (if any), call the hook and send its reply.
