@@ -55,6 +55,11 @@ typedef struct {
     bool exchange_known;      //  nuropb forward: the rpc exchange was found
     int64_t exchange_checked; //  nuropb forward: when we last looked, msecs
     uint64_t channel_gen;     //  reverse: bumps when its channel is reopened
+    bool missing_wait;        //  forward: on_missing_queue "wait" (else "fail": 404)
+    bool fail_fast;           //  forward: fail_fast_no_consumer: 503 when nobody consumes
+    char *probe_queue;        //  forward, fail_fast: the queue last probed, owned
+    int probe_consumers;      //  its consumer count then (-2: no such queue)
+    int64_t probe_at;         //  when, msecs (cached for PROBE_CACHE)
 } route_t;
 
 //  The whole config file.
@@ -144,6 +149,9 @@ void link_ack_forward (link_t *self, uint64_t tag);
 int link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue);
 //  Passive exchange.declare on the probe channel: 1 exists, 0 missing, -1 failure.
 int link_exchange_exists (link_t *self, const char *exchange);
+//  Passive queue.declare on the probe channel: the queue's consumer count,
+//  -2 if there is no such queue, -1 on failure.
+int link_queue_consumers (link_t *self, const char *queue);
 //  Close cleanly (delete the reply queue) and stay down.
 void link_shutdown (link_t *self);
 //  The rabbitmq-c connection (NULL while down), for declares of the modules.
@@ -210,6 +218,9 @@ typedef struct {
     uint64_t gen;            //  the slot's token generation it belongs to
     uint64_t link_gen;       //  link generation it was published on
     int parts;               //  partials forwarded
+    mdp_msg_t *msg;          //  on_missing_queue "wait": the request, to publish again
+    int64_t retry_at;        //  when to publish it again (0: not waiting)
+    int retry_delay;         //  msecs, the last back-off
 } slot_request_t;
 slot_request_t *slot_request (slot_t *self);
 

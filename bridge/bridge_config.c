@@ -95,7 +95,8 @@ static int s_check_keys (const cJSON *obj, const char *const *known, const char 
 static const char *const s_route_keys[] = {
     "service",  "direction",   "profile",      "vhost",  "user",       "queue",     "action_queues",
     "exchange", "routing_key", "context",      "action", "action_key", "error_key", "timeout",
-    "ttl",      "concurrency", "mdp_protocol", "stream", NULL};
+    "ttl",      "concurrency", "mdp_protocol", "stream", "on_missing_queue",
+    "fail_fast_no_consumer", NULL};
 
 static int s_route_enums (const cJSON *obj, route_t *route, const char *where)
 {
@@ -173,14 +174,20 @@ static int s_route_numbers (const cJSON *obj, route_t *route, int protocol, cons
         s_int (obj, "ttl", route->timeout, 1, 86400000, &route->ttl, where) ||
         s_int (obj, "concurrency", 8, 1, BRIDGE_MAX_CONCURRENCY, &route->concurrency, where) ||
         s_int (obj, "mdp_protocol", protocol, 1, 2, &route->mdp_protocol, where) ||
-        s_bool (obj, "stream", false, &route->stream, where))
+        s_bool (obj, "stream", false, &route->stream, where) ||
+        s_bool (obj, "fail_fast_no_consumer", false, &route->fail_fast, where))
         return -1;
+    const cJSON *missing = cJSON_GetObjectItemCaseSensitive (obj, "on_missing_queue");
+    const char *text = missing ? cJSON_GetStringValue (missing) : "wait";
+    if (!text || (!streq (text, "wait") && !streq (text, "fail")))
+        return s_fail (where, "\"on_missing_queue\" must be \"wait\" or \"fail\"");
+    route->missing_wait = streq (text, "wait");
     if (route->stream && route->mdp_protocol != 2 && route->direction == DIR_MDP_TO_AMQP)
         return s_fail (where, "\"stream\" needs \"mdp_protocol\": 2");
     return 0;
 }
 
-//  Credentials: users[route.user] = {"username": ..., "password": ...}.
+//  Credentials: users[route.user] = {"username" (or Neon's "user"): ..., "password": ...}.
 static int s_route_user (const cJSON *users, route_t *route, const char *where)
 {
     const cJSON *entry = cJSON_GetObjectItemCaseSensitive (users, route->user);
@@ -189,8 +196,8 @@ static int s_route_user (const cJSON *users, route_t *route, const char *where)
     const char *password =
         cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (entry, "password"));
     if (!username || !password)
-        return s_fail (where, "no \"users\" entry \"%s\" with a username and password",
-                       route->user);
+        return s_fail (where, "no \"users\" entry \"%s\" with a \"user\" (or \"username\") "
+                       "and a \"password\"", route->user);
     route->username = strdup (username);
     route->password = strdup (password);
     return route->username && route->password ? 0 : s_fail (where, "out of memory");
@@ -296,6 +303,29 @@ static int s_curve (bridge_config_t *self, const cJSON *root)
     return 0;
 }
 
+//  Neon's mq_config.json, as Neon's connector reads it: "server", "port" and
+//  "users" may sit under "MQ", and a user's name is "user" ("username" is
+//  our alias). Lift those to the top level and give every user a
+//  "username", so the rest of the loader sees one shape. Keys at the top
+//  level win over those under "MQ".
+static int s_neon_shape (cJSON *root)
+{
+    const cJSON *mq = cJSON_GetObjectItemCaseSensitive (root, "MQ");
+    if (mq && !cJSON_IsObject (mq))
+        return s_fail ("MQ", "must be an object");
+    for (const cJSON *item = mq ? mq->child : NULL; item; item = item->next)
+        if (!cJSON_GetObjectItemCaseSensitive (root, item->string))
+            cJSON_AddItemToObject (root, item->string, cJSON_Duplicate (item, 1));
+    cJSON *users = cJSON_GetObjectItemCaseSensitive (root, "users");
+    for (cJSON *entry = cJSON_IsObject (users) ? users->child : NULL; entry; entry = entry->next) {
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive (entry, "user");
+        if (cJSON_IsObject (entry) && cJSON_IsString (user) &&
+            !cJSON_GetObjectItemCaseSensitive (entry, "username"))
+            cJSON_AddStringToObject (entry, "username", user->valuestring);
+    }
+    return 0;
+}
+
 bridge_config_t *bridge_config_load (const char *path)
 {
     char *text = s_read_file (path);
@@ -314,7 +344,7 @@ bridge_config_t *bridge_config_load (const char *path)
     free (text);
     bridge_config_t *self = calloc (1, sizeof (bridge_config_t));
     int protocol = 2;
-    if (!self || s_top (self, root, &protocol) || s_curve (self, root) ||
+    if (!self || s_neon_shape (root) || s_top (self, root, &protocol) || s_curve (self, root) ||
         s_routes (self, root, protocol) || events_config_load (self, root))
         bridge_config_destroy (&self);
     cJSON_Delete (root);
@@ -341,6 +371,7 @@ void bridge_config_destroy (bridge_config_t **self_p)
         free (route->action);
         free (route->action_key);
         free (route->error_key);
+        free (route->probe_queue);
     }
     free (self->routes);
     events_config_free (self);

@@ -542,6 +542,21 @@ int link_exchange_exists (link_t *self, const char *exchange)
     return -1;
 }
 
+int link_queue_consumers (link_t *self, const char *queue)
+{
+    if (!self->conn)
+        return -1;
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare (
+        self->conn, BRIDGE_CH_PROBE, amqp_cstring_bytes (queue), 1, 0, 0, 0, amqp_empty_table);
+    int code = 0;
+    if (link_rpc_check (self, BRIDGE_CH_PROBE, "look for a queue", &code) == 0 && ok)
+        return ok->consumer_count > INT_MAX ? INT_MAX : (int)ok->consumer_count;
+    if (code > 0 && s_open_channel (self, BRIDGE_CH_PROBE) == 0)
+        return code == AMQP_NOT_FOUND ? -2 : -1;
+    s_lost (self, "probe channel failed", 0);
+    return -1;
+}
+
 void link_shutdown (link_t *self)
 {
     self->stopping = true;

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -236,25 +237,41 @@ static char *s_output (char *const argv[], int timeout)
     "{\"service\": \"" service "\", \"direction\": \"amqp-to-mdp\", \"profile\": \"" profile       \
     "\", \"user\": \"bridge\", " extra "}"
 
-//  Write the config (RabbitMQ on our port, 2 s AMQP heartbeats) and start
-//  the bridge on our broker.
-static void s_bridge (const char *routes)
+//  Start the bridge on our broker with the config file DIR/bridge.json.
+static void s_bridge_start (void)
+{
+    char path[128];
+    snprintf (path, sizeof path, "%s/bridge.json", s_dir);
+    char *const argv[] = {
+        (char *)tu_program ("mdp-amqp-bridge"), "-c", path, "-e", s_endpoint, "-v", NULL};
+    s_bridge_pid = s_start (argv, "bridge.log");
+    s_nchildren--; //  stopped on its own in s_teardown
+}
+
+//  Write DIR/bridge.json (printf-style) and start the bridge with it.
+static void s_bridge_config (const char *format, ...)
 {
     char path[128];
     snprintf (path, sizeof path, "%s/bridge.json", s_dir);
     FILE *file = fopen (path, "w");
     ck_assert_ptr_nonnull (file);
-    fprintf (file,
-             "{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
-             " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
-             " \"users\": {\"bridge\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
-             " \"routes\": [%s]}\n",
-             s_port, routes);
+    va_list args;
+    va_start (args, format);
+    vfprintf (file, format, args);
+    va_end (args);
     fclose (file);
-    char *const argv[] = {
-        (char *)tu_program ("mdp-amqp-bridge"), "-c", path, "-e", s_endpoint, "-v", NULL};
-    s_bridge_pid = s_start (argv, "bridge.log");
-    s_nchildren--; //  stopped on its own in s_teardown
+    s_bridge_start ();
+}
+
+//  Write the config (RabbitMQ on our port, 2 s AMQP heartbeats) and start
+//  the bridge on our broker.
+static void s_bridge (const char *routes)
+{
+    s_bridge_config ("{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
+                     " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
+                     " \"users\": {\"bridge\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
+                     " \"routes\": [%s]}\n",
+                     s_port, routes);
 }
 
 static void s_neon_serve (const char *queue1, const char *queue2, const char *queue3)
