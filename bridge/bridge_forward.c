@@ -29,6 +29,7 @@ static void s_clear (bridge_t *bridge, slot_t *slot)
     mdp_msg_destroy (&request->msg);
     request->retry_at = 0;
     request->retry_delay = 0;
+    request->confirm_tag = 0;
 }
 
 void forward_abandon (slot_t *slot)
@@ -276,11 +277,17 @@ static int s_probe (route_t *route, const char *action)
     return 0;
 }
 
-static int s_publish (route_t *route, const char *id, mdp_msg_t *msg)
+//  Publish in the route's profile; with publisher confirms, remember the
+//  tag RabbitMQ will confirm.
+static int s_publish (route_t *route, slot_request_t *request, mdp_msg_t *msg)
 {
-    return route->profile == PROFILE_NEON     ? s_publish_neon (route, id, msg)
-           : route->profile == PROFILE_NUROPB ? s_publish_nuropb (route, id, msg)
-                                              : s_publish_raw (route, id, msg);
+    const char *id = request->id;
+    int rc = route->profile == PROFILE_NEON     ? s_publish_neon (route, id, msg)
+             : route->profile == PROFILE_NUROPB ? s_publish_nuropb (route, id, msg)
+                                                : s_publish_raw (route, id, msg);
+    if (rc == 0)
+        request->confirm_tag = link_publish_tag (route->link);
+    return rc;
 }
 
 void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
@@ -309,7 +316,7 @@ void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
     zhashx_insert (bridge->forward, request->id, slot);
     int rc = route->fail_fast ? s_probe (route, request->action) : 0;
     if (rc == 0)
-        rc = s_publish (route, request->id, msg);
+        rc = s_publish (route, request, msg);
     if (rc == 0 && route->missing_wait)
         request->msg = msg; //  kept to publish again if RabbitMQ returns it
     else
@@ -534,7 +541,7 @@ static void s_retry (slot_t *slot)
     request->retry_at = 0;
     if (request->link_gen != link_generation (route->link))
         return; //  the link went down meanwhile: the request has had its 502
-    int rc = s_publish (route, request->id, request->msg);
+    int rc = s_publish (route, request, request->msg);
     if (rc > 0)
         s_fail (slot, rc, "cannot publish the request again", "amqp-bridge");
 }
@@ -549,10 +556,11 @@ void forward_tick (bridge_t *bridge, int64_t now)
             if (request->id[0] && now >= request->deadline) {
                 char reason[100];
                 snprintf (reason, sizeof reason,
-                          request->retry_delay ? "no queue for the AMQP service in %d ms"
-                                               : "no reply from the AMQP service in %d ms",
+                          request->confirm_tag   ? "RabbitMQ did not confirm the request in %d ms"
+                          : request->retry_delay ? "no queue for the AMQP service in %d ms"
+                                                 : "no reply from the AMQP service in %d ms",
                           route->timeout);
-                s_fail (slot, 504, reason, "amqp-bridge");
+                s_fail (slot, request->confirm_tag ? 502 : 504, reason, "amqp-bridge");
             } else if (request->id[0] && request->retry_at && now >= request->retry_at)
                 s_retry (slot);
         }
@@ -601,10 +609,37 @@ void forward_fail_all (bridge_t *bridge, int code, const char *reason)
     s_fail_where (bridge, NULL, code, reason);
 }
 
+void forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack)
+{
+    for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
+        route_t *route = &bridge->cfg->routes[r];
+        if (!route->slots || route->link != link)
+            continue;
+        for (int index = 0; index < route->concurrency; index++) {
+            slot_t *slot = slot_at (route, index);
+            slot_request_t *request = slot_request (slot);
+            if (!request->id[0] || !request->confirm_tag ||
+                request->link_gen != link_generation (link) ||
+                (multiple ? request->confirm_tag > tag : request->confirm_tag != tag))
+                continue;
+            request->confirm_tag = 0;
+            if (!ack)
+                s_fail (slot, 502, "RabbitMQ refused the request (basic.nack)", "amqp-bridge");
+        }
+    }
+}
+
 //  A 404 on the forward channel names a missing exchange: the nuropb routes
 //  using it forget it and fail what they have in flight with 404.
 void forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text)
 {
+    //  The reopened channel numbers its confirms afresh: forget the old tags
+    for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
+        route_t *route = &bridge->cfg->routes[r];
+        for (int index = 0; route->slots && route->link == link && index < route->concurrency;
+             index++)
+            slot_request (slot_at (route, index))->confirm_tag = 0;
+    }
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
         char quoted[300];

@@ -610,6 +610,35 @@ START_TEST (test_nuropb_declares)
 }
 END_TEST
 
+//  Publisher confirms (on by default): a message RabbitMQ refuses (a full
+//  queue with x-overflow reject-publish nacks it) gives 502 at once, not
+//  504 after the route's timeout; confirmed requests are served as before.
+START_TEST (test_publisher_confirms)
+{
+    amqp_connection_state_t conn = s_amqp_open ();
+    amqp_table_entry_t args[2] = {
+        {amqp_cstring_bytes ("x-max-length"), {AMQP_FIELD_KIND_I32, {.i32 = 0}}},
+        {amqp_cstring_bytes ("x-overflow"),
+         {AMQP_FIELD_KIND_UTF8, {.bytes = amqp_cstring_bytes ("reject-publish")}}}};
+    amqp_queue_declare (conn, 1, amqp_cstring_bytes ("full_input"), 0, 0, 0, 0,
+                        (amqp_table_t){2, args});
+    ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
+    s_amqp_close (conn);
+    zactor_t *service = zactor_new (s_raw_service, NULL);
+    s_bridge (FWD ("raw.full", "raw", "\"queue\": \"full_input\", \"timeout\": 60000") ","
+              FWD ("raw.echo", "raw", "\"queue\": \"raw_echo_input\""));
+    s_wait_service ("raw.full");
+    s_wait_service ("raw.echo");
+    int64_t started = zclock_mono ();
+    s_expect_error ("raw.full", "echo", "{}", 502, "basic.nack");
+    ck_assert_int_lt (zclock_mono () - started, 20000);
+    mdp_msg_t *reply = s_call ("raw.echo", "echo", "{\"k\": \"confirmed\"}", 20000);
+    ck_assert_str_eq (s_field (reply, "k"), "confirmed");
+    mdp_msg_destroy (&reply);
+    zactor_destroy (&service);
+}
+END_TEST
+
 //  ---------------------------------------------------------------------------
 //  Events: MDP forwarder <-> the nuropb events exchange
 
@@ -799,6 +828,7 @@ int main (void)
     tcase_add_test (tc, test_missing_queue_wait);
     tcase_add_test (tc, test_fail_fast_no_consumer);
     tcase_add_test (tc, test_nuropb_declares);
+    tcase_add_test (tc, test_publisher_confirms);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
