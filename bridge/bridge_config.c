@@ -311,18 +311,15 @@ static int s_servers (bridge_config_t *self, const cJSON *root)
         size_t size = text ? (colon ? (size_t)(colon - text) : strlen (text)) : 0;
         if (!text || size == 0 || (colon && (*end || port < 1 || port > 65535)))
             return s_fail ("servers", "entry %zu must be \"host\" or \"host:port\"", index);
-        self->hosts[index] = strndup (text, size);
+        self->hosts[index] = malloc (size + 1);
+        if (self->hosts[index]) {
+            memcpy (self->hosts[index], text, size);
+            self->hosts[index][size] = 0;
+        }
         self->ports[index] = (int)port;
         if (!self->hosts[index])
             return s_fail ("servers", "out of memory");
     }
-    for (size_t index = 0; self->hosts && index < self->nservers; index++)
-        free (self->hosts[index]);
-    free (self->hosts);
-    free (self->ports);
-    free (self->tls_ca);
-    free (self->tls_cert);
-    free (self->tls_key);
     free (self->server); //  "server"/"port" name the first node, for the events links
     self->server = strdup (self->hosts[0]);
     self->port = self->ports[0];

@@ -639,6 +639,76 @@ START_TEST (test_publisher_confirms)
 }
 END_TEST
 
+//  TLS to RabbitMQ: our CA and the server's name check out, requests flow.
+START_TEST (test_tls)
+{
+    s_neon_serve ("neon_echo_input", "unused_a", "unused_b");
+    s_bridge_config (
+        "{\"server\": \"localhost\", \"port\": %d,\n"
+        " \"tls\": {\"ca\": \"%s/ca.pem\", \"verify_peer\": true, \"verify_hostname\": true},\n"
+        " \"users\": {\"bridge\": {\"user\": \"guest\", \"password\": \"guest\"}},\n"
+        " \"routes\": [" FWD ("neon.echo", "neon", NEON_ECHO) "]}\n",
+        s_tls_port, s_tls_dir);
+    s_wait_service ("neon.echo");
+    mdp_msg_t *reply = s_call ("neon.echo", "config.get", "{\"secure\": true}", 20000);
+    ck_assert_str_eq (s_field (reply, "served_by"), "neon_service");
+    mdp_msg_destroy (&reply);
+    ck_assert_int_eq (s_count_in ("bridge.log", ", TLS)"), 1);
+}
+END_TEST
+
+//  A CA that did not sign the server's certificate: refused at start-up
+//  with a clear error and exit 2.
+START_TEST (test_tls_wrong_ca)
+{
+    s_bridge_config (
+        "{\"server\": \"localhost\", \"port\": %d,\n"
+        " \"tls\": {\"ca\": \"%s/wrong-ca.pem\"},\n"
+        " \"users\": {\"bridge\": {\"user\": \"guest\", \"password\": \"guest\"}},\n"
+        " \"routes\": [" FWD ("neon.echo", "neon", NEON_ECHO) "]}\n",
+        s_tls_port, s_tls_dir);
+    int code = tu_wait_exit (s_bridge_pid, tu_scale (30000));
+    s_bridge_pid = 0;
+    ck_assert_int_eq (code, 2);
+    ck_assert_int_eq (s_count_in ("bridge.log", "refused"), 1);
+    ck_assert_int_eq (s_count_in ("bridge.log", "check \"tls\""), 1);
+}
+END_TEST
+
+//  Two independent nodes in "servers": the node in use stops, the bridge
+//  moves to the other, where the service has its queue too.
+START_TEST (test_failover)
+{
+    s_neon_serve ("neon_echo_input", "unused_a", "unused_b");
+    char url[128];
+    snprintf (url, sizeof url, "amqp://guest:guest@127.0.0.1:%d/%%2Fneon_api", s_port2);
+    char *argv[] = {PYTHON, NEON, "serve", "--url", url, "--queue", "neon_echo_input", NULL};
+    s_start (argv, "neon2.log");
+    s_wait_log ("neon2.log", "READY", 1, 20000);
+    s_bridge_config (
+        "{\"servers\": [\"127.0.0.1:%d\", \"127.0.0.1:%d\"], \"amqp_heartbeat\": 2,\n"
+        " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
+        " \"users\": {\"bridge\": {\"user\": \"guest\", \"password\": \"guest\"}},\n"
+        " \"routes\": [" FWD ("neon.echo", "neon", NEON_ECHO ", \"timeout\": 20000") "]}\n",
+        s_port, s_port2);
+    s_wait_service ("neon.echo");
+    mdp_msg_t *reply = s_call ("neon.echo", "config.get", "{\"node\": 1}", 20000);
+    ck_assert_str_eq (s_field (reply, "served_by"), "neon_service");
+    mdp_msg_destroy (&reply);
+    char up[64];
+    snprintf (up, sizeof up, "up (127.0.0.1:%d)", s_port);
+    ck_assert_int_eq (s_count_in ("bridge.log", up), 1);
+    ck_assert_int_eq (s_rabbit ("rabbit-down.sh", "RABBIT_KEEP_EPMD=1"), 0);
+    snprintf (up, sizeof up, "up (127.0.0.1:%d)", s_port2);
+    s_wait_log ("bridge.log", up, 1, 30000);
+    s_wait_service ("neon.echo");
+    reply = s_call ("neon.echo", "config.get", "{\"node\": 2}", 20000);
+    ck_assert_str_eq (s_field (reply, "served_by"), "neon_service");
+    ck_assert_int_eq (cJSON_GetObjectItem (mdp_msg_data (reply), "node")->valueint, 2);
+    mdp_msg_destroy (&reply);
+}
+END_TEST
+
 //  ---------------------------------------------------------------------------
 //  Events: MDP forwarder <-> the nuropb events exchange
 
@@ -799,6 +869,13 @@ END_TEST
 
 int main (void)
 {
+    //  MDP_BRIDGE_TEST=test_name runs that one test of the deployment case
+#define s_add_test(tc, test)                                                                       \
+    do {                                                                                           \
+        const char *only = getenv ("MDP_BRIDGE_TEST");                                             \
+        if (!only || streq (only, #test))                                                          \
+            tcase_add_test (tc, test);                                                             \
+    } while (0)
     Suite *suite = suite_create ("bridge");
     TCase *tc = tcase_create ("rabbitmq");
     tcase_set_timeout (tc, 300);
@@ -818,17 +895,21 @@ int main (void)
     tcase_add_test (tc, test_events_from_amqp);
     suite_add_tcase (suite, tc);
     //  Deployment fixes (issue 16): a case of their own, so that they can
-    //  be run alone (CK_RUN_CASE=deployment); it has its own RabbitMQ
+    //  be run alone (CK_RUN_CASE=deployment); its own RabbitMQ with a TLS
+    //  listener, and a second node for failover
     tc = tcase_create ("deployment");
     tcase_set_timeout (tc, 300);
-    tcase_add_unchecked_fixture (tc, s_rabbit_setup, s_rabbit_teardown);
+    tcase_add_unchecked_fixture (tc, s_rabbit_pair_setup, s_rabbit_pair_teardown);
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
-    tcase_add_test (tc, test_neon_config_file);
-    tcase_add_test (tc, test_neon_fire_and_forget);
-    tcase_add_test (tc, test_missing_queue_wait);
-    tcase_add_test (tc, test_fail_fast_no_consumer);
-    tcase_add_test (tc, test_nuropb_declares);
-    tcase_add_test (tc, test_publisher_confirms);
+    s_add_test (tc, test_neon_config_file);
+    s_add_test (tc, test_neon_fire_and_forget);
+    s_add_test (tc, test_missing_queue_wait);
+    s_add_test (tc, test_fail_fast_no_consumer);
+    s_add_test (tc, test_nuropb_declares);
+    s_add_test (tc, test_publisher_confirms);
+    s_add_test (tc, test_tls);
+    s_add_test (tc, test_tls_wrong_ca);
+    s_add_test (tc, test_failover); //  last: it stops the first node
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
