@@ -55,12 +55,26 @@ typedef struct {
     bool exchange_known;      //  nuropb forward: the rpc exchange was found
     int64_t exchange_checked; //  nuropb forward: when we last looked, msecs
     uint64_t channel_gen;     //  reverse: bumps when its channel is reopened
+    bool missing_wait;        //  forward: on_missing_queue "wait" (else "fail": 404)
+    bool fail_fast;           //  forward: fail_fast_no_consumer: 503 when nobody consumes
+    char *probe_queue;        //  forward, fail_fast: the queue last probed, owned
+    int probe_consumers;      //  its consumer count then (-2: no such queue)
+    int64_t probe_at;         //  when, msecs (cached for PROBE_CACHE)
 } route_t;
 
 //  The whole config file.
 typedef struct {
-    char *server;               //  AMQP host
-    int port;                   //  AMQP port
+    char *server;               //  AMQP host (the first of servers)
+    int port;                   //  AMQP port (likewise)
+    char **hosts;               //  "servers": the nodes to try in turn, owned
+    int *ports;                 //  their ports
+    size_t nservers;            //  how many (at least 1)
+    bool tls;                   //  "tls" given: amqps through rabbitmq-c's SSL socket
+    char *tls_ca;               //  CA certificate file (PEM), or NULL
+    char *tls_cert;             //  client certificate file, or NULL
+    char *tls_key;              //  its private key file, or NULL
+    bool tls_verify_peer;       //  check the server's certificate chain
+    bool tls_verify_hostname;   //  check that it names the host
     char *endpoint;             //  MDP broker endpoint
     char *curve_server;         //  the MDP broker's CURVE public key, or NULL
     char *curve_cert;           //  our certificate for it, or NULL
@@ -73,6 +87,7 @@ typedef struct {
     int amqp_reconnect_initial; //  msecs
     int amqp_reconnect_max;     //  msecs
     int amqp_connect_timeout;   //  msecs for TCP connect, login and each sync RPC
+    bool confirms;              //  publisher confirms on the mdp-to-amqp channel
     char *instance;             //  names the reply queues: mdp.reply.<instance>
     route_t *routes;            //  owned array
     size_t nroutes;             //  its length
@@ -144,6 +159,12 @@ void link_ack_forward (link_t *self, uint64_t tag);
 int link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue);
 //  Passive exchange.declare on the probe channel: 1 exists, 0 missing, -1 failure.
 int link_exchange_exists (link_t *self, const char *exchange);
+//  With publisher confirms: the delivery tag of the last message published
+//  on the forward channel (what its basic.ack / basic.nack will name), else 0.
+uint64_t link_publish_tag (link_t *self);
+//  Passive queue.declare on the probe channel: the queue's consumer count,
+//  -2 if there is no such queue, -1 on failure.
+int link_queue_consumers (link_t *self, const char *queue);
 //  Close cleanly (delete the reply queue) and stay down.
 void link_shutdown (link_t *self);
 //  The rabbitmq-c connection (NULL while down), for declares of the modules.
@@ -191,6 +212,9 @@ void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p);
 //  A slot dropped its current request (new request, reconnect).
 void forward_abandon (slot_t *slot);
 void forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery);
+//  A publisher confirm on the forward channel: basic.ack (ack true) or
+//  basic.nack of tag (and every tag before it when multiple).
+void forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack);
 void forward_tick (bridge_t *bridge, int64_t now);
 int forward_timeout (bridge_t *bridge, int64_t now);
 //  The link went down: every request in flight on it gets 502.
@@ -210,6 +234,10 @@ typedef struct {
     uint64_t gen;            //  the slot's token generation it belongs to
     uint64_t link_gen;       //  link generation it was published on
     int parts;               //  partials forwarded
+    mdp_msg_t *msg;          //  on_missing_queue "wait": the request, to publish again
+    int64_t retry_at;        //  when to publish it again (0: not waiting)
+    int retry_delay;         //  msecs, the last back-off
+    uint64_t confirm_tag;    //  publisher confirms: the tag RabbitMQ has yet to confirm, or 0
 } slot_request_t;
 slot_request_t *slot_request (slot_t *self);
 
@@ -257,6 +285,7 @@ struct _bridge_t {
     zhashx_t *reverse;    //  async request id -> inbound request, owned
     bool verbose;         //  log each request
     bool stopping;        //  shutting down
+    int exit_code;        //  set (2) when the bridge must stop: TLS refused at start-up
     uint64_t counter;     //  feeds request ids
 };
 

@@ -95,7 +95,8 @@ static int s_check_keys (const cJSON *obj, const char *const *known, const char 
 static const char *const s_route_keys[] = {
     "service",  "direction",   "profile",      "vhost",  "user",       "queue",     "action_queues",
     "exchange", "routing_key", "context",      "action", "action_key", "error_key", "timeout",
-    "ttl",      "concurrency", "mdp_protocol", "stream", NULL};
+    "ttl",      "concurrency", "mdp_protocol", "stream", "on_missing_queue",
+    "fail_fast_no_consumer", NULL};
 
 static int s_route_enums (const cJSON *obj, route_t *route, const char *where)
 {
@@ -173,14 +174,20 @@ static int s_route_numbers (const cJSON *obj, route_t *route, int protocol, cons
         s_int (obj, "ttl", route->timeout, 1, 86400000, &route->ttl, where) ||
         s_int (obj, "concurrency", 8, 1, BRIDGE_MAX_CONCURRENCY, &route->concurrency, where) ||
         s_int (obj, "mdp_protocol", protocol, 1, 2, &route->mdp_protocol, where) ||
-        s_bool (obj, "stream", false, &route->stream, where))
+        s_bool (obj, "stream", false, &route->stream, where) ||
+        s_bool (obj, "fail_fast_no_consumer", false, &route->fail_fast, where))
         return -1;
+    const cJSON *missing = cJSON_GetObjectItemCaseSensitive (obj, "on_missing_queue");
+    const char *text = missing ? cJSON_GetStringValue (missing) : "wait";
+    if (!text || (!streq (text, "wait") && !streq (text, "fail")))
+        return s_fail (where, "\"on_missing_queue\" must be \"wait\" or \"fail\"");
+    route->missing_wait = streq (text, "wait");
     if (route->stream && route->mdp_protocol != 2 && route->direction == DIR_MDP_TO_AMQP)
         return s_fail (where, "\"stream\" needs \"mdp_protocol\": 2");
     return 0;
 }
 
-//  Credentials: users[route.user] = {"username": ..., "password": ...}.
+//  Credentials: users[route.user] = {"username" (or Neon's "user"): ..., "password": ...}.
 static int s_route_user (const cJSON *users, route_t *route, const char *where)
 {
     const cJSON *entry = cJSON_GetObjectItemCaseSensitive (users, route->user);
@@ -189,8 +196,8 @@ static int s_route_user (const cJSON *users, route_t *route, const char *where)
     const char *password =
         cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (entry, "password"));
     if (!username || !password)
-        return s_fail (where, "no \"users\" entry \"%s\" with a username and password",
-                       route->user);
+        return s_fail (where, "no \"users\" entry \"%s\" with a \"user\" (or \"username\") "
+                       "and a \"password\"", route->user);
     route->username = strdup (username);
     route->password = strdup (password);
     return route->username && route->password ? 0 : s_fail (where, "out of memory");
@@ -271,9 +278,81 @@ static int s_top (bridge_config_t *self, const cJSON *root, int *protocol)
                           where) ||
                    s_int (root, "amqp_connect_timeout", 5000, 1, 600000,
                           &self->amqp_connect_timeout, where) ||
+                   s_bool (root, "publisher_confirms", true, &self->confirms, where) ||
                    s_string (root, "instance", instance, &self->instance, where)
                ? -1
                : 0;
+}
+
+//  "servers": ["host:port", ...] (port defaults to "port"), tried in turn
+//  on connection loss; without it, the one "server" and "port".
+static int s_servers (bridge_config_t *self, const cJSON *root)
+{
+    const cJSON *servers = cJSON_GetObjectItemCaseSensitive (root, "servers");
+    if (servers && (!cJSON_IsArray (servers) || cJSON_GetArraySize (servers) < 1 ||
+                    cJSON_GetArraySize (servers) > 64))
+        return s_fail ("servers", "must be an array of 1 to 64 \"host:port\" strings");
+    self->nservers = servers ? (size_t)cJSON_GetArraySize (servers) : 1;
+    self->hosts = calloc (self->nservers, sizeof (char *));
+    self->ports = calloc (self->nservers, sizeof (int));
+    if (!self->hosts || !self->ports)
+        return s_fail ("servers", "out of memory");
+    if (!servers) {
+        self->hosts[0] = strdup (self->server);
+        self->ports[0] = self->port;
+        return self->hosts[0] ? 0 : s_fail ("servers", "out of memory");
+    }
+    size_t index = 0;
+    for (const cJSON *item = servers->child; item; item = item->next, index++) {
+        const char *text = cJSON_GetStringValue (item);
+        const char *colon = text ? strrchr (text, ':') : NULL;
+        char *end = NULL;
+        long port = colon ? strtol (colon + 1, &end, 10) : self->port;
+        size_t size = text ? (colon ? (size_t)(colon - text) : strlen (text)) : 0;
+        if (!text || size == 0 || (colon && (*end || port < 1 || port > 65535)))
+            return s_fail ("servers", "entry %zu must be \"host\" or \"host:port\"", index);
+        self->hosts[index] = malloc (size + 1);
+        if (self->hosts[index]) {
+            memcpy (self->hosts[index], text, size);
+            self->hosts[index][size] = 0;
+        }
+        self->ports[index] = (int)port;
+        if (!self->hosts[index])
+            return s_fail ("servers", "out of memory");
+    }
+    free (self->server); //  "server"/"port" name the first node, for the events links
+    self->server = strdup (self->hosts[0]);
+    self->port = self->ports[0];
+    return self->server ? 0 : s_fail ("servers", "out of memory");
+}
+
+//  "tls": {"ca", "cert", "key", "verify_peer", "verify_hostname"}: amqps.
+//  The files must be readable now (a config error otherwise).
+static int s_tls (bridge_config_t *self, const cJSON *root)
+{
+    const cJSON *tls = cJSON_GetObjectItemCaseSensitive (root, "tls");
+    if (!tls)
+        return 0;
+    static const char *const keys[] = {"ca", "cert", "key", "verify_peer", "verify_hostname",
+                                       NULL};
+    if (!cJSON_IsObject (tls))
+        return s_fail ("tls", "must be an object");
+    self->tls = true;
+    if (s_check_keys (tls, keys, "tls") || s_string (tls, "ca", NULL, &self->tls_ca, "tls") ||
+        s_string (tls, "cert", NULL, &self->tls_cert, "tls") ||
+        s_string (tls, "key", NULL, &self->tls_key, "tls") ||
+        s_bool (tls, "verify_peer", true, &self->tls_verify_peer, "tls") ||
+        s_bool (tls, "verify_hostname", true, &self->tls_verify_hostname, "tls"))
+        return -1;
+    if (!self->tls_cert != !self->tls_key)
+        return s_fail ("tls", "\"cert\" and \"key\" go together");
+    if (self->tls_verify_peer && !self->tls_ca)
+        return s_fail ("tls", "\"verify_peer\" needs \"ca\"");
+    const char *files[] = {self->tls_ca, self->tls_cert, self->tls_key};
+    for (size_t index = 0; index < 3; index++)
+        if (files[index] && access (files[index], R_OK) != 0)
+            return s_fail ("tls", "cannot read '%s': %s", files[index], strerror (errno));
+    return 0;
 }
 
 //  "mdp_curve_server" (Z85) and "mdp_curve_cert" (a czmq certificate): CURVE
@@ -296,6 +375,29 @@ static int s_curve (bridge_config_t *self, const cJSON *root)
     return 0;
 }
 
+//  Neon's mq_config.json, as Neon's connector reads it: "server", "port" and
+//  "users" may sit under "MQ", and a user's name is "user" ("username" is
+//  our alias). Lift those to the top level and give every user a
+//  "username", so the rest of the loader sees one shape. Keys at the top
+//  level win over those under "MQ".
+static int s_neon_shape (cJSON *root)
+{
+    const cJSON *mq = cJSON_GetObjectItemCaseSensitive (root, "MQ");
+    if (mq && !cJSON_IsObject (mq))
+        return s_fail ("MQ", "must be an object");
+    for (const cJSON *item = mq ? mq->child : NULL; item; item = item->next)
+        if (!cJSON_GetObjectItemCaseSensitive (root, item->string))
+            cJSON_AddItemToObject (root, item->string, cJSON_Duplicate (item, 1));
+    cJSON *users = cJSON_GetObjectItemCaseSensitive (root, "users");
+    for (cJSON *entry = cJSON_IsObject (users) ? users->child : NULL; entry; entry = entry->next) {
+        const cJSON *user = cJSON_GetObjectItemCaseSensitive (entry, "user");
+        if (cJSON_IsObject (entry) && cJSON_IsString (user) &&
+            !cJSON_GetObjectItemCaseSensitive (entry, "username"))
+            cJSON_AddStringToObject (entry, "username", user->valuestring);
+    }
+    return 0;
+}
+
 bridge_config_t *bridge_config_load (const char *path)
 {
     char *text = s_read_file (path);
@@ -314,7 +416,8 @@ bridge_config_t *bridge_config_load (const char *path)
     free (text);
     bridge_config_t *self = calloc (1, sizeof (bridge_config_t));
     int protocol = 2;
-    if (!self || s_top (self, root, &protocol) || s_curve (self, root) ||
+    if (!self || s_neon_shape (root) || s_top (self, root, &protocol) || s_servers (self, root) ||
+        s_tls (self, root) || s_curve (self, root) ||
         s_routes (self, root, protocol) || events_config_load (self, root))
         bridge_config_destroy (&self);
     cJSON_Delete (root);
@@ -341,9 +444,17 @@ void bridge_config_destroy (bridge_config_t **self_p)
         free (route->action);
         free (route->action_key);
         free (route->error_key);
+        free (route->probe_queue);
     }
     free (self->routes);
     events_config_free (self);
+    for (size_t index = 0; self->hosts && index < self->nservers; index++)
+        free (self->hosts[index]);
+    free (self->hosts);
+    free (self->ports);
+    free (self->tls_ca);
+    free (self->tls_cert);
+    free (self->tls_key);
     free (self->server);
     free (self->endpoint);
     free (self->curve_server);

@@ -10,6 +10,9 @@
 #include <string.h>
 
 #define EXCHANGE_RECHECK 1000 //  msecs between looks for a missing nuropb exchange
+#define PROBE_CACHE 1000      //  msecs a queue's consumer count is trusted
+#define RETRY_FIRST 100       //  msecs: first wait for a missing queue, doubling
+#define RETRY_MAX 2000        //  msecs: at most this between publishes
 
 //  ---------------------------------------------------------------------------
 //  Ending a request
@@ -23,6 +26,10 @@ static void s_clear (bridge_t *bridge, slot_t *slot)
     request->id[0] = 0;
     free (request->action);
     request->action = NULL;
+    mdp_msg_destroy (&request->msg);
+    request->retry_at = 0;
+    request->retry_delay = 0;
+    request->confirm_tag = 0;
 }
 
 void forward_abandon (slot_t *slot)
@@ -230,6 +237,59 @@ static int s_publish_raw (route_t *route, const char *id, mdp_msg_t *msg)
     return rc;
 }
 
+//  The queue a request for this action goes to (nuropb: the service queue).
+static void s_target_queue (route_t *route, const char *action, char *queue, size_t size)
+{
+    const char *named = NULL;
+    if (route->profile == PROFILE_NUROPB) {
+        snprintf (queue, size, "nuropb-%s-service", route->routing_key);
+        return;
+    }
+    if (route->action_queues)
+        named = cJSON_GetStringValue (
+            cJSON_GetObjectItemCaseSensitive (route->action_queues, action));
+    snprintf (queue, size, "%s", named ? named : route->queue ? route->queue : "");
+}
+
+//  fail_fast_no_consumer: the target queue's consumer count (passive
+//  declare on the probe channel, trusted for PROBE_CACHE). 0 when the
+//  request may go, 503 when the queue has no consumer, 404 when there is no
+//  queue and the route does not wait for it, -1 when the link was lost.
+static int s_probe (route_t *route, const char *action)
+{
+    char queue[300];
+    s_target_queue (route, action, queue, sizeof queue);
+    int64_t now = zclock_mono ();
+    if (!route->probe_queue || !streq (route->probe_queue, queue) ||
+        now - route->probe_at >= PROBE_CACHE) {
+        int count = link_queue_consumers (route->link, queue);
+        if (count == -1)
+            return link_up (route->link) ? 0 : -1; //  cannot tell: let it go
+        free (route->probe_queue);
+        route->probe_queue = strdup (queue);
+        route->probe_consumers = count;
+        route->probe_at = now;
+    }
+    if (route->probe_consumers == 0)
+        return 503;
+    if (route->probe_consumers == -2 && !route->missing_wait)
+        return 404;
+    return 0;
+}
+
+//  Publish in the route's profile; with publisher confirms, remember the
+//  tag RabbitMQ will confirm.
+static int s_publish (route_t *route, slot_request_t *request, mdp_msg_t *msg)
+{
+    const char *id = request->id;
+    int rc = route->profile == PROFILE_NEON     ? s_publish_neon (route, id, msg)
+             : route->profile == PROFILE_NUROPB ? s_publish_nuropb (route, id, msg)
+                                                : s_publish_raw (route, id, msg);
+    if (rc == 0)
+        request->confirm_tag = link_publish_tag (route->link);
+    return rc;
+}
+
 void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
 {
     bridge_t *bridge = slot_bridge (slot);
@@ -254,13 +314,20 @@ void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
     request->deadline = zclock_mono () + route->timeout;
     request->link_gen = link_generation (route->link);
     zhashx_insert (bridge->forward, request->id, slot);
-    int rc = route->profile == PROFILE_NEON     ? s_publish_neon (route, request->id, msg)
-             : route->profile == PROFILE_NUROPB ? s_publish_nuropb (route, request->id, msg)
-                                                : s_publish_raw (route, request->id, msg);
-    mdp_msg_destroy (&msg);
+    int rc = route->fail_fast ? s_probe (route, request->action) : 0;
+    if (rc == 0)
+        rc = s_publish (route, request, msg);
+    if (rc == 0 && route->missing_wait)
+        request->msg = msg; //  kept to publish again if RabbitMQ returns it
+    else
+        mdp_msg_destroy (&msg);
     if (rc == 0 && bridge->verbose)
         zsys_info ("amqp-bridge: %s: %s sent as %s", route->service, request->action, request->id);
-    if (rc == 404)
+    if (rc == 503)
+        s_fail (slot, 503, "the AMQP service's queue has no consumer", "amqp-bridge");
+    else if (rc == 404 && route->fail_fast && route->probe_consumers == -2)
+        s_fail (slot, 404, "no such queue", "amqp-bridge");
+    else if (rc == 404)
         s_fail (slot, 404,
                 route->profile == PROFILE_NUROPB ? "no such nuropb exchange"
                                                  : "no queue for this action",
@@ -416,7 +483,18 @@ static void s_dispatch (slot_t *slot, delivery_t *delivery, cJSON *dict)
 {
     route_t *route = slot_route (slot);
     amqp_bytes_t body = delivery->message.body;
-    if (delivery->returned) {
+    slot_request_t *request = slot_request (slot);
+    if (delivery->returned && delivery->reply_code == AMQP_NO_ROUTE && request->msg) {
+        //  on_missing_queue "wait": the service has not declared its queue
+        //  (yet, or again after a RabbitMQ restart); publish again later
+        request->retry_delay = request->retry_delay ? request->retry_delay * 2 : RETRY_FIRST;
+        if (request->retry_delay > RETRY_MAX)
+            request->retry_delay = RETRY_MAX;
+        request->retry_at = zclock_mono () + request->retry_delay;
+        if (slot_bridge (slot)->verbose)
+            zsys_info ("amqp-bridge: %s: %s unroutable, again in %d ms", route->service,
+                       request->id, request->retry_delay);
+    } else if (delivery->returned) {
         char reason[300];
         snprintf (reason, sizeof reason, "unroutable: %d %s", delivery->reply_code,
                   delivery->reply_text);
@@ -455,6 +533,19 @@ void forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery)
 //  ---------------------------------------------------------------------------
 //  Time and failures
 
+//  Publish a returned request again (on_missing_queue "wait").
+static void s_retry (slot_t *slot)
+{
+    route_t *route = slot_route (slot);
+    slot_request_t *request = slot_request (slot);
+    request->retry_at = 0;
+    if (request->link_gen != link_generation (route->link))
+        return; //  the link went down meanwhile: the request has had its 502
+    int rc = s_publish (route, request, request->msg);
+    if (rc > 0)
+        s_fail (slot, rc, "cannot publish the request again", "amqp-bridge");
+}
+
 void forward_tick (bridge_t *bridge, int64_t now)
 {
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
@@ -464,10 +555,14 @@ void forward_tick (bridge_t *bridge, int64_t now)
             slot_request_t *request = slot_request (slot);
             if (request->id[0] && now >= request->deadline) {
                 char reason[100];
-                snprintf (reason, sizeof reason, "no reply from the AMQP service in %d ms",
+                snprintf (reason, sizeof reason,
+                          request->confirm_tag   ? "RabbitMQ did not confirm the request in %d ms"
+                          : request->retry_delay ? "no queue for the AMQP service in %d ms"
+                                                 : "no reply from the AMQP service in %d ms",
                           route->timeout);
-                s_fail (slot, 504, reason, "amqp-bridge");
-            }
+                s_fail (slot, request->confirm_tag ? 502 : 504, reason, "amqp-bridge");
+            } else if (request->id[0] && request->retry_at && now >= request->retry_at)
+                s_retry (slot);
         }
     }
 }
@@ -481,6 +576,8 @@ int forward_timeout (bridge_t *bridge, int64_t now)
             slot_request_t *request = slot_request (slot_at (route, index));
             if (request->id[0] && (next < 0 || request->deadline < next))
                 next = request->deadline;
+            if (request->id[0] && request->retry_at && request->retry_at < next)
+                next = request->retry_at;
         }
     }
     return next < 0 ? -1 : next <= now ? 0 : next - now > 3600000 ? 3600000 : (int)(next - now);
@@ -512,10 +609,37 @@ void forward_fail_all (bridge_t *bridge, int code, const char *reason)
     s_fail_where (bridge, NULL, code, reason);
 }
 
+void forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack)
+{
+    for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
+        route_t *route = &bridge->cfg->routes[r];
+        if (!route->slots || route->link != link)
+            continue;
+        for (int index = 0; index < route->concurrency; index++) {
+            slot_t *slot = slot_at (route, index);
+            slot_request_t *request = slot_request (slot);
+            if (!request->id[0] || !request->confirm_tag ||
+                request->link_gen != link_generation (link) ||
+                (multiple ? request->confirm_tag > tag : request->confirm_tag != tag))
+                continue;
+            request->confirm_tag = 0;
+            if (!ack)
+                s_fail (slot, 502, "RabbitMQ refused the request (basic.nack)", "amqp-bridge");
+        }
+    }
+}
+
 //  A 404 on the forward channel names a missing exchange: the nuropb routes
 //  using it forget it and fail what they have in flight with 404.
 void forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text)
 {
+    //  The reopened channel numbers its confirms afresh: forget the old tags
+    for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
+        route_t *route = &bridge->cfg->routes[r];
+        for (int index = 0; route->slots && route->link == link && index < route->concurrency;
+             index++)
+            slot_request (slot_at (route, index))->confirm_tag = 0;
+    }
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
         char quoted[300];

@@ -5,6 +5,7 @@
     make the fd readable), and reconnect with back-off when the server goes.
 */
 #include "bridge.h"
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -36,6 +37,9 @@ struct _link_t {
     unsigned int seed;            //  jitter
     char why[128];                //  why the last connect failed
     uint64_t forward_ack;         //  highest reply delivery tag not yet acknowledged
+    uint64_t publish_tag;         //  confirms: messages published on the forward channel
+    size_t server;                //  index into cfg->hosts: the node we use or try next
+    int tls_status;               //  rabbitmq-c status of the last TLS failure, else 0
 };
 
 //  ---------------------------------------------------------------------------
@@ -177,6 +181,11 @@ static void s_lost (link_t *self, const char *reason, int min_backoff)
         self->conn = NULL;
         bridge_link_down (self->bridge, self);
     }
+    if (self->cfg->nservers > 1) { //  several nodes: the next one, in turn
+        self->server = (self->server + 1) % self->cfg->nservers;
+        zsys_info ("amqp-bridge: link %s: next node %s:%d", self->name,
+                   self->cfg->hosts[self->server], self->cfg->ports[self->server]);
+    }
     if (self->backoff < min_backoff)
         self->backoff = min_backoff;
     int jitter =
@@ -232,7 +241,14 @@ int link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code)
 static int s_open_channel (link_t *self, uint16_t channel)
 {
     amqp_channel_open (self->conn, channel);
-    return link_rpc_check (self, channel, "channel.open", NULL);
+    if (link_rpc_check (self, channel, "channel.open", NULL))
+        return -1;
+    if (channel != BRIDGE_CH_FORWARD || !self->cfg->confirms || !self->has_forward)
+        return 0;
+    //  Publisher confirms: RabbitMQ numbers our publishes from 1 on this channel
+    self->publish_tag = 0;
+    amqp_confirm_select (self->conn, channel);
+    return link_rpc_check (self, channel, "confirm.select", NULL);
 }
 
 //  Declare our reply queue plain (no x-args, not exclusive, not auto-delete)
@@ -248,14 +264,45 @@ static int s_reply_consume (link_t *self)
     return link_rpc_check (self, BRIDGE_CH_FORWARD, "consume the reply queue", NULL);
 }
 
+//  amqps: rabbitmq-c's SSL socket with the configured CA, client
+//  certificate and checks. NULL (and why) if the files do not load.
+static amqp_socket_t *s_tls_socket (link_t *self)
+{
+    const bridge_config_t *cfg = self->cfg;
+    amqp_socket_t *socket = amqp_ssl_socket_new (self->conn);
+    if (!socket)
+        return NULL;
+    int rc = cfg->tls_ca ? amqp_ssl_socket_set_cacert (socket, cfg->tls_ca) : AMQP_STATUS_OK;
+    if (rc == AMQP_STATUS_OK && cfg->tls_cert)
+        rc = amqp_ssl_socket_set_key (socket, cfg->tls_cert, cfg->tls_key);
+    if (rc != AMQP_STATUS_OK) {
+        snprintf (self->why, sizeof self->why, "TLS files: %s", amqp_error_string2 (rc));
+        return NULL;
+    }
+    amqp_ssl_socket_set_verify_peer (socket, cfg->tls_verify_peer);
+    amqp_ssl_socket_set_verify_hostname (socket, cfg->tls_verify_hostname);
+    return socket;
+}
+
+static bool s_tls_failure (int rc)
+{
+    return rc == AMQP_STATUS_SSL_ERROR || rc == AMQP_STATUS_SSL_HOSTNAME_VERIFY_FAILED ||
+           rc == AMQP_STATUS_SSL_PEER_VERIFY_FAILED || rc == AMQP_STATUS_SSL_CONNECTION_FAILED;
+}
+
 static int s_login (link_t *self)
 {
-    amqp_socket_t *socket = amqp_tcp_socket_new (self->conn);
+    const char *host = self->cfg->hosts[self->server];
+    int port = self->cfg->ports[self->server];
+    amqp_socket_t *socket =
+        self->cfg->tls ? s_tls_socket (self) : amqp_tcp_socket_new (self->conn);
     struct timeval tv = s_tv (self->cfg->amqp_connect_timeout);
-    int rc = socket ? amqp_socket_open_noblock (socket, self->cfg->server, self->cfg->port, &tv)
-                    : AMQP_STATUS_NO_MEMORY;
+    int rc = socket ? amqp_socket_open_noblock (socket, host, port, &tv) : AMQP_STATUS_NO_MEMORY;
+    self->tls_status = self->cfg->tls && (!socket || s_tls_failure (rc)) ? rc : 0;
     if (rc != AMQP_STATUS_OK) {
-        snprintf (self->why, sizeof self->why, "%s", amqp_error_string2 (rc));
+        if (socket)
+            snprintf (self->why, sizeof self->why, "%s%s", self->cfg->tls ? "TLS: " : "",
+                      amqp_error_string2 (rc));
         return -1;
     }
     int one = 1; //  requests and acks are small: never let Nagle hold them back
@@ -302,9 +349,18 @@ static void s_connect (link_t *self)
         if (self->conn)
             amqp_destroy_connection (self->conn);
         self->conn = NULL;
+        size_t tried = self->server;
         s_lost (self, "cannot connect", 0);
+        if (self->tls_status && self->generation == 0) {
+            //  Never up and TLS refused: a configuration error, not an outage
+            zsys_error ("amqp-bridge: link %s: TLS to %s:%d refused (%s): check \"tls\" "
+                        "(ca, cert, key, verify_peer, verify_hostname); stopping",
+                        self->name, self->cfg->hosts[tried], self->cfg->ports[tried], self->why);
+            self->bridge->exit_code = 2;
+            return;
+        }
         zsys_warning ("amqp-bridge: link %s: cannot connect to %s:%d (%s), next try in %d ms",
-                      self->name, self->cfg->server, self->cfg->port, self->why,
+                      self->name, self->cfg->hosts[tried], self->cfg->ports[tried], self->why,
                       (int)(self->reconnect_at - zclock_mono ()));
         return;
     }
@@ -312,7 +368,8 @@ static void s_connect (link_t *self)
     self->forward_ack = 0;
     self->backoff = self->cfg->amqp_reconnect_initial;
     self->service_at = zclock_mono ();
-    zsys_info ("amqp-bridge: link %s up (%s:%d)", self->name, self->cfg->server, self->cfg->port);
+    zsys_info ("amqp-bridge: link %s up (%s:%d%s)", self->name, self->cfg->hosts[self->server],
+               self->cfg->ports[self->server], self->cfg->tls ? ", TLS" : "");
     bridge_link_up (self->bridge, self);
 }
 
@@ -406,6 +463,12 @@ static void s_method (link_t *self, amqp_frame_t *frame)
         amqp_connection_close_ok_t ok = {0};
         amqp_send_method (self->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
         s_lost (self, text, close->reply_code == AMQP_CONNECTION_FORCED ? FORCED_BACKOFF : 0);
+    } else if (method->id == AMQP_BASIC_ACK_METHOD && frame->channel == BRIDGE_CH_FORWARD) {
+        amqp_basic_ack_t *ack = method->decoded;
+        forward_on_confirm (self->bridge, self, ack->delivery_tag, ack->multiple, true);
+    } else if (method->id == AMQP_BASIC_NACK_METHOD && frame->channel == BRIDGE_CH_FORWARD) {
+        amqp_basic_nack_t *nack = method->decoded;
+        forward_on_confirm (self->bridge, self, nack->delivery_tag, nack->multiple, false);
     } else if (method->id == AMQP_BASIC_CANCEL_METHOD)
         s_cancelled (self, frame->channel);
     else if (method->id == AMQP_CONNECTION_BLOCKED_METHOD)
@@ -504,7 +567,14 @@ int link_publish (link_t *self, uint16_t channel, const char *exchange, const ch
         s_lost (self, amqp_error_string2 (rc), 0);
         return -1;
     }
+    if (channel == BRIDGE_CH_FORWARD && self->cfg->confirms)
+        self->publish_tag++;
     return 0;
+}
+
+uint64_t link_publish_tag (link_t *self)
+{
+    return self->cfg->confirms ? self->publish_tag : 0;
 }
 
 int link_ack (link_t *self, uint16_t channel, uint64_t tag)
@@ -538,6 +608,21 @@ int link_exchange_exists (link_t *self, const char *exchange)
         return 1;
     if (code > 0 && s_open_channel (self, BRIDGE_CH_PROBE) == 0)
         return code == AMQP_NOT_FOUND ? 0 : -1;
+    s_lost (self, "probe channel failed", 0);
+    return -1;
+}
+
+int link_queue_consumers (link_t *self, const char *queue)
+{
+    if (!self->conn)
+        return -1;
+    amqp_queue_declare_ok_t *ok = amqp_queue_declare (
+        self->conn, BRIDGE_CH_PROBE, amqp_cstring_bytes (queue), 1, 0, 0, 0, amqp_empty_table);
+    int code = 0;
+    if (link_rpc_check (self, BRIDGE_CH_PROBE, "look for a queue", &code) == 0 && ok)
+        return ok->consumer_count > INT_MAX ? INT_MAX : (int)ok->consumer_count;
+    if (code > 0 && s_open_channel (self, BRIDGE_CH_PROBE) == 0)
+        return code == AMQP_NOT_FOUND ? -2 : -1;
     s_lost (self, "probe channel failed", 0);
     return -1;
 }

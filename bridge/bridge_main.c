@@ -22,7 +22,8 @@ static void s_usage (FILE *out)
              "               and routes (see etc/mdp-amqp-bridge.json, spec/amqp-bridge.md)\n"
              "  -e ENDPOINT  MDP broker endpoint (overrides the config's mdp_endpoint)\n"
              "  -v           log each request\n"
-             "Runs until SIGINT or SIGTERM; exits 0 then, 2 on a usage or config error.\n");
+             "Runs until SIGINT or SIGTERM; exits 0 then, 2 on a usage or config error\n"
+             "or when RabbitMQ refuses TLS before the first connection.\n");
 }
 
 //  ---------------------------------------------------------------------------
@@ -270,7 +271,7 @@ static void s_run (bridge_t *self)
     pollset_t *set = s_pollset_new (self);
     if (!set)
         return;
-    while (!zsys_interrupted) {
+    while (!zsys_interrupted && !self->exit_code) {
         int wait = s_prepare (self, set, zclock_mono ());
         if (zmq_poll (set->items, (int)set->count, wait) < 0 && zmq_errno () != EINTR)
             break;
@@ -338,6 +339,7 @@ int main (int argc, char *argv[])
                bridge->nlinks, bridge->cfg->endpoint);
     s_run (bridge);
     s_shutdown (bridge);
+    int code = bridge->exit_code;
     s_bridge_destroy (&bridge);
-    return 0;
+    return code;
 }

@@ -283,11 +283,9 @@ static mdp_msg_t *s_take_neon (inbound_t *self, delivery_t *delivery)
         action = named->valuestring;
     cJSON_DeleteItemFromObjectCaseSensitive (dict, "message_id");
     cJSON_DeleteItemFromObjectCaseSensitive (dict, "routing_key");
-    mdp_msg_t *msg = NULL;
-    if (self->reply_to)
-        msg = mdp_msg_new (action, dict); //  takes dict, even when it fails
-    else
-        cJSON_Delete (dict);
+    //  No routing_key: Neon's send_mq_request (expect_response=False). The
+    //  request is served all the same; only its reply goes nowhere.
+    mdp_msg_t *msg = mdp_msg_new (action, dict); //  takes dict, even when it fails
     cJSON_Delete (named);
     return msg;
 }
@@ -414,16 +412,18 @@ static int s_check (link_t *link, uint16_t channel, const char *what)
     return -1;
 }
 
-//  nuropb's topology as its leader declares it: the rpc exchange (direct),
-//  the dead-letter exchange (fanout), the service queue (durable, with
-//  x-dead-letter-exchange) bound by service name, and the dead-letter queue.
+//  nuropb's topology as its leader declares it (configure_nuropb_rmq and
+//  RMQTransport, spec/amqp-bridge.md 4.2): the rpc exchange (direct,
+//  durable), the dead-letter exchange (fanout, durable), the service queue
+//  nuropb-<S>-service (durable, x-dead-letter-exchange) bound by service
+//  name, and the dead-letter queue nuropb-<S>-dl (pika's defaults: not durable).
 static int s_nuropb_topology (link_t *link, route_t *route, uint16_t channel, char *queue,
                               size_t size)
 {
     amqp_connection_state_t conn = link_conn (link);
     const char *dlx = "nuropb-dl-exchange";
     char dlq[300];
-    snprintf (queue, size, "nuropb-%s-sq", route->routing_key);
+    snprintf (queue, size, "nuropb-%s-service", route->routing_key);
     snprintf (dlq, sizeof dlq, "nuropb-%s-dl", route->routing_key);
     amqp_exchange_declare (conn, channel, amqp_cstring_bytes (route->exchange),
                            amqp_cstring_bytes ("direct"), 0, 1, 0, 0, amqp_empty_table);
@@ -444,7 +444,8 @@ static int s_nuropb_topology (link_t *link, route_t *route, uint16_t channel, ch
                      amqp_empty_table);
     if (s_check (link, channel, "bind the nuropb service queue"))
         return -1;
-    amqp_queue_declare (conn, channel, amqp_cstring_bytes (dlq), 0, 1, 0, 0, amqp_empty_table);
+    //  pika's defaults, as nuropb declares it: not durable, no arguments
+    amqp_queue_declare (conn, channel, amqp_cstring_bytes (dlq), 0, 0, 0, 0, amqp_empty_table);
     if (s_check (link, channel, "declare the nuropb dead-letter queue"))
         return -1;
     amqp_queue_bind (conn, channel, amqp_cstring_bytes (dlq), amqp_cstring_bytes (dlx),

@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -90,6 +91,77 @@ static void s_rabbit_setup (void)
         if (system (command) != 0)
             fprintf (stderr, "(no log)\n");
     }
+}
+
+//  The deployment case: our node also listens for amqps (certificates made
+//  here with openssl: a CA, a server certificate for localhost and
+//  127.0.0.1, and a second, unrelated CA), and a second, independent node
+//  for failover. Both nodes start at once.
+static int s_port2;             //  the second node's AMQP port
+static char s_base2[96];        //  its state directory
+static int s_tls_port;          //  the first node's amqps port
+static char s_tls_dir[128];     //  ca.pem, server.pem/key, wrong-ca.pem
+
+static int s_make_certs (void)
+{
+    char command[1400];
+    snprintf (command, sizeof command,
+              "(set -e; mkdir -p %s; cd %s; "
+              "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 "
+              "-subj /CN=mdp-test-ca; "
+              "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+              "-subj /CN=localhost; "
+              "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext; "
+              "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+              "-out server.pem -days 2 -extfile ext; "
+              "openssl req -x509 -newkey rsa:2048 -nodes -keyout wrong.key -out wrong-ca.pem "
+              "-days 2 -subj /CN=wrong-ca; chmod 644 *) >/dev/null 2>&1",
+              s_tls_dir, s_tls_dir);
+    int status = system (command);
+    return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
+}
+
+static void s_rabbit_pair_setup (void)
+{
+    s_port = s_pick_port ();
+    do
+        s_port2 = s_pick_port ();
+    while (s_port2 == s_port || s_port2 == s_port + 1);
+    s_tls_port = s_port + 1; //  checked free below by rabbit-up.sh
+    snprintf (s_base, sizeof s_base, "/tmp/mdp-test-rabbit-%d", s_port);
+    snprintf (s_base2, sizeof s_base2, "/tmp/mdp-test-rabbit-%d", s_port2);
+    snprintf (s_tls_dir, sizeof s_tls_dir, "%s-tls", s_base);
+    char command[1024];
+    snprintf (command, sizeof command,
+              "export RABBIT_VHOSTS=/neon_api RABBIT_TIMEOUT=120; "
+              "RABBIT_BASE=%s RABBIT_TLS_PORT=%d RABBIT_TLS_DIR=%s bash tools/rabbit-up.sh %d "
+              ">>%s.log 2>&1 & a=$!; "
+              "RABBIT_BASE=%s bash tools/rabbit-up.sh %d >>%s.log 2>&1 & b=$!; "
+              "wait $a && wait $b",
+              s_base, s_tls_port, s_tls_dir, s_port, s_base, s_base2, s_port2, s_base2);
+    int status = s_make_certs () == 0 ? system (command) : -1;
+    s_rabbit_ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+    if (!s_rabbit_ok) {
+        snprintf (command, sizeof command, "tail -n 40 %s.log %s.log >&2", s_base, s_base2);
+        fprintf (stderr, "test_bridge: RabbitMQ did not start on 127.0.0.1:%d/%d/%d:\n", s_port,
+                 s_tls_port, s_port2);
+        if (system (command) != 0)
+            fprintf (stderr, "(no log)\n");
+    }
+}
+
+static void s_rabbit_teardown (void);
+
+static void s_rabbit_pair_teardown (void)
+{
+    char command[768];
+    snprintf (command, sizeof command,
+              "RABBIT_BASE=%s RABBIT_PURGE=1 RABBIT_KEEP_EPMD=1 bash tools/rabbit-down.sh %d "
+              ">>%s.log 2>&1; rm -rf %s.log %s",
+              s_base2, s_port2, s_base2, s_base2, s_tls_dir);
+    if (system (command) != 0)
+        fprintf (stderr, "test_bridge: could not stop the second node\n");
+    s_rabbit_teardown ();
 }
 
 static void s_rabbit_teardown (void)
@@ -236,25 +308,41 @@ static char *s_output (char *const argv[], int timeout)
     "{\"service\": \"" service "\", \"direction\": \"amqp-to-mdp\", \"profile\": \"" profile       \
     "\", \"user\": \"bridge\", " extra "}"
 
-//  Write the config (RabbitMQ on our port, 2 s AMQP heartbeats) and start
-//  the bridge on our broker.
-static void s_bridge (const char *routes)
+//  Start the bridge on our broker with the config file DIR/bridge.json.
+static void s_bridge_start (void)
+{
+    char path[128];
+    snprintf (path, sizeof path, "%s/bridge.json", s_dir);
+    char *const argv[] = {
+        (char *)tu_program ("mdp-amqp-bridge"), "-c", path, "-e", s_endpoint, "-v", NULL};
+    s_bridge_pid = s_start (argv, "bridge.log");
+    s_nchildren--; //  stopped on its own in s_teardown
+}
+
+//  Write DIR/bridge.json (printf-style) and start the bridge with it.
+static void s_bridge_config (const char *format, ...)
 {
     char path[128];
     snprintf (path, sizeof path, "%s/bridge.json", s_dir);
     FILE *file = fopen (path, "w");
     ck_assert_ptr_nonnull (file);
-    fprintf (file,
-             "{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
-             " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
-             " \"users\": {\"bridge\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
-             " \"routes\": [%s]}\n",
-             s_port, routes);
+    va_list args;
+    va_start (args, format);
+    vfprintf (file, format, args);
+    va_end (args);
     fclose (file);
-    char *const argv[] = {
-        (char *)tu_program ("mdp-amqp-bridge"), "-c", path, "-e", s_endpoint, "-v", NULL};
-    s_bridge_pid = s_start (argv, "bridge.log");
-    s_nchildren--; //  stopped on its own in s_teardown
+    s_bridge_start ();
+}
+
+//  Write the config (RabbitMQ on our port, 2 s AMQP heartbeats) and start
+//  the bridge on our broker.
+static void s_bridge (const char *routes)
+{
+    s_bridge_config ("{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
+                     " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
+                     " \"users\": {\"bridge\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
+                     " \"routes\": [%s]}\n",
+                     s_port, routes);
 }
 
 static void s_neon_serve (const char *queue1, const char *queue2, const char *queue3)
@@ -295,7 +383,12 @@ static void s_wait_service (const char *service)
     mdp_client_set_timeout (client, 500);
     mdp_client_set_retries (client, 1);
     has_t has = {client, service};
-    ck_assert_msg (tu_wait_for (s_has_service, &has, 20000), "no worker for %s", service);
+    bool found = tu_wait_for (s_has_service, &has, 20000);
+    char command[128];
+    snprintf (command, sizeof command, "tail -n 40 %s/bridge.log >&2", s_dir);
+    if (!found && system (command) != 0)
+        fprintf (stderr, "test_bridge: no bridge log\n");
+    ck_assert_msg (found, "no worker for %s", service);
     mdp_client_destroy (&client);
 }
 

@@ -11,6 +11,9 @@
 #   RABBIT_VHOSTS="/a /b" extra vhosts, created with full rights for guest
 #   RABBIT_KEEP_DATA=1   start on the data left by the last run (restart tests)
 #   RABBIT_TIMEOUT=S     how long to wait for the boot (default 60)
+#   RABBIT_TLS_PORT=P    also an amqps listener on 127.0.0.1:P, with the PEM files
+#   RABBIT_TLS_DIR=DIR   DIR/ca.pem, DIR/server.pem and DIR/server.key (no client
+#                        certificate asked for)
 #
 # Calling it again for a node that is up only prints the URL (and adds vhosts).
 # DIR/ctl runs rabbitmqctl against this node: DIR/ctl list_queues name messages
@@ -94,7 +97,15 @@ if running; then
     exit 1
 fi
 
-for p in "$port" "$dist_port"; do
+tls_port=${RABBIT_TLS_PORT:-}
+if [ -n "$tls_port" ]; then
+    tls_dir=$(cd "${RABBIT_TLS_DIR:?RABBIT_TLS_PORT needs RABBIT_TLS_DIR}" && pwd)
+    for f in ca.pem server.pem server.key; do
+        [ -r "$tls_dir/$f" ] || { say "no $tls_dir/$f"; exit 2; }
+    done
+fi
+
+for p in "$port" "$dist_port" $tls_port; do
     if listening "$p"; then
         say "127.0.0.1:$p is taken by another program"
         exit 1
@@ -117,6 +128,16 @@ log.console = false
 log.file.level = info
 disk_free_limit.absolute = 10MB
 EOF
+if [ -n "$tls_port" ]; then
+    cat >>"$RABBITMQ_CONFIG_FILE" <<EOF
+listeners.ssl.default = 127.0.0.1:$tls_port
+ssl_options.cacertfile = $tls_dir/ca.pem
+ssl_options.certfile = $tls_dir/server.pem
+ssl_options.keyfile = $tls_dir/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+fi
 
 say "starting $node: amqp 127.0.0.1:$port, dist $dist_port, state in $base"
 started=$(date +%s%N)
@@ -130,7 +151,7 @@ if ! ctl wait --timeout "$wait_s" "$RABBITMQ_PID_FILE" >"$base/log/wait.log" 2>&
     exit 1
 fi
 tries=0
-until listening "$port"; do
+until listening "$port" && { [ -z "$tls_port" ] || listening "$tls_port"; }; do
     tries=$((tries + 1))
     if [ "$tries" -gt 50 ]; then
         say "$node booted but 127.0.0.1:$port takes no connections"

@@ -29,6 +29,8 @@ in the body, the target queue declared, expiration "1000"; waits up to
 collecting partials until one is final; requeues replies that are not ours;
 deletes the response queue. Prints one JSON line:
   {"results": [{"parts": [...], "result": {...} or null}, ...]}
+With --no-reply: one request without "routing_key" (Neon's
+send_mq_request(..., expect_response=False)); prints {"sent": message_id}.
 """
 
 import argparse
@@ -134,7 +136,23 @@ class Service:
         self.channel.start_consuming()
 
 
+def fire(args):
+    """send_mq_request(..., expect_response=False): no routing_key, no wait."""
+    connection = connect(args.url)
+    channel = connection.channel()
+    request = json.loads(args.data)
+    request["message_id"] = uuid.uuid4().hex
+    channel.queue_declare(queue=args.queue, auto_delete=False)
+    channel.basic_publish(exchange="", routing_key=args.queue, body=dict_to_b64(request),
+                          properties=pika.BasicProperties(expiration="1000"))
+    connection.close()
+    print(json.dumps({"sent": request["message_id"]}), flush=True)
+
+
 def call(args):
+    if args.no_reply:
+        fire(args)
+        return
     connection = connect(args.url)
     channel = connection.channel()
     response_queue = args.response_queue or uuid.uuid4().hex
@@ -192,6 +210,8 @@ def main():
     client.add_argument("--count", type=int, default=1)
     client.add_argument("--timeout", type=float, default=10.0)
     client.add_argument("--response-queue")
+    client.add_argument("--no-reply", action="store_true",
+                        help="fire and forget: no routing_key, wait for nothing")
     args = parser.parse_args()
     if args.mode == "call":
         call(args)

@@ -4,9 +4,10 @@ nuropb 0.1.8 (RMQTransport / RMQAPI), with pika, for the bridge tests.
 
 Topology, as nuropb's leader declares it: exchanges nuropb-rpc-exchange
 (direct), nuropb-events-exchange (topic) and nuropb-dl-exchange (fanout), all
-durable; the service queue nuropb-<service>-sq (durable,
+durable; the service queue nuropb-<service>-service (durable,
 x-dead-letter-exchange=nuropb-dl-exchange) bound to the rpc exchange with
-the service name; the dead-letter queue nuropb-<service>-dl.
+the service name; the dead-letter queue nuropb-<service>-dl declared with
+pika's defaults (not durable), as nuropb's configure_nuropb_rmq does.
 
 Every message carries the headers nuropb_protocol "0.1.1", nuropb_version
 "0.1.8", nuropb_type, trace_id, encrypted "", and content_type
@@ -67,11 +68,11 @@ class Service:
         channel.exchange_declare(RPC_EXCHANGE, exchange_type="direct", durable=True)
         channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
         channel.exchange_declare(DL_EXCHANGE, exchange_type="fanout", durable=True)
-        queue = "nuropb-%s-sq" % service
+        queue = "nuropb-%s-service" % service
         dead = "nuropb-%s-dl" % service
-        channel.queue_declare(dead, durable=True)
+        channel.queue_declare(dead)  # nuropb leaves pika's defaults here: not durable
         channel.queue_bind(dead, DL_EXCHANGE)
-        channel.queue_declare(queue, durable=True,
+        channel.queue_declare(queue, durable=True, auto_delete=False,
                               arguments={"x-dead-letter-exchange": DL_EXCHANGE})
         channel.queue_bind(queue, RPC_EXCHANGE, routing_key=service)
         channel.basic_qos(prefetch_count=prefetch)
