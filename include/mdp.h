@@ -91,7 +91,16 @@ MDP_EXPORT char *mdp_msg_to_json (const mdp_msg_t *self);
 typedef struct _mdp_client_t mdp_client_t;
 
 //  Create a client that connects to the broker at endpoint. NULL on error.
+//  endpoint may list several brokers, comma-separated ("tcp://a:5555,
+//  tcp://b:5555", at most 16): each request then goes to one live broker and
+//  moves on to the next when that one is silent for the timeout or answers
+//  503 (spec/ha.md: a worker may see a request twice; the caller gets one
+//  reply). With one endpoint nothing changes: no probe, no extra frame.
 MDP_EXPORT mdp_client_t *mdp_client_new (const char *endpoint);
+
+//  Add one more broker to fail over to (one endpoint, no comma). Returns 0,
+//  or -1 with errno EINVAL (bad endpoint, or already 16 brokers).
+MDP_EXPORT int mdp_client_add_endpoint (mdp_client_t *self, const char *endpoint);
 
 //  Destroy the client and NULL the caller's pointer. Accepts NULL.
 MDP_EXPORT void mdp_client_destroy (mdp_client_t **self_p);
@@ -100,9 +109,10 @@ MDP_EXPORT void mdp_client_destroy (mdp_client_t **self_p);
 //  broker is told the same figure as the request's deadline.
 MDP_EXPORT void mdp_client_set_timeout (mdp_client_t *self, int msecs);
 
-//  How many attempts in all before giving up (default 3; at least 1). Each
-//  retry goes out on a fresh socket, so a late reply to an earlier attempt is
-//  never taken for the answer.
+//  How many attempts in all before giving up (default 3; at least 1; with
+//  several brokers at least one per broker). Each retry goes out on a fresh
+//  socket, so a late reply to an earlier attempt is never taken for the
+//  answer; with several brokers each retry goes to the next broker.
 MDP_EXPORT void mdp_client_set_retries (mdp_client_t *self, int retries);
 
 //  Send the request to service and wait for the reply. Takes ownership of the
