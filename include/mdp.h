@@ -245,7 +245,21 @@ typedef void (mdp_async_fn) (mdp_async_t *self, uint64_t request_id, mdp_msg_t *
                              bool final, int status, void *arg);
 
 //  Create an async client connected to the broker at endpoint. NULL on error.
+//  endpoint may list several brokers, comma-separated (at most 16), as for
+//  mdp_client_new: a request goes to one live broker (the one that answered
+//  last) and, when that one is silent for the timeout or answers 503 before
+//  any partial reply, to the next; only the broker a request was last sent
+//  to may answer it, so each request still gets exactly one final call. The
+//  socket is then a ROUTER naming each broker's connection (same frames on
+//  the wire); dead brokers are probed (mmi.service) with back-off from
+//  mdp_async_process / mdp_async_recv, which mdp_async_next_timeout counts.
 MDP_EXPORT mdp_async_t *mdp_async_new (const char *endpoint);
+
+//  Add one more broker (one endpoint, no comma). Call while no request is in
+//  flight: the socket is made anew (and moved over in an attached zloop;
+//  take mdp_async_socket again). Returns 0, or -1 with errno EINVAL (bad
+//  endpoint, requests in flight, or already 16 brokers).
+MDP_EXPORT int mdp_async_add_endpoint (mdp_async_t *self, const char *endpoint);
 
 //  Destroy the client and NULL the caller's pointer; requests still in flight
 //  are forgotten without calls. Accepts NULL.
@@ -257,7 +271,7 @@ MDP_EXPORT void mdp_async_set_handler (mdp_async_t *self, mdp_async_fn *fn, void
 
 //  Timeout in msecs for requests sent from now on (default 2500); each
 //  partial reply restarts it. A reply arriving after its request timed out
-//  is discarded.
+//  is discarded. With several brokers it applies to each broker tried.
 MDP_EXPORT void mdp_async_set_timeout (mdp_async_t *self, int msecs);
 
 //  Speak CURVE to the broker, as mdp_client_set_curve; the connection is
