@@ -13,8 +13,9 @@
 #define HEARTBEAT 250  //  msecs, brokers and workers
 #define LIVENESS "5"   //  missed heartbeats: 3 expires busy workers (502) on a loaded box
 #define CLIENTS 10     //  client threads
-#define REQUESTS 500   //  requests per client
-#define TIMEOUT 500    //  msecs a client waits on one broker before moving on
+#define REQUESTS (getenv ("MDP_TEST_SLOW") ? 50 : 500) //  per client (fewer under valgrind)
+#define TIMEOUT 1000   //  msecs a client waits on one broker before moving on (and the
+                       //  broker on the worker: 500 gives 504s on a loaded machine)
 
 //  One mdp-broker process and what it needs to be killed and restarted.
 typedef struct {
@@ -46,8 +47,9 @@ static void s_broker_start (broker_proc_t *broker, const char *bind)
 
 static void s_broker_kill (broker_proc_t *broker)
 {
-    if (broker->pid > 0)
-        tu_stop (broker->pid, SIGKILL, 5000);
+    if (broker->pid <= 0)
+        return; //  killed already: its pipes are closed, their numbers maybe reused
+    tu_stop (broker->pid, SIGKILL, 5000);
     broker->pid = 0;
     close (broker->out);
     close (broker->err);
@@ -254,6 +256,189 @@ START_TEST (test_kill_each_broker_under_load)
 }
 END_TEST
 
+//  --- MDP/0.2 streams through failover ---------------------------------
+
+static atomic_int gate_open;   //  lets the held worker on broker 1 finish
+static atomic_int held;        //  requests the held worker has taken
+static atomic_int partials_seen; //  partials the streaming client has seen
+static atomic_int served;      //  requests the worker on broker 2 has taken
+
+//  Broker 1's worker: sends arg's number of partials (0 or 1), then holds the
+//  request until the gate opens (the test kills its broker meanwhile).
+static mdp_msg_t *s_held_hook (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
+{
+    atomic_fetch_add (&held, 1);
+    if (*(int *)arg > 0) {
+        mdp_msg_t *partial = mdp_msg_new ("held.partial", NULL);
+        mdp_worker_send_partial (worker, &partial);
+    }
+    int64_t until = zclock_mono () + tu_scale (10000);
+    while (!atomic_load (&gate_open) && zclock_mono () < until)
+        zclock_sleep (10); //  a gate, bounded
+    return mdp_msg_new ("held.result", NULL);
+}
+
+//  Broker 2's worker: three partials, then the final reply.
+static mdp_msg_t *s_stream_hook (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
+{
+    atomic_fetch_add (&served, 1);
+    for (int part = 0; part < 3; part++) {
+        mdp_msg_t *partial = mdp_msg_new ("stream.partial", NULL);
+        mdp_worker_send_partial (worker, &partial);
+    }
+    return mdp_msg_new ("stream.result", NULL);
+}
+
+typedef struct {
+    const char *endpoint; //  the broker
+    mdp_worker_fn *hook;  //  what the worker does
+    int partials;         //  the hook's argument
+} stream_worker_t;
+
+static void s_worker_actor (zsock_t *pipe, void *args)
+{
+    stream_worker_t worker_args = *(stream_worker_t *)args;
+    mdp_worker_t *worker = mdp_worker_new (worker_args.endpoint, "stream");
+    mdp_worker_set_protocol (worker, 2);
+    mdp_worker_set_heartbeat (worker, HEARTBEAT, 3);
+    mdp_worker_set_reconnect (worker, 20, 200);
+    mdp_worker_set_handler (worker, worker_args.hook, &worker_args.partials);
+    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
+    zsock_signal (pipe, 0);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == pipe || !which)
+            break; //  $TERM from the test
+        mdp_worker_process (worker);
+    }
+    zpoller_destroy (&poller);
+    mdp_worker_destroy (&worker);
+}
+
+static void s_count_partial (mdp_msg_t *partial, void *arg)
+{
+    atomic_fetch_add (&partials_seen, 1);
+}
+
+//  One streaming request with both brokers; reports errno and the final
+//  reply's action ("" when none).
+static void s_stream_client_actor (zsock_t *pipe, void *args)
+{
+    zsock_signal (pipe, 0);
+    mdp_client_t *client = mdp_client_new (endpoints);
+    mdp_client_set_timeout (client, tu_scale (TIMEOUT));
+    mdp_client_set_retries (client, 2);
+    mdp_msg_t *request = mdp_msg_new ("stream.get", NULL);
+    mdp_msg_t *reply = mdp_client_request_stream (client, "stream", &request, s_count_partial, NULL);
+    int error = reply ? 0 : errno;
+    zsock_send (pipe, "is", error, reply ? mdp_msg_action (reply) : "");
+    mdp_msg_destroy (&reply);
+    mdp_client_destroy (&client);
+    char *term = zstr_recv (pipe);
+    zstr_free (&term);
+}
+
+static bool s_has_stream (void *endpoint)
+{
+    mdp_client_t *client = mdp_client_new (endpoint);
+    mdp_client_set_timeout (client, 200);
+    mdp_client_set_retries (client, 1);
+    bool has = mdp_client_has_service (client, "stream") == 1;
+    mdp_client_destroy (&client);
+    return has;
+}
+
+static bool s_atomic_positive (void *counter)
+{
+    return atomic_load ((atomic_int *)counter) > 0;
+}
+
+//  Workers on both brokers, a streaming call under way, broker 1 holding
+//  it (after partials partial replies): kill broker 1, return the result.
+static void s_stream_through_kill (int partials, int *error, char **action)
+{
+    atomic_store (&gate_open, 0);
+    atomic_store (&held, 0);
+    atomic_store (&served, 0);
+    atomic_store (&partials_seen, 0);
+    stream_worker_t first = {brokers[0].endpoint, s_held_hook, partials};
+    stream_worker_t second = {brokers[1].endpoint, s_stream_hook, 0};
+    zactor_t *workers[2] = {zactor_new (s_worker_actor, &first),
+                            zactor_new (s_worker_actor, &second)};
+    ck_assert (tu_wait_for (s_has_stream, brokers[0].endpoint, 10000));
+    ck_assert (tu_wait_for (s_has_stream, brokers[1].endpoint, 10000));
+    zactor_t *client = zactor_new (s_stream_client_actor, NULL);
+    ck_assert_msg (tu_wait_for (s_atomic_positive, &held, 5000), "broker 1 never had the request");
+    if (partials > 0)
+        ck_assert (tu_wait_for (s_atomic_positive, &partials_seen, 5000));
+    s_broker_kill (&brokers[0]);
+    zpoller_t *poller = zpoller_new (client, NULL);
+    bool done = zpoller_wait (poller, tu_scale (10000)) == client;
+    zpoller_destroy (&poller);
+    ck_assert_msg (done, "the streaming call never ended");
+    zsock_recv (client, "is", error, action);
+    zactor_destroy (&client);
+    atomic_store (&gate_open, 1);
+    zactor_destroy (&workers[0]);
+    zactor_destroy (&workers[1]);
+}
+
+START_TEST (test_stream_fails_over_before_a_partial)
+{
+    int error;
+    char *action;
+    s_stream_through_kill (0, &error, &action);
+    ck_assert_int_eq (error, 0);
+    ck_assert_str_eq (action, "stream.result");
+    ck_assert_int_eq (atomic_load (&partials_seen), 3); //  broker 2's, from the start
+    ck_assert_int_eq (atomic_load (&served), 1);
+    zstr_free (&action);
+}
+END_TEST
+
+START_TEST (test_stream_not_restarted_after_a_partial)
+{
+    int error;
+    char *action;
+    s_stream_through_kill (1, &error, &action);
+    ck_assert_int_eq (error, EAGAIN); //  an error, not a stream begun again
+    ck_assert_str_eq (action, "");
+    ck_assert_int_eq (atomic_load (&partials_seen), 1);
+    ck_assert_int_eq (atomic_load (&served), 0);
+    zstr_free (&action);
+}
+END_TEST
+
+//  mdp-async-req with a dead broker first and a live one second: every
+//  request answered, exit 0.
+START_TEST (test_async_req_fails_over)
+{
+    pid_t worker = s_worker_start (brokers[1].endpoint);
+    ck_assert (tu_wait_for (s_has_echo, brokers[1].endpoint, 10000));
+    char bind[256];
+    snprintf (bind, sizeof bind, "%s", brokers[0].endpoint);
+    s_broker_kill (&brokers[0]);
+    char timeout[16];
+    snprintf (timeout, sizeof timeout, "%d", tu_scale (TIMEOUT));
+    char *argv[] = {(char *)tu_program ("mdp-async-req"), "-e", bind, "-e",
+                    brokers[1].endpoint, "-t", timeout, "-n", "50", "echo", "a.get", NULL};
+    int out[2];
+    ck_assert_int_eq (pipe (out), 0);
+    pid_t pid = tu_spawn (argv, out[1]);
+    close (out[1]);
+    int lines = 0;
+    char *line;
+    while ((line = tu_read_line_with (out[0], "\"final\":true", 10000))) {
+        lines++;
+        free (line);
+    }
+    close (out[0]);
+    ck_assert_int_eq (tu_wait_exit (pid, 10000), 0);
+    ck_assert_int_eq (lines, 50);
+    tu_stop (worker, SIGTERM, 5000);
+}
+END_TEST
+
 int main (void)
 {
     Suite *suite = suite_create ("e2e_failover");
@@ -261,6 +446,9 @@ int main (void)
     tcase_add_checked_fixture (tc, s_setup, s_teardown);
     tcase_set_timeout (tc, tu_scale (180));
     tcase_add_test (tc, test_kill_each_broker_under_load);
+    tcase_add_test (tc, test_stream_fails_over_before_a_partial);
+    tcase_add_test (tc, test_stream_not_restarted_after_a_partial);
+    tcase_add_test (tc, test_async_req_fails_over);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
