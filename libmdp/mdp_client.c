@@ -354,8 +354,9 @@ static zmsg_t *s_wait (mdp_client_t *self, peer_t *peer, const char *service, st
         for (size_t index = 0; index < self->npeers; index++)
             if (self->peers[index].probe) {
                 probed[count] = &self->peers[index];
-                items[count++] = (zmq_pollitem_t){zsock_resolve (probed[count - 1]->probe), 0,
-                                                  ZMQ_POLLIN, 0};
+                items[count] = (zmq_pollitem_t){zsock_resolve (probed[count]->probe), 0,
+                                                ZMQ_POLLIN, 0};
+                count++;
             }
         if (zmq_poll (items, count, s_probe_wait (self, left)) < 0 || zsys_interrupted) {
             errno = EINTR;
