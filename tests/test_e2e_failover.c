@@ -10,7 +10,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 
-#define HEARTBEAT 250  //  msecs, brokers and workers
+#define HEARTBEAT 250  //  msecs, brokers and workers (times 10 under valgrind: tu_scale)
 #define LIVENESS "5"   //  missed heartbeats: 3 expires busy workers (502) on a loaded box
 #define CLIENTS 10     //  client threads
 #define REQUESTS (getenv ("MDP_TEST_SLOW") ? 50 : 500) //  per client (fewer under valgrind)
@@ -29,7 +29,7 @@ typedef struct {
 static void s_broker_start (broker_proc_t *broker, const char *bind)
 {
     char heartbeat[16];
-    snprintf (heartbeat, sizeof heartbeat, "%d", HEARTBEAT);
+    snprintf (heartbeat, sizeof heartbeat, "%d", tu_scale (HEARTBEAT));
     int64_t until = zclock_mono () + tu_scale (5000);
     while (true) {
         const char *args[] = {"-e", bind, "--heartbeat", heartbeat, "--liveness", LIVENESS, NULL};
@@ -66,7 +66,7 @@ static void s_drain (broker_proc_t *broker)
 static pid_t s_worker_start (const char *endpoint)
 {
     char heartbeat[16];
-    snprintf (heartbeat, sizeof heartbeat, "%d", HEARTBEAT);
+    snprintf (heartbeat, sizeof heartbeat, "%d", tu_scale (HEARTBEAT));
     char *argv[] = {(char *)tu_program ("mdp-echo-worker"), "-e", (char *)endpoint, "-H",
                     heartbeat, "echo", NULL};
     pid_t pid = tu_spawn (argv, -1);
@@ -246,7 +246,7 @@ START_TEST (test_kill_each_broker_under_load)
     }
     fprintf (stderr, "failover: %d answered with their own data, %d not, longest gap %d ms "
                      "(client timeout %d ms, heartbeat %d ms)\n",
-             good, bad, max_gap, tu_scale (TIMEOUT), HEARTBEAT);
+             good, bad, max_gap, tu_scale (TIMEOUT), tu_scale (HEARTBEAT));
     for (int index = 0; index < 2; index++)
         tu_stop (workers[index], SIGTERM, 5000);
     ck_assert_int_eq (bad, 0);
@@ -300,7 +300,7 @@ static void s_worker_actor (zsock_t *pipe, void *args)
     stream_worker_t worker_args = *(stream_worker_t *)args;
     mdp_worker_t *worker = mdp_worker_new (worker_args.endpoint, "stream");
     mdp_worker_set_protocol (worker, 2);
-    mdp_worker_set_heartbeat (worker, HEARTBEAT, 3);
+    mdp_worker_set_heartbeat (worker, tu_scale (HEARTBEAT), 3);
     mdp_worker_set_reconnect (worker, 20, 200);
     mdp_worker_set_handler (worker, worker_args.hook, &worker_args.partials);
     zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
