@@ -18,10 +18,12 @@
 #define EXIT_USAGE 2   //  bad arguments
 #define EXIT_TIMEOUT 3 //  some request timed out or got a 504 (and none failed)
 #define MAX_COUNT 1000 //  requests at once: what the socket's send queue holds
+#define MAX_ENDPOINTS 16 //  brokers, as many as mdp_async_t takes
 
 //  The command line, parsed.
 typedef struct {
-    const char *endpoint; //  broker endpoint
+    const char *endpoints[MAX_ENDPOINTS]; //  -e, in order (the default if none)
+    int nendpoints;       //  -e options given
     int timeout;          //  msecs per request
     int count;            //  requests to send
     const char *service;  //  SERVICE
@@ -43,8 +45,9 @@ typedef struct {
 static void s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: mdp-async-req [-e ENDPOINT] [-t MS] [-n COUNT] SERVICE ACTION [JSON]\n"
-             "  -e ENDPOINT  broker endpoint (default %s)\n"
+             "usage: mdp-async-req [-e ENDPOINT]... [-t MS] [-n COUNT] SERVICE ACTION [JSON]\n"
+             "  -e ENDPOINT  broker endpoint (default %s); repeat it (or give a\n"
+             "               comma-separated list) to fail over between brokers\n"
              "  -t MS        timeout of each request, in msecs (default %d); partial\n"
              "               replies restart it\n"
              "  -n COUNT     requests to send at once (default 1, at most %d); a JSON\n"
@@ -73,11 +76,11 @@ static int s_number (const char *text, int min, int max, int *value)
 //  Parse options and arguments. Returns -1 when done, else the exit code.
 static int s_parse (int argc, char *argv[], args_t *args)
 {
-    *args = (args_t){MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, 1, NULL, NULL, NULL};
+    *args = (args_t){{MDP_DEFAULT_ENDPOINT}, 0, MDP_DEFAULT_TIMEOUT, 1, NULL, NULL, NULL};
     int opt;
     while ((opt = getopt (argc, argv, "e:t:n:h")) != -1) {
-        if (opt == 'e')
-            args->endpoint = optarg;
+        if (opt == 'e' && args->nendpoints < MAX_ENDPOINTS)
+            args->endpoints[args->nendpoints++] = optarg;
         else if (opt == 't' && s_number (optarg, 1, 86400000, &args->timeout) == 0)
             continue;
         else if (opt == 'n' && s_number (optarg, 1, MAX_COUNT, &args->count) == 0)
@@ -89,6 +92,8 @@ static int s_parse (int argc, char *argv[], args_t *args)
             if (opt == 't' || opt == 'n')
                 fprintf (stderr, "mdp-async-req: -%c needs a whole number in range, not '%s'\n",
                          opt, optarg);
+            if (opt == 'e')
+                fprintf (stderr, "mdp-async-req: at most %d brokers\n", MAX_ENDPOINTS);
             s_usage (stderr);
             return EXIT_USAGE;
         }
@@ -101,6 +106,22 @@ static int s_parse (int argc, char *argv[], args_t *args)
     args->action = argv[optind + 1];
     args->json = argc - optind == 3 ? argv[optind + 2] : NULL;
     return -1;
+}
+
+//  A client for every broker given with -e (the first one, then the others
+//  to fail over to). NULL, after saying which, when one is not valid.
+static mdp_async_t *s_client_new (const args_t *args)
+{
+    mdp_async_t *client = mdp_async_new (args->endpoints[0]);
+    const char *bad = client ? NULL : args->endpoints[0];
+    for (int index = 1; client && index < args->nendpoints; index++)
+        if (mdp_async_add_endpoint (client, args->endpoints[index]) != 0) {
+            bad = args->endpoints[index];
+            mdp_async_destroy (&client);
+        }
+    if (bad)
+        fprintf (stderr, "mdp-async-req: invalid endpoint '%s'\n", bad);
+    return client;
 }
 
 //  zloop timer: end the loop (a handler returning -1 stops zloop_start).
@@ -217,9 +238,8 @@ int main (int argc, char *argv[])
         cJSON_Delete (data);
         return EXIT_USAGE;
     }
-    mdp_async_t *client = mdp_async_new (args.endpoint);
+    mdp_async_t *client = s_client_new (&args);
     if (!client) {
-        fprintf (stderr, "mdp-async-req: invalid endpoint '%s'\n", args.endpoint);
         cJSON_Delete (data);
         return EXIT_USAGE;
     }

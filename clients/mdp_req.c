@@ -16,12 +16,14 @@
 #define EXIT_FAILED 1  //  an mdp.error reply, or the exchange failed
 #define EXIT_USAGE 2   //  bad arguments
 #define EXIT_TIMEOUT 3 //  no reply after every attempt, or the broker's 504
+#define MAX_ENDPOINTS 16 //  brokers, as many as mdp_client_t takes
 
 static void s_usage (FILE *out)
 {
     fprintf (out,
-             "usage: mdp-req [-e ENDPOINT] [-t MS] [-r RETRIES] [-s] SERVICE ACTION [JSON]\n"
-             "  -e ENDPOINT  broker endpoint (default %s)\n"
+             "usage: mdp-req [-e ENDPOINT]... [-t MS] [-r RETRIES] [-s] SERVICE ACTION [JSON]\n"
+             "  -e ENDPOINT  broker endpoint (default %s); repeat it (or give a\n"
+             "               comma-separated list) to fail over between brokers\n"
              "  -t MS        wait per attempt, in msecs (default %d); with --stream,\n"
              "               the longest silence between two replies\n"
              "  -r RETRIES   attempts in all (default %d); with --stream, no retry\n"
@@ -109,7 +111,8 @@ static int s_report (mdp_msg_t *reply, const char *service, int timeout, int ret
 
 //  The command line, parsed.
 typedef struct {
-    const char *endpoint; //  broker endpoint
+    const char *endpoints[MAX_ENDPOINTS]; //  -e, in order (the default if none)
+    int nendpoints;       //  -e options given
     int timeout;          //  msecs per attempt
     int retries;          //  attempts in all
     const char *service;  //  SERVICE
@@ -123,17 +126,16 @@ typedef struct {
 //  Parse options and arguments. Returns -1 when done, else the exit code.
 static int s_parse (int argc, char *argv[], args_t *args)
 {
-    *args = (args_t){
-        MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES, NULL, NULL, NULL, false,
-        NULL, NULL};
+    *args = (args_t){{MDP_DEFAULT_ENDPOINT}, 0, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES,
+                     NULL, NULL, NULL, false, NULL, NULL};
     static const struct option options[] = {
         {"stream", no_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
         {"curve-server", required_argument, NULL, 'S'}, {"curve-cert", required_argument, NULL, 'C'},
         {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long (argc, argv, "e:t:r:sh", options, NULL)) != -1) {
-        if (opt == 'e')
-            args->endpoint = optarg;
+        if (opt == 'e' && args->nendpoints < MAX_ENDPOINTS)
+            args->endpoints[args->nendpoints++] = optarg;
         else if (opt == 't' && s_number (optarg, 1, &args->timeout) == 0)
             continue;
         else if (opt == 'r' && s_number (optarg, 1, &args->retries) == 0)
@@ -150,6 +152,8 @@ static int s_parse (int argc, char *argv[], args_t *args)
         } else {
             if (opt == 't' || opt == 'r')
                 fprintf (stderr, "mdp-req: -%c needs a whole number > 0, not '%s'\n", opt, optarg);
+            if (opt == 'e')
+                fprintf (stderr, "mdp-req: at most %d brokers\n", MAX_ENDPOINTS);
             s_usage (stderr);
             return EXIT_USAGE;
         }
@@ -164,6 +168,22 @@ static int s_parse (int argc, char *argv[], args_t *args)
     args->action = argv[optind + 1];
     args->json = argc - optind == 3 ? argv[optind + 2] : NULL;
     return -1;
+}
+
+//  A client for every broker given with -e (the first one, then the others
+//  to fail over to). NULL, after saying which, when one is not valid.
+static mdp_client_t *s_client_new (const args_t *args)
+{
+    mdp_client_t *client = mdp_client_new (args->endpoints[0]);
+    const char *bad = client ? NULL : args->endpoints[0];
+    for (int index = 1; client && index < args->nendpoints; index++)
+        if (mdp_client_add_endpoint (client, args->endpoints[index]) != 0) {
+            bad = args->endpoints[index];
+            mdp_client_destroy (&client);
+        }
+    if (bad)
+        fprintf (stderr, "mdp-req: invalid endpoint '%s'\n", bad);
+    return client;
 }
 
 int main (int argc, char *argv[])
@@ -191,9 +211,8 @@ int main (int argc, char *argv[])
         fprintf (stderr, "mdp-req: invalid action '%s'\n", args.action);
         return EXIT_USAGE;
     }
-    mdp_client_t *client = mdp_client_new (args.endpoint);
+    mdp_client_t *client = s_client_new (&args);
     if (!client) {
-        fprintf (stderr, "mdp-req: invalid endpoint '%s'\n", args.endpoint);
         mdp_msg_destroy (&request);
         return EXIT_USAGE;
     }

@@ -108,7 +108,16 @@ MDP_EXPORT char *mdp_json_print (const cJSON *item);
 typedef struct _mdp_client_t mdp_client_t;
 
 //  Create a client that connects to the broker at endpoint. NULL on error.
+//  endpoint may list several brokers, comma-separated ("tcp://a:5555,
+//  tcp://b:5555", at most 16): each request then goes to one live broker and
+//  moves on to the next when that one is silent for the timeout or answers
+//  503 (spec/ha.md: a worker may see a request twice; the caller gets one
+//  reply). With one endpoint nothing changes: no probe, no extra frame.
 MDP_EXPORT mdp_client_t *mdp_client_new (const char *endpoint);
+
+//  Add one more broker to fail over to (one endpoint, no comma). Returns 0,
+//  or -1 with errno EINVAL (bad endpoint, or already 16 brokers).
+MDP_EXPORT int mdp_client_add_endpoint (mdp_client_t *self, const char *endpoint);
 
 //  Destroy the client and NULL the caller's pointer. Accepts NULL.
 MDP_EXPORT void mdp_client_destroy (mdp_client_t **self_p);
@@ -117,9 +126,10 @@ MDP_EXPORT void mdp_client_destroy (mdp_client_t **self_p);
 //  broker is told the same figure as the request's deadline.
 MDP_EXPORT void mdp_client_set_timeout (mdp_client_t *self, int msecs);
 
-//  How many attempts in all before giving up (default 3; at least 1). Each
-//  retry goes out on a fresh socket, so a late reply to an earlier attempt is
-//  never taken for the answer.
+//  How many attempts in all before giving up (default 3; at least 1; with
+//  several brokers at least one per broker). Each retry goes out on a fresh
+//  socket, so a late reply to an earlier attempt is never taken for the
+//  answer; with several brokers each retry goes to the next broker.
 MDP_EXPORT void mdp_client_set_retries (mdp_client_t *self, int retries);
 
 //  Send the request to service and wait for the reply. Takes ownership of the
@@ -263,7 +273,21 @@ typedef void (mdp_async_fn) (mdp_async_t *self, uint64_t request_id, mdp_msg_t *
                              bool final, int status, void *arg);
 
 //  Create an async client connected to the broker at endpoint. NULL on error.
+//  endpoint may list several brokers, comma-separated (at most 16), as for
+//  mdp_client_new: a request goes to one live broker (the one that answered
+//  last) and, when that one is silent for the timeout or answers 503 before
+//  any partial reply, to the next; only the broker a request was last sent
+//  to may answer it, so each request still gets exactly one final call. The
+//  socket is then a ROUTER naming each broker's connection (same frames on
+//  the wire); dead brokers are probed (mmi.service) with back-off from
+//  mdp_async_process / mdp_async_recv, which mdp_async_next_timeout counts.
 MDP_EXPORT mdp_async_t *mdp_async_new (const char *endpoint);
+
+//  Add one more broker (one endpoint, no comma). Call while no request is in
+//  flight: the socket is made anew (and moved over in an attached zloop;
+//  take mdp_async_socket again). Returns 0, or -1 with errno EINVAL (bad
+//  endpoint, requests in flight, or already 16 brokers).
+MDP_EXPORT int mdp_async_add_endpoint (mdp_async_t *self, const char *endpoint);
 
 //  Destroy the client and NULL the caller's pointer; requests still in flight
 //  are forgotten without calls. Accepts NULL.
@@ -275,7 +299,7 @@ MDP_EXPORT void mdp_async_set_handler (mdp_async_t *self, mdp_async_fn *fn, void
 
 //  Timeout in msecs for requests sent from now on (default 2500); each
 //  partial reply restarts it. A reply arriving after its request timed out
-//  is discarded.
+//  is discarded. With several brokers it applies to each broker tried.
 MDP_EXPORT void mdp_async_set_timeout (mdp_async_t *self, int msecs);
 
 //  Speak CURVE to the broker, as mdp_client_set_curve; the connection is

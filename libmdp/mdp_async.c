@@ -4,6 +4,10 @@
     PARTIAL and FINAL, so replies are matched to requests whatever their order.
     A hash finds a request by id; a min-heap on deadlines finds the next timeout.
     Events go through one FIFO, drained by mdp_async_recv or a handler.
+    With several brokers (spec/ha.md) the socket is a ROUTER that names each
+    broker's connection, every request keeps a copy of itself, and a request
+    whose broker is silent for its timeout, or answers 503, is sent again to
+    the next broker; replies from any broker but its current one are dropped.
 */
 #include "mdp_curve.h"
 #include "mdp.h"
@@ -16,6 +20,23 @@
 
 #define ID_SIZE 8      //  bytes in the correlation frame
 #define MAX_READS 1000 //  messages read per call before timers get a turn
+#define MAX_PEERS 16   //  brokers one client may know
+#define PROBE_FIRST 250       //  msecs before a dead broker's first probe
+#define PROBE_MAX 5000        //  back-off cap between probes, msecs
+#define PROBE_ID 0            //  correlation id of probes (requests start at 1)
+#define PROBE_NAME "mmi.ping" //  what a probe asks mmi.service about
+
+//  One broker the client knows.
+typedef struct {
+    char *endpoint;      //  owned
+    char rid[4];         //  the routing id its connection gets ("p" + letter)
+    bool dead;           //  a request there went unanswered (or 503)
+    bool probing;        //  a probe is in flight
+    int backoff;         //  msecs between probes while dead
+    int64_t probe_at;    //  when to probe next (dead, not probing)
+    int64_t probe_until; //  when the probe in flight counts as lost
+    int64_t answered_at; //  zclock_mono time of its last message, 0 never
+} peer_t;
 
 //  One request in flight.
 typedef struct {
@@ -24,6 +45,10 @@ typedef struct {
     int timeout;      //  msecs; restarted by each partial
     int64_t deadline; //  zclock_mono time it times out
     size_t slot;      //  its index in the deadline heap
+    zmsg_t *msg;      //  copy of what was sent, to send again (several brokers)
+    size_t peer;      //  the broker it was sent to last
+    uint32_t tried;   //  bit per broker it was sent to
+    bool partial_seen; //  a partial came: never sent again
 } request_t;
 
 //  One thing to tell the application: a reply, or the end of a request.
@@ -49,7 +74,9 @@ struct _mdp_async_t {
     int timer_id;          //  our armed zloop timer, or -1
     int64_t timer_at;      //  when that timer fires
     uint64_t discarded;    //  replies for no request in flight, and garbage
-    char *endpoint;        //  the broker, owned (to connect again with CURVE)
+    peer_t peers[MAX_PEERS]; //  the brokers, in the order given
+    size_t npeers;         //  brokers; with more than one the socket is a ROUTER
+    mdp_curve_t curve;     //  CURVE keys, when set
 };
 
 //  ---------------------------------------------------------------------------
@@ -71,6 +98,7 @@ static void s_request_destroy (void **item)
 {
     request_t *request = *item;
     if (request) {
+        zmsg_destroy (&request->msg);
         free (request->service);
         free (request);
     }
@@ -164,6 +192,68 @@ static void s_forget (mdp_async_t *self, request_t *request)
 //  ---------------------------------------------------------------------------
 //  Construction
 
+static int s_on_readable (zloop_t *loop, zsock_t *sock, void *arg);
+
+//  A new socket connected to every broker: a DEALER for one, a ROUTER that
+//  names each connection (its routing id) for several. NULL with errno.
+static zsock_t *s_socket_new (mdp_async_t *self)
+{
+    zsock_t *sock = zsock_new (self->npeers > 1 ? ZMQ_ROUTER : ZMQ_DEALER);
+    if (!sock) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    zsock_set_linger (sock, 0);
+    zsock_set_sndtimeo (sock, 0); //  a full pipe fails mdp_async_send, never blocks it
+    if (self->npeers > 1)
+        zsock_set_router_mandatory (sock, 1); //  EAGAIN, not a silent drop, when full
+    mdp_curve_apply (&self->curve, sock);
+    for (size_t index = 0; index < self->npeers; index++) {
+        if (self->npeers > 1)
+            zsock_set_connect_rid (sock, self->peers[index].rid);
+        if (zsock_connect (sock, "%s", self->peers[index].endpoint) != 0) {
+            zsock_destroy (&sock);
+            errno = EINVAL;
+            return NULL;
+        }
+    }
+    return sock;
+}
+
+//  Replace the socket (after a new broker or new keys), moving the zloop
+//  reader over when attached. 0, or -1 with errno (the old socket stays).
+static int s_socket_renew (mdp_async_t *self)
+{
+    zsock_t *sock = s_socket_new (self);
+    if (!sock)
+        return -1;
+    if (self->loop) {
+        zloop_reader_end (self->loop, self->dealer);
+        zloop_reader (self->loop, sock, s_on_readable, self);
+    }
+    zsock_destroy (&self->dealer);
+    self->dealer = sock;
+    return 0;
+}
+
+//  Add one broker, endpoint being the first size bytes of text. 0 or -1.
+static int s_add (mdp_async_t *self, const char *text, size_t size)
+{
+    if (size == 0 || self->npeers == MAX_PEERS) {
+        errno = EINVAL;
+        return -1;
+    }
+    peer_t *peer = &self->peers[self->npeers];
+    *peer = (peer_t){.endpoint = strndup (text, size)};
+    if (!peer->endpoint) {
+        errno = ENOMEM;
+        return -1;
+    }
+    snprintf (peer->rid, sizeof peer->rid, "p%c", 'a' + (int)self->npeers);
+    self->npeers++;
+    return 0;
+}
+
 mdp_async_t *mdp_async_new (const char *endpoint)
 {
     if (!endpoint || !*endpoint) {
@@ -179,8 +269,7 @@ mdp_async_t *mdp_async_new (const char *endpoint)
     self->timer_id = -1;
     self->requests = zhashx_new ();
     self->events = zlistx_new ();
-    self->dealer = zsock_new (ZMQ_DEALER);
-    if (!self->requests || !self->events || !self->dealer) {
+    if (!self->requests || !self->events) {
         mdp_async_destroy (&self);
         errno = ENOMEM;
         return NULL;
@@ -191,24 +280,45 @@ mdp_async_t *mdp_async_new (const char *endpoint)
     zhashx_set_key_destructor (self->requests, NULL);
     zhashx_set_destructor (self->requests, s_request_destroy);
     zlistx_set_destructor (self->events, s_event_destroy);
-    zsock_set_linger (self->dealer, 0);
-    zsock_set_sndtimeo (self->dealer, 0); //  a full pipe fails mdp_async_send, never blocks it
-    self->endpoint = strdup (endpoint);
-    if (!self->endpoint || zsock_connect (self->dealer, "%s", endpoint) != 0) {
-        mdp_async_destroy (&self);
-        errno = EINVAL;
+    //  "tcp://a:5555,tcp://b:5555": one broker per comma-separated item
+    for (const char *item = endpoint; *item;) {
+        size_t size = strcspn (item, ",");
+        if (s_add (self, item, size) != 0 || (item[size] == ',' && !item[size + 1])) {
+            errno = errno == ENOMEM ? ENOMEM : EINVAL;
+            mdp_async_destroy (&self);
+            return NULL;
+        }
+        item += item[size] ? size + 1 : size;
     }
+    self->dealer = s_socket_new (self);
+    if (!self->dealer)
+        mdp_async_destroy (&self);
     return self;
+}
+
+int mdp_async_add_endpoint (mdp_async_t *self, const char *endpoint)
+{
+    if (!self || !endpoint || !*endpoint || strchr (endpoint, ',') ||
+        zhashx_size (self->requests) > 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (s_add (self, endpoint, strlen (endpoint)) != 0)
+        return -1;
+    if (s_socket_renew (self) == 0)
+        return 0;
+    int saved = errno;
+    self->npeers--; //  the endpoint was bad: forget it, keep the old socket
+    free (self->peers[self->npeers].endpoint);
+    errno = saved;
+    return -1;
 }
 
 int mdp_async_set_curve (mdp_async_t *self, const char *server_key, const char *cert_path)
 {
-    mdp_curve_t curve = {0};
-    if (mdp_curve_load (&curve, server_key, cert_path) != 0)
+    if (mdp_curve_load (&self->curve, server_key, cert_path) != 0)
         return -1;
-    zsock_disconnect (self->dealer, "%s", self->endpoint);
-    mdp_curve_apply (&curve, self->dealer);
-    return zsock_connect (self->dealer, "%s", self->endpoint) == 0 ? 0 : -1;
+    return s_socket_renew (self); //  connect again, with the keys
 }
 
 void mdp_async_destroy (mdp_async_t **self_p)
@@ -226,7 +336,8 @@ void mdp_async_destroy (mdp_async_t **self_p)
     zhashx_destroy (&self->requests);
     zlistx_destroy (&self->events);
     free (self->heap);
-    free (self->endpoint);
+    for (size_t index = 0; index < self->npeers; index++)
+        free (self->peers[index].endpoint);
     free (self);
     errno = saved;
     *self_p = NULL;
@@ -253,11 +364,26 @@ zsock_t *mdp_async_socket (mdp_async_t *self)
     return self->dealer;
 }
 
+//  When something is next due (zclock_mono): the earliest request deadline
+//  or a dead broker's probe. -1 when nothing is.
+static int64_t s_next_due (mdp_async_t *self)
+{
+    int64_t due = self->heap_size > 0 ? self->heap[0]->deadline : -1;
+    for (size_t index = 0; index < self->npeers; index++) {
+        peer_t *peer = &self->peers[index];
+        int64_t at = peer->probing ? peer->probe_until : peer->probe_at;
+        if (peer->dead && (due < 0 || at < due))
+            due = at;
+    }
+    return due;
+}
+
 int mdp_async_next_timeout (mdp_async_t *self)
 {
-    if (self->heap_size == 0)
+    int64_t due = s_next_due (self);
+    if (due < 0)
         return -1;
-    int64_t left = self->heap[0]->deadline - zclock_mono ();
+    int64_t left = due - zclock_mono ();
     return left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
@@ -287,9 +413,9 @@ static int s_on_readable (zloop_t *loop, zsock_t *sock, void *arg)
 //  fires early does no harm (it re-arms), so one is only replaced when late.
 static void s_rearm (mdp_async_t *self)
 {
-    if (!self->loop || self->heap_size == 0)
+    int64_t next = s_next_due (self);
+    if (!self->loop || next < 0)
         return;
-    int64_t next = self->heap[0]->deadline;
     if (self->timer_id >= 0 && self->timer_at <= next)
         return;
     if (self->timer_id >= 0)
@@ -339,23 +465,133 @@ static zmsg_t *s_request_msg (uint64_t id, const char *service, int timeout, mdp
     return msg;
 }
 
-//  A new request in flight, or NULL on ENOMEM.
-static request_t *s_request_new (mdp_async_t *self, uint64_t id, const char *service)
+//  ---------------------------------------------------------------------------
+//  Brokers: which one to use, which are dead, probes
+
+//  Send msg to peer (on a ROUTER, after its routing id). 0 and *msg_p NULLed,
+//  or -1 with msg left as it was.
+static int s_send_to (mdp_async_t *self, size_t peer, zmsg_t **msg_p)
+{
+    if (self->npeers > 1 && zmsg_pushstr (*msg_p, self->peers[peer].rid))
+        return -1;
+    if (zmsg_send (msg_p, self->dealer) == 0)
+        return 0;
+    if (self->npeers > 1) {
+        zframe_t *rid = zmsg_pop (*msg_p);
+        zframe_destroy (&rid);
+    }
+    return -1;
+}
+
+//  The broker for a request that tried those in tried (a bit each): one not
+//  tried if any, live before dead, then the one that answered last, then the
+//  first given.
+static size_t s_pick (mdp_async_t *self, uint32_t tried)
+{
+    size_t best = 0;
+    for (size_t index = 1; index < self->npeers; index++) {
+        peer_t *peer = &self->peers[index], *top = &self->peers[best];
+        bool untried = !(tried & (1u << index)), top_untried = !(tried & (1u << best));
+        if (untried != top_untried   ? untried
+            : peer->dead != top->dead ? !peer->dead
+                                      : peer->answered_at > top->answered_at)
+            best = index;
+    }
+    return best;
+}
+
+static void s_mark_dead (mdp_async_t *self, peer_t *peer)
+{
+    if (self->npeers > 1 && !peer->dead) {
+        peer->dead = true;
+        peer->probing = false;
+        peer->backoff = PROBE_FIRST;
+        peer->probe_at = zclock_mono () + PROBE_FIRST;
+    }
+}
+
+static void s_mark_alive (peer_t *peer)
+{
+    peer->dead = false;
+    peer->probing = false;
+    peer->answered_at = zclock_mono ();
+}
+
+//  Probe the dead brokers that are due (mmi.service, correlation id 0, which
+//  every broker answers) and give up on lost probes, doubling the back-off.
+static void s_probe_tick (mdp_async_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (size_t index = 0; index < self->npeers; index++) {
+        peer_t *peer = &self->peers[index];
+        if (!peer->dead)
+            continue;
+        if (peer->probing && now >= peer->probe_until) {
+            peer->probing = false;
+            peer->backoff = peer->backoff * 2 < PROBE_MAX ? peer->backoff * 2 : PROBE_MAX;
+            peer->probe_at = now + peer->backoff;
+        }
+        if (peer->probing || now < peer->probe_at)
+            continue;
+        mdp_msg_t *body = mdp_msg_new (PROBE_NAME, NULL);
+        zmsg_t *msg = body ? s_request_msg (PROBE_ID, "mmi.service", self->timeout, body) : NULL;
+        mdp_msg_destroy (&body);
+        peer->probing = msg && s_send_to (self, index, &msg) == 0;
+        zmsg_destroy (&msg);
+        peer->probe_until = now + self->timeout;
+        if (!peer->probing)
+            peer->probe_at = now + peer->backoff;
+    }
+}
+
+//  A new request in flight, or NULL on ENOMEM. Takes copy (NULL with one
+//  broker), what was sent, to send again elsewhere.
+static request_t *s_request_new (mdp_async_t *self, uint64_t id, const char *service,
+                                 size_t peer, zmsg_t *copy)
 {
     request_t *request = calloc (1, sizeof (request_t));
-    if (!request)
+    if (!request) {
+        zmsg_destroy (&copy);
         return NULL;
+    }
     request->id = id;
     request->service = strdup (service);
     request->timeout = self->timeout;
     request->deadline = zclock_mono () + self->timeout;
+    request->msg = copy;
+    request->peer = peer;
+    request->tried = 1u << peer;
     if (!request->service || s_heap_push (self, request) != 0) {
+        zmsg_destroy (&request->msg);
         free (request->service);
         free (request);
         return NULL;
     }
     zhashx_insert (self->requests, &request->id, request);
     return request;
+}
+
+//  Its broker failed the request (silence or 503): send it again to a broker
+//  it has not tried. 0, or -1 when that may not be (one broker, a partial
+//  came, every broker tried, or the send failed): the request then ends.
+static int s_failover (mdp_async_t *self, request_t *request)
+{
+    s_mark_dead (self, &self->peers[request->peer]);
+    if (self->npeers < 2 || request->partial_seen || !request->msg)
+        return -1;
+    size_t peer = s_pick (self, request->tried);
+    if (request->tried & (1u << peer))
+        return -1;
+    zmsg_t *msg = zmsg_dup (request->msg);
+    if (!msg || s_send_to (self, peer, &msg) != 0) {
+        zmsg_destroy (&msg);
+        return -1;
+    }
+    request->peer = peer;
+    request->tried |= 1u << peer;
+    request->deadline = zclock_mono () + request->timeout;
+    s_heap_fix (self, request->slot);
+    return 0;
 }
 
 uint64_t mdp_async_send (mdp_async_t *self, const char *service, mdp_msg_t **request_p)
@@ -371,17 +607,21 @@ uint64_t mdp_async_send (mdp_async_t *self, const char *service, mdp_msg_t **req
     uint64_t id = self->last_id + 1;
     zmsg_t *msg = s_request_msg (id, service, self->timeout, request);
     mdp_msg_destroy (&request);
-    if (!msg) {
+    zmsg_t *copy = msg && self->npeers > 1 ? zmsg_dup (msg) : NULL;
+    if (!msg || (self->npeers > 1 && !copy)) {
+        zmsg_destroy (&msg);
         errno = ENOMEM;
         return 0;
     }
-    if (zmsg_send (&msg, self->dealer) != 0) {
+    size_t peer = s_pick (self, 0);
+    if (s_send_to (self, peer, &msg) != 0) {
         zmsg_destroy (&msg);
+        zmsg_destroy (&copy);
         errno = EAGAIN; //  the socket's queue is full
         return 0;
     }
     self->last_id = id;
-    if (!s_request_new (self, id, service)) {
+    if (!s_request_new (self, id, service, peer, copy)) {
         errno = ENOMEM; //  sent, but we could never match its reply
         return 0;
     }
@@ -433,18 +673,46 @@ static int s_reply_header (zmsg_t *msg, uint64_t *id)
     return command;
 }
 
-//  One message from the broker: match it to its request and queue an event.
+//  On a ROUTER, pop the routing id and return whose it is; -1 if none of ours.
+//  With one broker, 0.
+static int s_reply_peer (mdp_async_t *self, zmsg_t *msg)
+{
+    if (self->npeers < 2)
+        return 0;
+    zframe_t *rid = zmsg_pop (msg);
+    int peer = rid && zframe_size (rid) == 2 ? zframe_data (rid)[1] - 'a' : -1;
+    zframe_destroy (&rid);
+    return peer >= 0 && peer < (int)self->npeers ? peer : -1;
+}
+
+//  True when reply is an "mdp.error" 503: the broker never gave the request
+//  to a worker (shutting down, queue full), so another broker may.
+static bool s_unavailable (mdp_msg_t *reply)
+{
+    return reply && mdp_msg_error_code (reply) == 503;
+}
+
+//  One message from a broker: match it to its request and queue an event.
+//  Only the broker a request was last sent to may answer it.
 static void s_on_message (mdp_async_t *self, zmsg_t *msg)
 {
     uint64_t id;
-    int command = s_reply_header (msg, &id);
+    int peer = s_reply_peer (self, msg);
+    int command = peer >= 0 ? s_reply_header (msg, &id) : -1;
+    if (command > 0)
+        s_mark_alive (&self->peers[peer]);
     zframe_t *service = zmsg_pop (msg);
     request_t *request = command > 0 ? zhashx_lookup (self->requests, &id) : NULL;
-    if (!request || !service || !zframe_streq (service, request->service) || zmsg_size (msg) == 0) {
+    if (command > 0 && id == PROBE_ID) {
+        zframe_destroy (&service); //  a probe's answer: the broker lives, that is all
+        return;
+    }
+    if (!request || request->peer != (size_t)peer || !service ||
+        !zframe_streq (service, request->service) || zmsg_size (msg) == 0) {
         self->discarded++;
-        if (command > 0 && !request) //  late, after a timeout, or never ours
+        if (command > 0 && (!request || request->peer != (size_t)peer))
             zsys_debug ("mdp_async: discarded a reply for request %" PRIu64
-                        ", not in flight (%" PRIu64 " discarded in all)",
+                        ", not in flight there (%" PRIu64 " discarded in all)",
                         id, self->discarded);
         else
             zsys_warning ("mdp_async: dropped a malformed reply");
@@ -454,10 +722,15 @@ static void s_on_message (mdp_async_t *self, zmsg_t *msg)
     zframe_destroy (&service);
     mdp_msg_t *reply = mdp_msg_decode (msg);
     if (command == MDPC02_FINAL) {
+        if (s_unavailable (reply) && s_failover (self, request) == 0) {
+            mdp_msg_destroy (&reply); //  sent to the next broker instead
+            return;
+        }
         s_forget (self, request);
         s_push_event (self, id, reply, true, reply ? 0 : EPROTO);
         return;
     }
+    request->partial_seen = true; //  from now on, never sent again
     request->deadline = zclock_mono () + request->timeout; //  alive: restart its clock
     s_heap_fix (self, request->slot);
     if (reply)
@@ -467,7 +740,8 @@ static void s_on_message (mdp_async_t *self, zmsg_t *msg)
             "mdp_async: dropped a partial reply for request %" PRIu64 " with a malformed body", id);
 }
 
-//  Read what waits on the socket, then time out requests past their deadline.
+//  Read what waits on the socket, then fail over or time out requests past
+//  their deadline, and send the probes that are due.
 static void s_collect (mdp_async_t *self)
 {
     for (int reads = 0; reads < MAX_READS && (zsock_events (self->dealer) & ZMQ_POLLIN); reads++) {
@@ -479,10 +753,15 @@ static void s_collect (mdp_async_t *self)
     }
     int64_t now = zclock_mono ();
     while (self->heap_size > 0 && self->heap[0]->deadline <= now) {
-        uint64_t id = self->heap[0]->id;
-        s_forget (self, self->heap[0]);
+        request_t *request = self->heap[0];
+        if (s_failover (self, request) == 0)
+            continue; //  its deadline moved on
+        uint64_t id = request->id;
+        s_forget (self, request);
         s_push_event (self, id, NULL, true, ETIMEDOUT);
     }
+    if (self->npeers > 1)
+        s_probe_tick (self);
 }
 
 int mdp_async_process (mdp_async_t *self)

@@ -4,6 +4,9 @@
     old attempt impossible to mistake for the answer: MDP replies carry no
     request id. Requests carry Domogik's in-band timeout frame after the service.
     mdp_client_request speaks MDPC01; mdp_client_request_stream MDPC02.
+    With several brokers (spec/ha.md) each attempt goes to the live broker that
+    answered last; a silent or 503 broker is marked dead, the request moves on,
+    and the dead one is probed (mmi.service) with back-off during later waits.
 */
 #include "mdp_curve.h"
 #include "mdp.h"
@@ -12,12 +15,29 @@
 #include <errno.h>
 #include <string.h>
 
+#define MAX_PEERS 16          //  brokers one client may know
+#define PROBE_FIRST 250       //  msecs before a dead broker's first probe
+#define PROBE_MAX 5000        //  back-off cap between probes, msecs
+#define PROBE_NAME "mmi.ping" //  what a probe asks mmi.service about
+
+//  One broker the client knows.
+typedef struct {
+    char *endpoint;        //  owned
+    zsock_t *dealer;       //  socket for the next attempt; NULL after a failed one
+    zsock_t *probe;        //  socket of the probe in flight, or NULL
+    bool dead;             //  its last attempt went unanswered (or 503)
+    int backoff;           //  msecs between probes while dead
+    int64_t probe_at;      //  zclock_mono time of the next probe (dead only)
+    int64_t probe_until;   //  when the probe in flight counts as lost
+    int64_t answered_at;   //  zclock_mono time of its last answer, 0 never
+} peer_t;
+
 struct _mdp_client_t {
-    char *endpoint;  //  broker endpoint, owned
-    zsock_t *dealer; //  socket for the next attempt; NULL after a failed one
-    int timeout;     //  msecs to wait for each attempt's reply
-    int retries;     //  attempts in all, at least 1
-    mdp_curve_t curve; //  CURVE keys, when set
+    peer_t peers[MAX_PEERS]; //  brokers, in the order given
+    size_t npeers;           //  brokers in use, at least 1
+    int timeout;             //  msecs to wait for each attempt's reply
+    int retries;             //  attempts in all, at least 1
+    mdp_curve_t curve;       //  CURVE keys, when set
 };
 
 //  Create a DEALER connected to endpoint. Linger 0: nothing of a dead attempt
@@ -38,11 +58,47 @@ static zsock_t *s_connect (const char *endpoint, const mdp_curve_t *curve)
     return dealer;
 }
 
+//  Add one broker, endpoint being the first size bytes of text. Connects at
+//  once, so that a bad endpoint fails here. 0, or -1 with EINVAL or ENOMEM.
+static int s_add (mdp_client_t *self, const char *text, size_t size)
+{
+    if (size == 0 || self->npeers == MAX_PEERS) {
+        errno = EINVAL;
+        return -1;
+    }
+    peer_t *peer = &self->peers[self->npeers];
+    *peer = (peer_t){.endpoint = strndup (text, size)};
+    if (!peer->endpoint) {
+        errno = ENOMEM;
+        return -1;
+    }
+    peer->dealer = s_connect (peer->endpoint, &self->curve);
+    if (!peer->dealer) {
+        free (peer->endpoint);
+        peer->endpoint = NULL;
+        return -1;
+    }
+    self->npeers++;
+    return 0;
+}
+
+int mdp_client_add_endpoint (mdp_client_t *self, const char *endpoint)
+{
+    if (!self || !endpoint || !*endpoint || strchr (endpoint, ',')) {
+        errno = EINVAL;
+        return -1;
+    }
+    return s_add (self, endpoint, strlen (endpoint));
+}
+
 int mdp_client_set_curve (mdp_client_t *self, const char *server_key, const char *cert_path)
 {
     if (mdp_curve_load (&self->curve, server_key, cert_path) != 0)
         return -1;
-    zsock_destroy (&self->dealer);   //  the next attempt connects with the keys
+    for (size_t index = 0; index < self->npeers; index++) {
+        zsock_destroy (&self->peers[index].dealer); //  the next attempt connects with the keys
+        zsock_destroy (&self->peers[index].probe);
+    }
     return 0;
 }
 
@@ -59,13 +115,17 @@ mdp_client_t *mdp_client_new (const char *endpoint)
     }
     self->timeout = MDP_DEFAULT_TIMEOUT;
     self->retries = MDP_DEFAULT_RETRIES;
-    self->endpoint = strdup (endpoint);
-    if (self->endpoint)
-        self->dealer = s_connect (endpoint, &self->curve);
-    else
-        errno = ENOMEM;
-    if (!self->dealer)
-        mdp_client_destroy (&self);
+    //  "tcp://a:5555,tcp://b:5555": one broker per comma-separated item
+    for (const char *item = endpoint; self && *item;) {
+        size_t size = strcspn (item, ",");
+        if (s_add (self, item, size) != 0)
+            mdp_client_destroy (&self);
+        item += size;
+        if (*item == ',' && !*++item && self) { //  a trailing comma
+            errno = EINVAL;
+            mdp_client_destroy (&self);
+        }
+    }
     return self;
 }
 
@@ -75,8 +135,11 @@ void mdp_client_destroy (mdp_client_t **self_p)
         return;
     mdp_client_t *self = *self_p;
     int saved = errno; //  keep the errno of a failed new
-    zsock_destroy (&self->dealer);
-    free (self->endpoint);
+    for (size_t index = 0; index < self->npeers; index++) {
+        zsock_destroy (&self->peers[index].dealer);
+        zsock_destroy (&self->peers[index].probe);
+        free (self->peers[index].endpoint);
+    }
     free (self);
     errno = saved;
     *self_p = NULL;
@@ -111,9 +174,10 @@ typedef struct {
     bool partial_seen;        //  a partial came: the request is never sent again
 } stream_t;
 
-//  Send one attempt: [""]["MDPC01"][service][timeout][body...], or with a
-//  stream [""]["MDPC02"][0x01][service][timeout][body...]. 0 or -1.
-static int s_send (mdp_client_t *self, const char *service, zmsg_t *body, stream_t *stream)
+//  Send one attempt on sock: [""]["MDPC01"][service][timeout][body...], or
+//  with a stream [""]["MDPC02"][0x01][service][timeout][body...]. 0 or -1.
+static int s_send (mdp_client_t *self, zsock_t *sock, const char *service, zmsg_t *body,
+                   stream_t *stream)
 {
     char timeout[32];
     mdp_client_timeout_text (self->timeout, timeout, sizeof timeout);
@@ -126,12 +190,11 @@ static int s_send (mdp_client_t *self, const char *service, zmsg_t *body, stream
         errno = ENOMEM;
         return -1;
     }
-    if (zmsg_send (&msg, self->dealer) == 0)
+    if (zmsg_send (&msg, sock) == 0)
         return 0;
     zmsg_destroy (&msg);
     return -1;
 }
-
 //  Check a reply's header and strip it, leaving the body: [""]["MDPC01"]
 //  [service], or with a stream also [""]["MDPC02"][0x02|0x03][service].
 //  Returns MDPC02_PARTIAL or MDPC02_FINAL (an MDPC01 reply is final), or -1
@@ -175,30 +238,143 @@ static void s_partial (stream_t *stream, zmsg_t *body)
     mdp_msg_destroy (&partial);
 }
 
-//  Wait on the current socket for the final reply, dropping anything else;
-//  each partial goes to the stream and restarts the wait. Returns the final
-//  reply's body, or NULL with EAGAIN or EINTR.
-static zmsg_t *s_wait (mdp_client_t *self, const char *service, stream_t *stream)
+//  ---------------------------------------------------------------------------
+//  Dead brokers and their probes (only ever with several brokers)
+
+//  The attempt on peer went unanswered: no more attempts there until a probe
+//  (or a call with nowhere else to go) finds it alive.
+static void s_mark_dead (peer_t *peer)
 {
-    zpoller_t *poller = zpoller_new (self->dealer, NULL);
+    if (!peer->dead) {
+        peer->dead = true;
+        peer->backoff = PROBE_FIRST;
+        peer->probe_at = zclock_mono () + PROBE_FIRST;
+    }
+}
+
+static void s_mark_alive (peer_t *peer)
+{
+    peer->dead = false;
+    peer->answered_at = zclock_mono ();
+    zsock_destroy (&peer->probe);
+}
+
+//  Send the probes that are due and give up on those lost, doubling their
+//  back-off. A probe is mmi.service, which every MDP/0.1 broker answers.
+static void s_probe_tick (mdp_client_t *self)
+{
+    int64_t now = zclock_mono ();
+    for (size_t index = 0; index < self->npeers; index++) {
+        peer_t *peer = &self->peers[index];
+        if (!peer->dead)
+            continue;
+        if (peer->probe && now >= peer->probe_until) {
+            zsock_destroy (&peer->probe);
+            peer->backoff = peer->backoff * 2 < PROBE_MAX ? peer->backoff * 2 : PROBE_MAX;
+            peer->probe_at = now + peer->backoff;
+        }
+        if (peer->probe || now < peer->probe_at)
+            continue;
+        zmsg_t *body = zmsg_new ();
+        if (body && zmsg_addstr (body, PROBE_NAME) == 0 &&
+            (peer->probe = s_connect (peer->endpoint, &self->curve)) &&
+            s_send (self, peer->probe, "mmi.service", body, NULL) != 0)
+            zsock_destroy (&peer->probe);
+        zmsg_destroy (&body);
+        peer->probe_until = now + self->timeout;
+        if (!peer->probe) //  try again after the back-off
+            peer->probe_at = now + peer->backoff;
+    }
+}
+
+//  Msecs until s_probe_tick has something to do, at most limit.
+static int64_t s_probe_wait (mdp_client_t *self, int64_t limit)
+{
+    int64_t now = zclock_mono ();
+    for (size_t index = 0; index < self->npeers; index++) {
+        peer_t *peer = &self->peers[index];
+        int64_t at = peer->probe ? peer->probe_until : peer->probe_at;
+        if (peer->dead && at - now < limit)
+            limit = at > now ? at - now : 0;
+    }
+    return limit;
+}
+
+//  Choose the broker for the next attempt: one not tried in this call if any,
+//  live before dead, then the one that answered last, then the first given.
+static peer_t *s_pick (mdp_client_t *self, const bool *tried)
+{
+    peer_t *best = NULL;
+    for (size_t index = 0; index < self->npeers; index++) {
+        peer_t *peer = &self->peers[index];
+        bool untried = !tried[index], alive = !peer->dead;
+        if (!best) {
+            best = peer;
+            continue;
+        }
+        bool best_untried = !tried[best - self->peers], best_alive = !best->dead;
+        if (untried != best_untried ? untried
+            : alive != best_alive   ? alive
+                                    : peer->answered_at > best->answered_at)
+            best = peer;
+    }
+    return best;
+}
+
+//  True when body is an "mdp.error" 503 (unavailable: shutting down or full):
+//  the broker never gave the request to a worker, so another broker may.
+static bool s_unavailable (zmsg_t *body)
+{
+    mdp_msg_t *msg = zmsg_size (body) == 2 ? mdp_msg_decode (body) : NULL;
+    bool unavailable = msg && mdp_msg_error_code (msg) == 503;
+    mdp_msg_destroy (&msg);
+    return unavailable;
+}
+
+//  ---------------------------------------------------------------------------
+//  Requests
+
+//  Wait on peer's socket for the final reply, dropping anything else; each
+//  partial goes to the stream and restarts the wait. Probes of dead brokers
+//  are answered and sent meanwhile. Returns the final reply's body, or NULL
+//  with EAGAIN or EINTR.
+static zmsg_t *s_wait (mdp_client_t *self, peer_t *peer, const char *service, stream_t *stream)
+{
     int64_t deadline = zclock_mono () + self->timeout;
     zmsg_t *body = NULL;
     errno = EAGAIN;
-    while (poller && !body) {
+    while (!body) {
+        s_probe_tick (self);
         int64_t left = deadline - zclock_mono ();
         if (left <= 0)
             break;
-        if (!zpoller_wait (poller, (int)left)) {
-            if (zpoller_terminated (poller))
-                errno = EINTR;
+        zmq_pollitem_t items[MAX_PEERS + 1] = {{zsock_resolve (peer->dealer), 0, ZMQ_POLLIN, 0}};
+        peer_t *probed[MAX_PEERS + 1] = {peer};
+        int count = 1;
+        for (size_t index = 0; index < self->npeers; index++)
+            if (self->peers[index].probe) {
+                probed[count] = &self->peers[index];
+                items[count] = (zmq_pollitem_t){zsock_resolve (probed[count]->probe), 0,
+                                                ZMQ_POLLIN, 0};
+                count++;
+            }
+        if (zmq_poll (items, count, s_probe_wait (self, left)) < 0 || zsys_interrupted) {
+            errno = EINTR;
             break;
         }
-        zmsg_t *msg = zmsg_recv (self->dealer);
+        for (int index = 1; index < count; index++)
+            if (items[index].revents & ZMQ_POLLIN)
+                s_mark_alive (probed[index]); //  any answer will do
+        if (!(items[0].revents & ZMQ_POLLIN))
+            continue;
+        zmsg_t *msg = zmsg_recv (peer->dealer);
         if (!msg) {
             errno = EINTR;
             break;
         }
         int command = s_reply_header (msg, service, stream != NULL);
+        if (command >= 0)
+            s_mark_alive (peer);
         if (command == MDPC02_FINAL)
             body = msg;
         else if (command == MDPC02_PARTIAL) {
@@ -208,38 +384,56 @@ static zmsg_t *s_wait (mdp_client_t *self, const char *service, stream_t *stream
         if (!body)
             zmsg_destroy (&msg);
     }
-    zpoller_destroy (&poller);
     return body;
 }
 
 //  The lazy pirate: attempts on fresh sockets until a final reply comes, the
 //  attempts run out, or (streaming) an attempt saw a partial and went silent.
+//  With several brokers each attempt goes to the next (s_pick), there are at
+//  least as many attempts as brokers, and a 503 moves on too.
 static zmsg_t *s_call (mdp_client_t *self, const char *service, zmsg_t *body, stream_t *stream)
 {
     if (!self || !service || !*service || strlen (service) > MDP_MAX_SERVICE_NAME || !body) {
         errno = EINVAL;
         return NULL;
     }
-    for (int attempt = 0; attempt < self->retries; attempt++) {
-        if (!self->dealer && !(self->dealer = s_connect (self->endpoint, &self->curve)))
-            return NULL;
+    bool several = self->npeers > 1, tried[MAX_PEERS] = {false};
+    int attempts = several && self->retries < (int)self->npeers ? (int)self->npeers : self->retries;
+    zmsg_t *unavailable = NULL; //  the last 503, answered if nothing better comes
+    for (int attempt = 0; attempt < attempts; attempt++) {
+        peer_t *peer = s_pick (self, tried);
+        tried[peer - self->peers] = true;
+        if (!peer->dealer && !(peer->dealer = s_connect (peer->endpoint, &self->curve)))
+            break;
         zmsg_t *reply = NULL;
-        if (s_send (self, service, body, stream) == 0)
-            reply = s_wait (self, service, stream);
-        if (reply)
+        if (s_send (self, peer->dealer, service, body, stream) == 0)
+            reply = s_wait (self, peer, service, stream);
+        bool partial_seen = stream && stream->partial_seen;
+        if (reply && several && !partial_seen && s_unavailable (reply)) {
+            zmsg_destroy (&unavailable);
+            unavailable = reply;
+            s_mark_dead (peer);
+            continue;
+        }
+        if (reply) {
+            zmsg_destroy (&unavailable);
             return reply;
+        }
         //  The old socket may still get this attempt's reply: never reuse it
         int saved = errno;
-        zsock_destroy (&self->dealer);
+        zsock_destroy (&peer->dealer);
         if (saved == EINTR || zsys_interrupted) {
+            zmsg_destroy (&unavailable);
             errno = EINTR;
             return NULL;
         }
-        if (stream && stream->partial_seen)
+        if (several)
+            s_mark_dead (peer);
+        if (partial_seen)
             break; //  a retry would make the worker start over
     }
     errno = EAGAIN;
-    return NULL;
+    return unavailable;
 }
 
 zmsg_t *mdp_client_call (mdp_client_t *self, const char *service, zmsg_t *body)

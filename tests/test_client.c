@@ -19,6 +19,7 @@ typedef struct {
     const char *action;   //  request action, or the name for has_service
     const char *json;     //  request data; NULL means mdp_client_has_service
     bool stream;          //  use mdp_client_request_stream
+    int calls;            //  requests made in turn (0 means 1); the last one reports
 } call_t;
 
 //  What the call gave back.
@@ -48,6 +49,11 @@ static void s_client_actor (zsock_t *pipe, void *args)
     int error = 0, found = 0;
     char *text = NULL;
     zchunk_t *partials = zchunk_new (NULL, 0);
+    for (int index = 1; call.json && index < call.calls; index++) {
+        mdp_msg_t *request = mdp_msg_new (call.action, cJSON_Parse (call.json));
+        mdp_msg_t *reply = mdp_client_request (client, call.service, &request);
+        mdp_msg_destroy (&reply);
+    }
     if (call.json) {
         mdp_msg_t *request = mdp_msg_new (call.action, cJSON_Parse (call.json));
         mdp_msg_t *reply = call.stream ? mdp_client_request_stream (client, call.service, &request,
@@ -115,7 +121,7 @@ START_TEST (test_request_frames_and_reply)
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
     zactor_t *call =
-        s_call ((call_t){endpoint, 2500, 1, "echo", "config.get", "{\"key\": 1}", false});
+        s_call ((call_t){endpoint, 2500, 1, "echo", "config.get", "{\"key\": 1}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     tu_assert_frames (request, 7, NULL, "", "MDPC01", "echo", "2.5", "config.get", "{\"key\":1}");
@@ -135,7 +141,7 @@ START_TEST (test_timeout_frame_whole_seconds)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 3000, 1, "admin", "device.get", "{}", false});
+    zactor_t *call = s_call ((call_t){endpoint, 3000, 1, "admin", "device.get", "{}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     tu_assert_frames (request, 7, NULL, "", "MDPC01", "admin", "3", "device.get", "{}");
@@ -170,7 +176,7 @@ START_TEST (test_error_reply_is_final)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2000, 3, "nosuch", "x.get", "{}", false});
+    zactor_t *call = s_call ((call_t){endpoint, 2000, 3, "nosuch", "x.get", "{}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -196,7 +202,7 @@ START_TEST (test_timeout_retries_on_new_sockets)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}", false});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}", false, 1});
 
     //  Three attempts, each from a socket the broker has never seen
     zframe_t *ids[3];
@@ -226,7 +232,7 @@ START_TEST (test_late_reply_is_not_the_answer)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}", false});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}", false, 1});
 
     zmsg_t *first = tu_recv (broker, 2000);
     zmsg_t *second = tu_recv (broker, 2000); //  after attempt 1 timed out
@@ -252,7 +258,7 @@ START_TEST (test_garbage_is_ignored)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -277,7 +283,7 @@ START_TEST (test_undecodable_body_is_eproto)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -297,7 +303,7 @@ static result_t s_has_service (const char *status)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "mmi.service", "echo", NULL, false});
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "mmi.service", "echo", NULL, false, 1});
     zmsg_t *request = tu_recv (broker, 2000);
     tu_assert_frames (request, 6, NULL, "", "MDPC01", "mmi.service", "2.5", "echo");
     s_send_to (broker, request, 4, "", "MDPC01", "mmi.service", status);
@@ -373,7 +379,7 @@ START_TEST (test_stream_frames_and_partials)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "llm", "ask", "{\"q\": \"hi\"}", true});
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "llm", "ask", "{\"q\": \"hi\"}", true, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     tu_assert_frames (request, 8, NULL, "", "MDPC02", "\x01", "llm", "2.5", "ask", "{\"q\":\"hi\"}");
@@ -400,7 +406,7 @@ START_TEST (test_stream_takes_mdpc01_reply_as_final)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "old", "a.get", "{}", true});
+    zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "old", "a.get", "{}", true, 1});
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 5, "", "MDPC01", "old", "a.result", "{\"v\":1}");
@@ -419,7 +425,7 @@ START_TEST (test_stream_partials_restart_the_timeout)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true, 1});
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     //  Eight partials 100 msecs apart: more than the timeout in all, never 500 silent
@@ -448,7 +454,7 @@ START_TEST (test_stream_no_retry_after_a_partial)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 3, "slow", "a.get", "{}", true});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 3, "slow", "a.get", "{}", true, 1});
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     s_send_to (broker, request, 6, "", "MDPC02", "\x02", "slow", "a.part", "{\"n\":1}");
@@ -470,7 +476,7 @@ START_TEST (test_stream_retries_while_no_partial)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true});
+    zactor_t *call = s_call ((call_t){endpoint, tu_scale (500), 2, "slow", "a.get", "{}", true, 1});
     zmsg_t *first = tu_recv (broker, 2000);
     zmsg_t *second = tu_recv (broker, 2000); //  after attempt 1 timed out
     char timeout[32];
@@ -490,6 +496,192 @@ START_TEST (test_stream_retries_while_no_partial)
     zmsg_destroy (&second);
     zsock_destroy (&broker);
     free (endpoint);
+}
+END_TEST
+
+//  --- several brokers (spec/ha.md) ----------------------------------------
+
+//  Two fake brokers and the endpoint list "A,B" a client is given.
+typedef struct {
+    zsock_t *a, *b; //  the fake brokers
+    char *list;     //  "endpointA,endpointB"
+} pair_t;
+
+static pair_t s_pair (void)
+{
+    pair_t pair;
+    char *a, *b;
+    pair.a = tu_router_bound (&a);
+    pair.b = tu_router_bound (&b);
+    ck_assert_ptr_nonnull (pair.a);
+    ck_assert_ptr_nonnull (pair.b);
+    pair.list = zsys_sprintf ("%s,%s", a, b);
+    free (a);
+    free (b);
+    return pair;
+}
+
+static void s_pair_destroy (pair_t *pair)
+{
+    zsock_destroy (&pair->a);
+    zsock_destroy (&pair->b);
+    zstr_free (&pair->list);
+}
+
+START_TEST (test_failover_on_silence)
+{
+    pair_t pair = s_pair ();
+    //  retries 1: with two brokers there are still two attempts, one each
+    zactor_t *call = s_call ((call_t){pair.list, tu_scale (200), 1, "echo", "a.get", "{}", false, 1});
+    zmsg_t *first = tu_recv (pair.a, 2000);
+    tu_assert_frames (first, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
+    zmsg_t *second = tu_recv (pair.b, 2000); //  after A stayed silent
+    tu_assert_frames (second, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
+    //  A answers late, then B: the caller gets B's answer, once
+    s_send_to (pair.a, first, 5, "", "MDPC01", "echo", "a.late", "{}");
+    s_send_to (pair.b, second, 5, "", "MDPC01", "echo", "a.result", "{}");
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
+    s_result_free (&result);
+    zmsg_destroy (&first);
+    zmsg_destroy (&second);
+    s_pair_destroy (&pair);
+}
+END_TEST
+
+START_TEST (test_failover_on_503)
+{
+    pair_t pair = s_pair ();
+    zactor_t *call = s_call ((call_t){pair.list, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
+    zmsg_t *first = tu_recv (pair.a, 2000);
+    ck_assert_ptr_nonnull (first);
+    s_send_to (pair.a, first, 5, "", "MDPC01", "echo", "mdp.error",
+               "{\"code\":503,\"reason\":\"broker shutting down\"}");
+    zmsg_t *second = tu_recv (pair.b, 2000); //  at once, not after the timeout
+    ck_assert_ptr_nonnull (second);
+    s_send_to (pair.b, second, 5, "", "MDPC01", "echo", "a.result", "{}");
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
+    s_result_free (&result);
+    zmsg_destroy (&first);
+    zmsg_destroy (&second);
+    s_pair_destroy (&pair);
+}
+END_TEST
+
+START_TEST (test_503_everywhere_is_the_reply)
+{
+    pair_t pair = s_pair ();
+    zactor_t *call = s_call ((call_t){pair.list, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
+    const char *error = "{\"code\":503,\"reason\":\"queue full\"}";
+    zmsg_t *first = tu_recv (pair.a, 2000);
+    ck_assert_ptr_nonnull (first);
+    s_send_to (pair.a, first, 5, "", "MDPC01", "echo", "mdp.error", error);
+    zmsg_t *second = tu_recv (pair.b, 2000);
+    ck_assert_ptr_nonnull (second);
+    s_send_to (pair.b, second, 5, "", "MDPC01", "echo", "mdp.error", error);
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.reply,
+                      "{\"action\":\"mdp.error\",\"data\":{\"code\":503,\"reason\":\"queue full\"}}");
+    s_result_free (&result);
+    zmsg_destroy (&first);
+    zmsg_destroy (&second);
+    s_pair_destroy (&pair);
+}
+END_TEST
+
+START_TEST (test_stream_no_failover_after_a_partial)
+{
+    pair_t pair = s_pair ();
+    zactor_t *call = s_call ((call_t){pair.list, tu_scale (300), 3, "slow", "a.get", "{}", true, 1});
+    zmsg_t *request = tu_recv (pair.a, 2000);
+    ck_assert_ptr_nonnull (request);
+    s_send_to (pair.a, request, 6, "", "MDPC02", "\x02", "slow", "a.part", "{}");
+    //  ...then A dies: an error for the caller, never a stream restarted on B
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, EAGAIN);
+    ck_assert_str_eq (result.partials, "{\"action\":\"a.part\",\"data\":{}}\n");
+    zmsg_t *restarted = tu_recv (pair.b, 100);
+    ck_assert_ptr_null (restarted);
+    s_result_free (&result);
+    zmsg_destroy (&request);
+    s_pair_destroy (&pair);
+}
+END_TEST
+
+START_TEST (test_stream_failover_before_a_partial)
+{
+    pair_t pair = s_pair ();
+    zactor_t *call = s_call ((call_t){pair.list, tu_scale (200), 1, "slow", "a.get", "{}", true, 1});
+    zmsg_t *first = tu_recv (pair.a, 2000);
+    ck_assert_ptr_nonnull (first);
+    zmsg_t *second = tu_recv (pair.b, 2000);
+    tu_assert_frames (second, 8, NULL, "", "MDPC02", "\x01", "slow", NULL, "a.get", "{}");
+    s_send_to (pair.b, second, 6, "", "MDPC02", "\x02", "slow", "a.part", "{}");
+    s_send_to (pair.b, second, 6, "", "MDPC02", "\x03", "slow", "a.result", "{}");
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    ck_assert_str_eq (result.partials, "{\"action\":\"a.part\",\"data\":{}}\n");
+    ck_assert_str_eq (result.reply, "{\"action\":\"a.result\",\"data\":{}}");
+    s_result_free (&result);
+    zmsg_destroy (&first);
+    zmsg_destroy (&second);
+    s_pair_destroy (&pair);
+}
+END_TEST
+
+//  After a failover the next request goes straight to the broker that
+//  answered; the silent one only gets liveness probes (mmi.service).
+START_TEST (test_dead_broker_is_probed_not_asked)
+{
+    pair_t pair = s_pair ();
+    zactor_t *call = s_call ((call_t){pair.list, tu_scale (300), 1, "echo", "a.get", "{}", false, 2});
+    zmsg_t *lost = tu_recv (pair.a, 2000);
+    tu_assert_frames (lost, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
+    zmsg_t *probe = NULL;
+    for (int index = 0; index < 2; index++) {
+        zmsg_t *request = tu_recv (pair.b, 2000);
+        ck_assert_msg (request != NULL, "request %d never reached B", index + 1);
+        if (index == 1) //  while the client waits on B, A gets a probe
+            probe = tu_recv (pair.a, 1000);
+        s_send_to (pair.b, request, 5, "", "MDPC01", "echo", "a.result", "{}");
+        zmsg_destroy (&request);
+    }
+    result_t result = s_result (&call);
+    ck_assert_int_eq (result.error, 0);
+    s_result_free (&result);
+    //  A never saw the second request, only the probe after the back-off
+    tu_assert_frames (probe, 6, NULL, "", "MDPC01", "mmi.service", NULL, "mmi.ping");
+    zmsg_destroy (&probe);
+    zmsg_destroy (&lost);
+    s_pair_destroy (&pair);
+}
+END_TEST
+
+START_TEST (test_endpoint_lists)
+{
+    const char *bad[] = {"tcp://127.0.0.1:1,", ",tcp://127.0.0.1:1", "tcp://127.0.0.1:1,,tcp://127.0.0.1:2",
+                         "tcp://127.0.0.1:1,nonsense"};
+    for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
+        errno = 0;
+        ck_assert_msg (mdp_client_new (bad[index]) == NULL, "'%s' was taken", bad[index]);
+        ck_assert_int_eq (errno, EINVAL);
+    }
+    mdp_client_t *client = mdp_client_new ("tcp://127.0.0.1:1,tcp://127.0.0.1:2");
+    ck_assert_ptr_nonnull (client);
+    ck_assert_int_eq (mdp_client_add_endpoint (client, "tcp://127.0.0.1:3"), 0);
+    ck_assert_int_eq (mdp_client_add_endpoint (client, "tcp://127.0.0.1:4,tcp://127.0.0.1:5"), -1);
+    ck_assert_int_eq (errno, EINVAL);
+    ck_assert_int_eq (mdp_client_add_endpoint (client, ""), -1);
+    int added = 3;
+    while (mdp_client_add_endpoint (client, "tcp://127.0.0.1:6") == 0)
+        added++;
+    ck_assert_int_eq (added, 16); //  the documented limit
+    ck_assert_int_eq (errno, EINVAL);
+    mdp_client_destroy (&client);
 }
 END_TEST
 
@@ -513,6 +705,16 @@ int main (void)
     tcase_add_test (tc, test_stream_partials_restart_the_timeout);
     tcase_add_test (tc, test_stream_no_retry_after_a_partial);
     tcase_add_test (tc, test_stream_retries_while_no_partial);
+    suite_add_tcase (suite, tc);
+    tc = tcase_create ("failover");
+    tcase_set_timeout (tc, tu_scale (20));
+    tcase_add_test (tc, test_failover_on_silence);
+    tcase_add_test (tc, test_failover_on_503);
+    tcase_add_test (tc, test_503_everywhere_is_the_reply);
+    tcase_add_test (tc, test_stream_no_failover_after_a_partial);
+    tcase_add_test (tc, test_stream_failover_before_a_partial);
+    tcase_add_test (tc, test_dead_broker_is_probed_not_asked);
+    tcase_add_test (tc, test_endpoint_lists);
     suite_add_tcase (suite, tc);
     SRunner *runner = srunner_create (suite);
     srunner_run_all (runner, CK_NORMAL);
