@@ -37,7 +37,7 @@ static void s_usage (FILE *out)
     fprintf (out,
         "usage: mdp-http [OPTION]...\n"
         "  -l, --listen HOST:PORT  serve HTTP here (default %s; port 0: any)\n"
-        "  -e, --endpoint EP       the broker (repeatable; only the first is used for now;\n"
+        "  -e, --endpoint EP       the broker (repeatable: calls fail over between them;\n"
         "                          default %s)\n"
         "  --events EP             the broker's event forwarder, subscriber side\n"
         "  --token-file FILE       require Authorization: Bearer <first line of FILE>\n"

@@ -420,6 +420,12 @@ static int s_connect (http_server_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "cannot connect to broker '%s'", config->endpoints[0]);
         return -1;
     }
+    //  Several brokers: calls fail over between them (spec/ha.md).
+    for (size_t i = 1; i < config->nendpoints; i++)
+        if (mdp_async_add_endpoint (self->async, config->endpoints[i]) != 0) {
+            snprintf (err, errlen, "cannot add broker '%s'", config->endpoints[i]);
+            return -1;
+        }
     if (config->curve_server
         && mdp_async_set_curve (self->async, config->curve_server, config->curve_cert) != 0) {
         snprintf (err, errlen, "CURVE: %s: %s", config->curve_cert, strerror (errno));
@@ -431,6 +437,12 @@ static int s_connect (http_server_t *self, char *err, size_t errlen)
     self->subscriber = mdp_subscriber_new (config->events);
     if (!self->subscriber) {
         snprintf (err, errlen, "cannot connect to the event forwarder '%s'", config->events);
+        return -1;
+    }
+    if (config->curve_server
+        && mdp_subscriber_set_curve (self->subscriber, config->curve_server, config->curve_cert)
+               != 0) {
+        snprintf (err, errlen, "CURVE (events): %s: %s", config->curve_cert, strerror (errno));
         return -1;
     }
     mdp_subscriber_set_handler (self->subscriber, http_handlers_on_event, self);
@@ -454,10 +466,6 @@ http_server_t *http_server_new (const http_config_t *config, char *err, size_t e
     if (!self->pending || http_server_reload (self, config, err, errlen) != 0
         || s_connect (self, err, errlen) != 0 || s_listen (self, err, errlen) != 0)
         http_server_destroy (&self);
-    if (self && config->nendpoints > 1)
-        zsys_warning ("mdp-http: %zu broker endpoints given; only the first, %s, is used "
-                      "(failover comes with a later release)",
-                      config->nendpoints, config->endpoints[0]);
     return self;
 }
 

@@ -474,6 +474,26 @@ END_TEST
 //  ---------------------------------------------------------------------------
 //  The bearer token, config and signals
 
+//  Several -e: a call whose first broker is dead fails over to the next one.
+START_TEST (test_failover_between_brokers)
+{
+    const char *args[] = {"--listen", "127.0.0.1:0", "-e", "tcp://127.0.0.1:1", "-e", endpoint,
+                          NULL};
+    http_pid = dh_spawn_program ("mdp-http", args, &http_out, &http_err);
+    char *line = tu_read_line_with (http_err, "serving on http://", 10000);
+    ck_assert_msg (line != NULL, "mdp-http did not start");
+    char url[256];
+    s_word_after (line, "serving on ", url, sizeof url);
+    hh_port = atoi (strrchr (url, ':') + 1);
+    free (line);
+    hh_reply_t reply = hh_request_within ("POST", "/v1/services/echo/config.get?timeout=1500",
+                                          NULL, "{\"n\": 1}", 8, 20000);
+    ck_assert_int_eq (reply.status, 200);
+    ck_assert_str_eq (reply.body, "{\"action\":\"config.result\",\"data\":{\"n\":1}}");
+    hh_free (&reply);
+}
+END_TEST
+
 START_TEST (test_token_required)
 {
     char path[256];
@@ -723,6 +743,7 @@ int main (void)
     tcase_add_checked_fixture (daemon, s_setup, s_teardown);
     tcase_set_timeout (daemon, tu_scale (90));
     tcase_add_test (daemon, test_token_required);
+    tcase_add_test (daemon, test_failover_between_brokers);
     tcase_add_test (daemon, test_config_file);
     tcase_add_test (daemon, test_daemon_and_pidfile);
     tcase_add_test (daemon, test_stop_answers_calls_in_flight);
