@@ -1,4 +1,4 @@
-/*  amqp_bridge_main.c - mdp-amqp-bridge: lets MDP clients call services that
+/*  bridge.c - mdp-amqp-bridge: lets MDP clients call services that
     live on RabbitMQ (written with the Neon MQ Connector, nuropb, or plain AMQP
     RPC) as if they were MDP workers, and lets AMQP clients call MDP services.
     This file holds argv, the bridge object and its one poll loop: every MDP
@@ -71,7 +71,7 @@ route_t *bridge_route_by_channel (bridge_t *self, uint16_t channel)
 }
 
 //  A link is up: the forward routes on it register with the broker.
-void bridge_link_up (bridge_t *self, link_t *link)
+void bridge_on_link_up (bridge_t *self, link_t *link)
 {
     for (size_t index = 0; index < self->cfg->nroutes; index++) {
         route_t *route = &self->cfg->routes[index];
@@ -80,21 +80,21 @@ void bridge_link_up (bridge_t *self, link_t *link)
         route->exchange_known = false; //  look again: the server may have lost it
         route->exchange_checked = 0;
         if (route->slots && !self->stopping)
-            slot_connect_all (route);
+            bridge_slot_connect_all (route);
     }
 }
 
 //  A link is down: 502 to what was in flight on it, and its forward routes
 //  leave the broker until it is back.
-void bridge_link_down (bridge_t *self, link_t *link)
+void bridge_on_link_down (bridge_t *self, link_t *link)
 {
-    forward_link_down (self, link);
+    bridge_forward_link_down (self, link);
     for (size_t index = 0; index < self->cfg->nroutes; index++) {
         route_t *route = &self->cfg->routes[index];
         if (route->link == link && route->slots)
-            slot_park_all (route);
+            bridge_slot_park_all (route);
     }
-    reverse_link_down (self, link);
+    bridge_reverse_link_down (self, link);
 }
 
 static void s_bridge_destroy (bridge_t **self_p)
@@ -103,12 +103,12 @@ static void s_bridge_destroy (bridge_t **self_p)
     if (!self)
         return;
     for (size_t index = 0; self->cfg && index < self->cfg->nroutes; index++)
-        slots_fini (&self->cfg->routes[index]);
+        bridge_slot_stop_all (&self->cfg->routes[index]);
     for (size_t index = 0; index < self->nlinks; index++)
-        link_destroy (&self->links[index]);
+        bridge_link_destroy (&self->links[index]);
     free (self->links);
-    reverse_fini (self);
-    events_stop (self);
+    bridge_reverse_stop (self);
+    bridge_events_stop (self);
     zhashx_destroy (&self->forward);
     bridge_config_destroy (&self->cfg);
     free (self);
@@ -132,23 +132,23 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
         route_t *route = &self->cfg->routes[index];
         link_t *link = NULL;
         for (size_t l = 0; l < self->nlinks && !link; l++)
-            link = link_matches (self->links[l], route) ? self->links[l] : NULL;
-        if (!link && (link = link_new (self, self->cfg, route)))
+            link = bridge_link_matches (self->links[l], route) ? self->links[l] : NULL;
+        if (!link && (link = bridge_link_new (self, self->cfg, route)))
             self->links[self->nlinks++] = link;
         if (link)
-            link_add_route (link, route);
+            bridge_link_add_route (link, route);
         ok = route->link != NULL;
         if (ok && route->direction == DIR_MDP_TO_AMQP)
-            ok = slots_init (self, route) == 0;
+            ok = bridge_slot_start_all (self, route) == 0;
         reverse = reverse || route->direction == DIR_AMQP_TO_MDP;
     }
     if (ok && reverse)
-        ok = reverse_init (self, self->cfg->endpoint) == 0
+        ok = bridge_reverse_start (self, self->cfg->endpoint) == 0
              && (!self->cfg->curve_server
                  || mdp_async_set_curve (self->async, self->cfg->curve_server,
                                          self->cfg->curve_cert) == 0);
     if (ok)
-        ok = events_start (self) == 0;
+        ok = bridge_events_start (self) == 0;
     if (!ok)
         s_bridge_destroy (&self);
     return self;
@@ -186,7 +186,7 @@ static pollset_t *s_pollset_new (bridge_t *bridge)
         slots += bridge->cfg->routes[r].slots ? (size_t)bridge->cfg->routes[r].concurrency : 0;
     pollset_t *self = calloc (1, sizeof (pollset_t));
     if (self) {
-        self->items = calloc (slots + 1 + bridge->nlinks + events_poll_size (bridge) + 1,
+        self->items = calloc (slots + 1 + bridge->nlinks + bridge_events_poll_size (bridge) + 1,
                               sizeof (zmq_pollitem_t));
         self->slots = calloc (slots + 1, sizeof (slot_t *));
         self->links = calloc (bridge->nlinks + 1, sizeof (link_t *));
@@ -210,60 +210,60 @@ static int s_prepare (bridge_t *self, pollset_t *set, int64_t now)
     for (size_t r = 0; r < self->cfg->nroutes; r++) {
         route_t *route = &self->cfg->routes[r];
         for (int index = 0; route->slots && index < route->concurrency; index++) {
-            slot_t *slot = slot_at (route, index);
-            wait = s_min (wait, slot_timeout (slot, now));
-            if (slot_socket (slot)) {
+            slot_t *slot = bridge_slot_at (route, index);
+            wait = s_min (wait, bridge_slot_timeout (slot, now));
+            if (bridge_slot_socket (slot)) {
                 set->slots[set->count] = slot;
                 set->items[set->count++] =
-                    (zmq_pollitem_t){zsock_resolve (slot_socket (slot)), 0, ZMQ_POLLIN, 0};
+                    (zmq_pollitem_t){zsock_resolve (bridge_slot_socket (slot)), 0, ZMQ_POLLIN, 0};
             }
         }
     }
     set->async_at = set->count;
-    if (reverse_socket (self)) {
+    if (bridge_reverse_socket (self)) {
         set->items[set->count++] =
-            (zmq_pollitem_t){zsock_resolve (reverse_socket (self)), 0, ZMQ_POLLIN, 0};
-        wait = s_min (wait, reverse_timeout (self));
+            (zmq_pollitem_t){zsock_resolve (bridge_reverse_socket (self)), 0, ZMQ_POLLIN, 0};
+        wait = s_min (wait, bridge_reverse_timeout (self));
     }
     set->links_at = set->count;
     for (size_t l = 0; l < self->nlinks; l++) {
         link_t *link = self->links[l];
-        wait = s_min (wait, link_timeout (link, now));
-        if (link_fd (link) >= 0) {
+        wait = s_min (wait, bridge_link_timeout (link, now));
+        if (bridge_link_fd (link) >= 0) {
             set->links[set->count - set->links_at] = link;
-            set->items[set->count++] = (zmq_pollitem_t){NULL, link_fd (link), ZMQ_POLLIN, 0};
+            set->items[set->count++] = (zmq_pollitem_t){NULL, bridge_link_fd (link), ZMQ_POLLIN, 0};
         }
     }
     set->events_at = set->count;
-    wait = s_min (wait, events_prepare (self, set->items, &set->count, now));
-    return s_min (wait, forward_timeout (self, now));
+    wait = s_min (wait, bridge_events_prepare (self, set->items, &set->count, now));
+    return s_min (wait, bridge_forward_timeout (self, now));
 }
 
 static void s_dispatch (bridge_t *self, pollset_t *set)
 {
     for (size_t index = 0; index < set->async_at; index++) {
         slot_t *slot = set->slots[index];
-        if ((set->items[index].revents & ZMQ_POLLIN) && slot_socket (slot) &&
-            zsock_resolve (slot_socket (slot)) == set->items[index].socket)
-            slot_process (slot);
+        if ((set->items[index].revents & ZMQ_POLLIN) && bridge_slot_socket (slot) &&
+            zsock_resolve (bridge_slot_socket (slot)) == set->items[index].socket)
+            bridge_slot_process (slot);
     }
     if (set->async_at < set->links_at)
-        reverse_process (self); //  replies, and timeouts that are due
+        bridge_reverse_process (self); //  replies, and timeouts that are due
     for (size_t index = set->links_at; index < set->events_at; index++) {
         link_t *link = set->links[index - set->links_at];
-        if ((set->items[index].revents & ZMQ_POLLIN) || link_buffered (link))
-            link_process (link);
+        if ((set->items[index].revents & ZMQ_POLLIN) || bridge_link_buffered (link))
+            bridge_link_process (link);
     }
     int64_t now = zclock_mono ();
     for (size_t l = 0; l < self->nlinks; l++)
-        link_tick (self->links[l], now);
+        bridge_link_tick (self->links[l], now);
     for (size_t r = 0; r < self->cfg->nroutes; r++) {
         route_t *route = &self->cfg->routes[r];
         for (int index = 0; route->slots && index < route->concurrency; index++)
-            slot_tick (slot_at (route, index), now);
+            bridge_slot_tick (bridge_slot_at (route, index), now);
     }
-    forward_tick (self, now);
-    events_process (self, now);
+    bridge_forward_tick (self, now);
+    bridge_events_process (self, now);
 }
 
 static void s_run (bridge_t *self)
@@ -287,12 +287,12 @@ static void s_run (bridge_t *self)
 static void s_shutdown (bridge_t *self)
 {
     self->stopping = true;
-    forward_fail_all (self, 503, "bridge shutting down");
+    bridge_forward_fail_all (self, 503, "bridge shutting down");
     for (size_t index = 0; index < self->cfg->nroutes; index++)
         if (self->cfg->routes[index].slots)
-            slot_park_all (&self->cfg->routes[index]);
+            bridge_slot_park_all (&self->cfg->routes[index]);
     for (size_t index = 0; index < self->nlinks; index++)
-        link_shutdown (self->links[index]);
+        bridge_link_shutdown (self->links[index]);
 }
 
 int main (int argc, char *argv[])
@@ -319,7 +319,7 @@ int main (int argc, char *argv[])
         s_usage (stderr);
         return 2;
     }
-    bridge_config_t *cfg = bridge_config_load (config);
+    bridge_config_t *cfg = bridge_config_new (config);
     if (!cfg)
         return 2;
     if (endpoint) {

@@ -91,7 +91,7 @@ typedef struct {
     char *instance;             //  names the reply queues: mdp.reply.<instance>
     route_t *routes;            //  owned array
     size_t nroutes;             //  its length
-    event_route_t **events;     //  the "events" list, owned (amqp_bridge_events.c)
+    event_route_t **events;     //  the "events" list, owned (bridge_events.c)
     size_t nevents;             //  its length
 } bridge_config_t;
 
@@ -106,126 +106,123 @@ typedef struct {
 } delivery_t;
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_config.c
+//  bridge_config.c
 
 //  Load and check a config file. NULL with a message on stderr if invalid.
-bridge_config_t *bridge_config_load (const char *path);
+bridge_config_t *bridge_config_new (const char *path);
 void bridge_config_destroy (bridge_config_t **self_p);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_neon.c: the Neon MQ Connector body codec
+//  bridge_neon.c: the Neon MQ Connector body codec
 
-//  A JSON body: the whole of data must be one JSON value (whitespace around
-//  it allowed), else NULL.
-cJSON *json_parse (const void *data, size_t size);
 //  base64 (standard alphabet, padded). Encoding never fails except on OOM.
-char *neon_b64_encode (const void *data, size_t size, size_t *out_size);
-unsigned char *neon_b64_decode (const char *text, size_t size, size_t *out_size);
+char *bridge_neon_b64_encode (const void *data, size_t size, size_t *out_size);
+unsigned char *bridge_neon_b64_decode (const char *text, size_t size, size_t *out_size);
 //  JSON to the Python literal str() would print, and back. NULL on error.
-char *neon_pyrepr (const cJSON *item);
-cJSON *neon_pyparse (const char *text, size_t size);
+char *bridge_neon_pyrepr (const cJSON *item);
+cJSON *bridge_neon_pyparse (const char *text, size_t size);
 //  A whole body: base64 (JSON string (Python literal)). NULL on error.
-char *neon_encode (const cJSON *dict, size_t *size);
-cJSON *neon_decode (const void *body, size_t size);
+char *bridge_neon_encode (const cJSON *dict, size_t *size);
+cJSON *bridge_neon_decode (const void *body, size_t size);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_link.c: one AMQP connection
+//  bridge_link.c: one AMQP connection
 
-link_t *link_new (bridge_t *bridge, const bridge_config_t *cfg, const route_t *route);
-void link_destroy (link_t **self_p);
-bool link_matches (link_t *self, const route_t *route);
-void link_add_route (link_t *self, route_t *route);
-bool link_up (link_t *self);
-uint64_t link_generation (link_t *self);
-const char *link_reply_queue (link_t *self);
-const char *link_name (link_t *self);
+link_t *bridge_link_new (bridge_t *bridge, const bridge_config_t *cfg, const route_t *route);
+void bridge_link_destroy (link_t **self_p);
+bool bridge_link_matches (link_t *self, const route_t *route);
+void bridge_link_add_route (link_t *self, route_t *route);
+bool bridge_link_up (link_t *self);
+uint64_t bridge_link_generation (link_t *self);
+const char *bridge_link_reply_queue (link_t *self);
+const char *bridge_link_name (link_t *self);
 //  Poll support: the socket fd (-1 when down), whether frames wait inside
 //  rabbitmq-c, and msecs until the link needs attention.
-int link_fd (link_t *self);
-bool link_buffered (link_t *self);
-int link_timeout (link_t *self, int64_t now);
+int bridge_link_fd (link_t *self);
+bool bridge_link_buffered (link_t *self);
+int bridge_link_timeout (link_t *self, int64_t now);
 //  Read and dispatch every frame waiting (the fd was readable, or a timer).
-void link_process (link_t *self);
+void bridge_link_process (link_t *self);
 //  Time-driven work: reconnect when due, service heartbeats.
-void link_tick (link_t *self, int64_t now);
+void bridge_link_tick (link_t *self, int64_t now);
 //  Publish; 0 or -1 (the link is then marked down and will reconnect).
-int link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
+int bridge_link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
                   bool mandatory, const amqp_basic_properties_t *props, const void *body,
                   size_t size);
-int link_ack (link_t *self, uint16_t channel, uint64_t tag);
+int bridge_link_ack (link_t *self, uint16_t channel, uint64_t tag);
 //  Acknowledge a reply on the forward channel (with the others read in the
 //  same turn, by one multiple ack at its end).
-void link_ack_forward (link_t *self, uint64_t tag);
-int link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue);
+void bridge_link_ack_forward (link_t *self, uint64_t tag);
+int bridge_link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue);
 //  Passive exchange.declare on the probe channel: 1 exists, 0 missing, -1 failure.
-int link_exchange_exists (link_t *self, const char *exchange);
+int bridge_link_exchange_exists (link_t *self, const char *exchange);
 //  With publisher confirms: the delivery tag of the last message published
 //  on the forward channel (what its basic.ack / basic.nack will name), else 0.
-uint64_t link_publish_tag (link_t *self);
+uint64_t bridge_link_publish_tag (link_t *self);
 //  Passive queue.declare on the probe channel: the queue's consumer count,
 //  -2 if there is no such queue, -1 on failure.
-int link_queue_consumers (link_t *self, const char *queue);
+int bridge_link_queue_consumers (link_t *self, const char *queue);
 //  Close cleanly (delete the reply queue) and stay down.
-void link_shutdown (link_t *self);
+void bridge_link_shutdown (link_t *self);
 //  The rabbitmq-c connection (NULL while down), for declares of the modules.
-amqp_connection_state_t link_conn (link_t *self);
+amqp_connection_state_t bridge_link_conn (link_t *self);
 //  Give up on the connection: reconnect after the back-off.
-void link_fail (link_t *self, const char *reason);
+void bridge_link_fail (link_t *self, const char *reason);
 //  After a sync RPC on channel: 0 if it went well, else log it as what,
 //  set *code (the server's channel.close code, -1 for a connection.close,
 //  0 for a library error) and acknowledge a channel.close.
-int link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code);
+int bridge_link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code);
 
 //  Helpers for properties and tables.
-char *bytes_dup (amqp_bytes_t bytes);
-bool bytes_eq (amqp_bytes_t bytes, const char *text);
+char *bridge_link_bytes_dup (amqp_bytes_t bytes);
+bool bridge_link_bytes_eq (amqp_bytes_t bytes, const char *text);
 //  A header's string value (longstr or bytes), copied, or NULL.
-char *props_header (const amqp_basic_properties_t *props, const char *key);
+char *bridge_link_props_header (const amqp_basic_properties_t *props, const char *key);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_slot.c: MDP worker connections
+//  bridge_slot.c: MDP worker connections
 
 //  Initialise the slots of a forward route (parked: not connected).
-int slots_init (bridge_t *bridge, route_t *route);
-slot_t *slot_at (route_t *route, int index);
-void slots_fini (route_t *route);
-void slot_connect_all (route_t *route);
-void slot_park_all (route_t *route);
+int bridge_slot_start_all (bridge_t *bridge, route_t *route);
+slot_t *bridge_slot_at (route_t *route, int index);
+void bridge_slot_stop_all (route_t *route);
+void bridge_slot_connect_all (route_t *route);
+void bridge_slot_park_all (route_t *route);
 //  Poll support.
-zsock_t *slot_socket (slot_t *self);
-int slot_timeout (slot_t *self, int64_t now);
-void slot_tick (slot_t *self, int64_t now);
-//  Read every waiting message; requests go to forward_request.
-void slot_process (slot_t *self);
+zsock_t *bridge_slot_socket (slot_t *self);
+int bridge_slot_timeout (slot_t *self, int64_t now);
+void bridge_slot_tick (slot_t *self, int64_t now);
+//  Read every waiting message; requests go to bridge_forward_request.
+void bridge_slot_process (slot_t *self);
 //  Send a partial or the final reply to the slot's current request, if the
 //  request is still the slot's (gen matches). Takes ownership of *msg_p.
-void slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool final);
-route_t *slot_route (slot_t *self);
-bridge_t *slot_bridge (slot_t *self);
+void bridge_slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool final);
+route_t *bridge_slot_route (slot_t *self);
+bridge_t *bridge_slot_bridge (slot_t *self);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_forward.c: MDP -> AMQP
+//  bridge_forward.c: MDP -> AMQP
 
 //  A request from the broker on slot: the slot's token generation is gen.
 //  Takes the body frames.
-void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p);
+void bridge_forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p);
 //  A slot dropped its current request (new request, reconnect).
-void forward_abandon (slot_t *slot);
-void forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery);
+void bridge_forward_abandon (slot_t *slot);
+void bridge_forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery);
 //  A publisher confirm on the forward channel: basic.ack (ack true) or
 //  basic.nack of tag (and every tag before it when multiple).
-void forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack);
-void forward_tick (bridge_t *bridge, int64_t now);
-int forward_timeout (bridge_t *bridge, int64_t now);
+void bridge_forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack);
+void bridge_forward_tick (bridge_t *bridge, int64_t now);
+int bridge_forward_timeout (bridge_t *bridge, int64_t now);
 //  The link went down: every request in flight on it gets 502.
-void forward_link_down (bridge_t *bridge, link_t *link);
+void bridge_forward_link_down (bridge_t *bridge, link_t *link);
 //  The server closed the forward channel (code, text): fail what it names.
-void forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text);
+void bridge_forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text);
 //  The five headers every nuropb message carries (type "request" or
 //  "response"; trace_id NULL is sent as void). Values point to the arguments.
-void nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id);
+void bridge_forward_nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id);
 //  Shutting down: every request in flight gets 503.
-void forward_fail_all (bridge_t *bridge, int code, const char *reason);
+void bridge_forward_fail_all (bridge_t *bridge, int code, const char *reason);
 //  Per-slot request state lives in slot_t; these reach it.
 typedef struct {
     char id[BRIDGE_ID_SIZE]; //  our request id on AMQP, "" when idle
@@ -239,42 +236,42 @@ typedef struct {
     int retry_delay;         //  msecs, the last back-off
     uint64_t confirm_tag;    //  publisher confirms: the tag RabbitMQ has yet to confirm, or 0
 } slot_request_t;
-slot_request_t *slot_request (slot_t *self);
+slot_request_t *bridge_slot_request (slot_t *self);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_reverse.c: AMQP -> MDP
+//  bridge_reverse.c: AMQP -> MDP
 
-int reverse_init (bridge_t *bridge, const char *endpoint);
-void reverse_fini (bridge_t *bridge);
+int bridge_reverse_start (bridge_t *bridge, const char *endpoint);
+void bridge_reverse_stop (bridge_t *bridge);
 //  Declare the route's queue (and topology) and start consuming: 0 or -1.
-int reverse_subscribe (link_t *link, route_t *route);
-void reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery);
-void reverse_link_down (bridge_t *bridge, link_t *link);
+int bridge_reverse_subscribe (link_t *link, route_t *route);
+void bridge_reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery);
+void bridge_reverse_link_down (bridge_t *bridge, link_t *link);
 //  The server closed the route's channel: its deliveries are void.
-void reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route);
-zsock_t *reverse_socket (bridge_t *bridge);
-int reverse_timeout (bridge_t *bridge);
-void reverse_process (bridge_t *bridge);
+void bridge_reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route);
+zsock_t *bridge_reverse_socket (bridge_t *bridge);
+int bridge_reverse_timeout (bridge_t *bridge);
+void bridge_reverse_process (bridge_t *bridge);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_events.c: MDP events to and from a topic exchange
+//  bridge_events.c: MDP events to and from a topic exchange
 
 //  Read root's "events" into cfg (users from root): 0, or -1 with a message.
-int events_config_load (bridge_config_t *cfg, const cJSON *root);
-void events_config_free (bridge_config_t *cfg);
+int bridge_events_config_parse (bridge_config_t *cfg, const cJSON *root);
+void bridge_events_config_clear (bridge_config_t *cfg);
 //  Open the MDP side of every entry (AMQP connects from the loop): 0 or -1.
-int events_start (bridge_t *bridge);
+int bridge_events_start (bridge_t *bridge);
 //  Close every connection and socket, logging the counters.
-void events_stop (bridge_t *bridge);
-//  Poll support: at most events_poll_size items appended at items[*count];
+void bridge_events_stop (bridge_t *bridge);
+//  Poll support: at most bridge_events_poll_size items appended at items[*count];
 //  returns the msecs until the next reconnect (0: frames are buffered).
-size_t events_poll_size (bridge_t *bridge);
-int events_prepare (bridge_t *bridge, zmq_pollitem_t *items, size_t *count, int64_t now);
+size_t bridge_events_poll_size (bridge_t *bridge);
+int bridge_events_prepare (bridge_t *bridge, zmq_pollitem_t *items, size_t *count, int64_t now);
 //  Read what waits on every entry, reconnect those due.
-void events_process (bridge_t *bridge, int64_t now);
+void bridge_events_process (bridge_t *bridge, int64_t now);
 
 //  ---------------------------------------------------------------------------
-//  amqp_bridge_main.c: the bridge object the modules share
+//  bridge.c: the bridge object the modules share
 
 struct _bridge_t {
     bridge_config_t *cfg; //  owned
@@ -287,13 +284,14 @@ struct _bridge_t {
     bool stopping;        //  shutting down
     int exit_code;        //  set (2) when the bridge must stop: TLS refused at start-up
     uint64_t counter;     //  feeds request ids
+    struct bridge_events_guard_t *guard; //  events this bridge sent to MDP, owned (bridge_events.c)
 };
 
 //  A fresh 32-hex-digit request id.
 void bridge_new_id (bridge_t *self, char id[BRIDGE_ID_SIZE]);
 //  The link came up / went down (called by the link).
-void bridge_link_up (bridge_t *self, link_t *link);
-void bridge_link_down (bridge_t *self, link_t *link);
+void bridge_on_link_up (bridge_t *self, link_t *link);
+void bridge_on_link_down (bridge_t *self, link_t *link);
 //  Domogik's reply action for a request action (x.get -> x.result). Caller frees.
 char *bridge_result_action (const char *action, const char *suffix);
 //  Route by reverse channel number, or NULL.

@@ -1,4 +1,4 @@
-/*  amqp_bridge_config.c - reads the bridge's JSON config: the AMQP server,
+/*  bridge_config.c - reads the bridge's JSON config: the AMQP server,
     port and per-service credentials in the shape of Neon's mq_config.json
     ("server", "port", "users"), MDP and AMQP settings, and the routes. Every
     mistake is reported on stderr with the route it is in; nothing asserts.
@@ -398,7 +398,7 @@ static int s_neon_shape (cJSON *root)
     return 0;
 }
 
-bridge_config_t *bridge_config_load (const char *path)
+bridge_config_t *bridge_config_new (const char *path)
 {
     char *text = s_read_file (path);
     if (!text)
@@ -418,7 +418,7 @@ bridge_config_t *bridge_config_load (const char *path)
     int protocol = 2;
     if (!self || s_neon_shape (root) || s_top (self, root, &protocol) || s_servers (self, root) ||
         s_tls (self, root) || s_curve (self, root) ||
-        s_routes (self, root, protocol) || events_config_load (self, root))
+        s_routes (self, root, protocol) || bridge_events_config_parse (self, root))
         bridge_config_destroy (&self);
     cJSON_Delete (root);
     return self;
@@ -447,7 +447,7 @@ void bridge_config_destroy (bridge_config_t **self_p)
         free (route->probe_queue);
     }
     free (self->routes);
-    events_config_free (self);
+    bridge_events_config_clear (self);
     for (size_t index = 0; self->hosts && index < self->nservers; index++)
         free (self->hosts[index]);
     free (self->hosts);

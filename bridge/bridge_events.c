@@ -1,4 +1,4 @@
-/*  amqp_bridge_events.c - the bridge's "events" list: Domogik-style MDP events
+/*  bridge_events.c - the bridge's "events" list: Domogik-style MDP events
     (the broker's forwarder) to and from a topic exchange in nuropb's event
     format. Each entry has its own AMQP connection and MDP socket, both in the
     bridge's poll loop. Events are fire-and-forget: what cannot go is counted
@@ -30,7 +30,7 @@ struct _event_route_t {
     char *username;               //  resolved credentials
     char *password;               //  resolved credentials
     char *exchange;               //  the topic exchange
-    bridge_t *bridge;             //  set by events_start
+    bridge_t *bridge;             //  set by bridge_events_start
     mdp_subscriber_t *sub;        //  to_amqp
     mdp_publisher_t *pub;         //  from_amqp
     amqp_connection_state_t conn; //  NULL while down
@@ -42,13 +42,11 @@ struct _event_route_t {
 
 //  Categories published from AMQP recently: the to_amqp side must not send
 //  them back (they carry no origin on the MDP side).
-typedef struct {
+typedef struct bridge_events_guard_t {
     char *key[EV_GUARD];  //  "category\n{json}", owned
     int64_t at[EV_GUARD]; //  when remembered
     size_t next;          //  ring position
 } ev_guard_t;
-
-static ev_guard_t s_guard; //  one bridge per process
 
 //  ---------------------------------------------------------------------------
 //  Config
@@ -129,7 +127,7 @@ static int s_entry (event_route_t *self, const cJSON *obj, const cJSON *users)
     return self->username && self->password ? 0 : s_fail (index, "out of memory");
 }
 
-int events_config_load (bridge_config_t *cfg, const cJSON *root)
+int bridge_events_config_parse (bridge_config_t *cfg, const cJSON *root)
 {
     const cJSON *events = cJSON_GetObjectItemCaseSensitive (root, "events");
     if (!events)
@@ -156,7 +154,7 @@ int events_config_load (bridge_config_t *cfg, const cJSON *root)
     return 0;
 }
 
-void events_config_free (bridge_config_t *cfg)
+void bridge_events_config_clear (bridge_config_t *cfg)
 {
     for (size_t index = 0; cfg->events && index < cfg->nevents; index++) {
         event_route_t *self = cfg->events[index];
@@ -189,25 +187,25 @@ static char *s_guard_key (const char *category, const cJSON *data)
     return key;
 }
 
-static void s_guard_add (const char *category, const cJSON *data)
+static void s_guard_add (ev_guard_t *guard, const char *category, const cJSON *data)
 {
-    free (s_guard.key[s_guard.next]);
-    s_guard.key[s_guard.next] = s_guard_key (category, data);
-    s_guard.at[s_guard.next] = zclock_mono ();
-    s_guard.next = (s_guard.next + 1) % EV_GUARD;
+    free (guard->key[guard->next]);
+    guard->key[guard->next] = s_guard_key (category, data);
+    guard->at[guard->next] = zclock_mono ();
+    guard->next = (guard->next + 1) % EV_GUARD;
 }
 
 //  True (and forgotten) if the event came from AMQP lately.
-static bool s_guard_take (const char *category, const cJSON *data)
+static bool s_guard_take (ev_guard_t *guard, const char *category, const cJSON *data)
 {
     char *key = s_guard_key (category, data);
     int64_t now = zclock_mono ();
     bool found = false;
     for (size_t index = 0; key && index < EV_GUARD && !found; index++)
-        if (s_guard.key[index] && now - s_guard.at[index] < EV_GUARD_MSECS &&
-            streq (s_guard.key[index], key)) {
-            free (s_guard.key[index]);
-            s_guard.key[index] = NULL;
+        if (guard->key[index] && now - guard->at[index] < EV_GUARD_MSECS &&
+            streq (guard->key[index], key)) {
+            free (guard->key[index]);
+            guard->key[index] = NULL;
             found = true;
         }
     free (key);
@@ -313,7 +311,7 @@ static void s_on_event (mdp_subscriber_t *sub, const char *category, cJSON *data
 {
     (void)sub;
     event_route_t *self = arg;
-    if (s_guard_take (category, data))
+    if (s_guard_take (self->bridge->guard, category, data))
         return; //  it came from AMQP through us
     char trace[BRIDGE_ID_SIZE], correlation[BRIDGE_ID_SIZE];
     bridge_new_id (self->bridge, trace);
@@ -330,7 +328,7 @@ static void s_on_event (mdp_subscriber_t *sub, const char *category, cJSON *data
     char *text = mdp_json_print (body);
     cJSON_Delete (body);
     amqp_table_entry_t entries[6];
-    nuropb_headers (entries, "event", trace);
+    bridge_forward_nuropb_headers (entries, "event", trace);
     entries[5].key = amqp_cstring_bytes ("mdp_origin");
     entries[5].value.kind = AMQP_FIELD_KIND_UTF8;
     entries[5].value.value.bytes = amqp_cstring_bytes (self->cfg->instance);
@@ -359,7 +357,7 @@ static void s_on_event (mdp_subscriber_t *sub, const char *category, cJSON *data
 //  Whether a header is present with exactly this value.
 static bool s_header_is (const amqp_basic_properties_t *props, const char *key, const char *value)
 {
-    char *text = props_header (props, key);
+    char *text = bridge_link_props_header (props, key);
     bool same = text && streq (text, value);
     free (text);
     return same;
@@ -374,13 +372,13 @@ static void s_on_delivery (event_route_t *self, amqp_envelope_t *envelope)
     bool ok =
         s_header_is (props, "nuropb_type", "event") && !s_header_is (props, "encrypted", "yes");
     if (ok)
-        body = json_parse (envelope->message.body.bytes, envelope->message.body.len);
+        body = mdp_json_parse (envelope->message.body.bytes, envelope->message.body.len);
     const char *topic = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (body, "topic"));
-    char *key = topic ? NULL : bytes_dup (envelope->routing_key);
+    char *key = topic ? NULL : bridge_link_bytes_dup (envelope->routing_key);
     cJSON *event = cJSON_GetObjectItemCaseSensitive (body, "event");
     ok = ok && cJSON_IsObject (body) && (topic || key) && (!event || !cJSON_IsNull (event));
     if (ok) {
-        s_guard_add (topic ? topic : key, event);
+        s_guard_add (self->bridge->guard, topic ? topic : key, event);
         ok = mdp_publisher_send (self->pub, topic ? topic : key, event) == 0;
     }
     if (ok)
@@ -429,8 +427,10 @@ static void s_read (event_route_t *self)
 //  ---------------------------------------------------------------------------
 //  The bridge's side
 
-int events_start (bridge_t *bridge)
+int bridge_events_start (bridge_t *bridge)
 {
+    if (bridge->cfg->nevents && !bridge->guard && !(bridge->guard = calloc (1, sizeof (ev_guard_t))))
+        return -1;
     for (size_t index = 0; index < bridge->cfg->nevents; index++) {
         event_route_t *self = bridge->cfg->events[index];
         self->bridge = bridge;
@@ -453,7 +453,7 @@ int events_start (bridge_t *bridge)
     return 0;
 }
 
-void events_stop (bridge_t *bridge)
+void bridge_events_stop (bridge_t *bridge)
 {
     for (size_t index = 0; bridge->cfg && index < bridge->cfg->nevents; index++) {
         event_route_t *self = bridge->cfg->events[index];
@@ -468,18 +468,19 @@ void events_stop (bridge_t *bridge)
         mdp_subscriber_destroy (&self->sub);
         mdp_publisher_destroy (&self->pub);
     }
-    for (size_t index = 0; index < EV_GUARD; index++) {
-        free (s_guard.key[index]);
-        s_guard.key[index] = NULL;
-    }
+    ev_guard_t *guard = bridge->guard;
+    for (size_t index = 0; guard && index < EV_GUARD; index++)
+        free (guard->key[index]);
+    free (guard);
+    bridge->guard = NULL;
 }
 
-size_t events_poll_size (bridge_t *bridge)
+size_t bridge_events_poll_size (bridge_t *bridge)
 {
     return 2 * bridge->cfg->nevents;
 }
 
-int events_prepare (bridge_t *bridge, zmq_pollitem_t *items, size_t *count, int64_t now)
+int bridge_events_prepare (bridge_t *bridge, zmq_pollitem_t *items, size_t *count, int64_t now)
 {
     int64_t wait = INT_MAX;
     for (size_t index = 0; index < bridge->cfg->nevents; index++) {
@@ -497,7 +498,7 @@ int events_prepare (bridge_t *bridge, zmq_pollitem_t *items, size_t *count, int6
     return (int)wait;
 }
 
-void events_process (bridge_t *bridge, int64_t now)
+void bridge_events_process (bridge_t *bridge, int64_t now)
 {
     for (size_t index = 0; index < bridge->cfg->nevents; index++) {
         event_route_t *self = bridge->cfg->events[index];

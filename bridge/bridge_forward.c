@@ -1,4 +1,4 @@
-/*  amqp_bridge_forward.c - the MDP -> AMQP direction. A request a slot got
+/*  bridge_forward.c - the MDP -> AMQP direction. A request a slot got
     from the broker becomes one AMQP message in the route's profile (neon,
     nuropb or raw), published mandatory with an expiration and a fresh id;
     replies on the link's reply queue are matched back by that id and go out
@@ -20,7 +20,7 @@
 //  Forget the slot's request: out of the id table, state cleared.
 static void s_clear (bridge_t *bridge, slot_t *slot)
 {
-    slot_request_t *request = slot_request (slot);
+    slot_request_t *request = bridge_slot_request (slot);
     if (request->id[0])
         zhashx_delete (bridge->forward, request->id);
     request->id[0] = 0;
@@ -32,22 +32,22 @@ static void s_clear (bridge_t *bridge, slot_t *slot)
     request->confirm_tag = 0;
 }
 
-void forward_abandon (slot_t *slot)
+void bridge_forward_abandon (slot_t *slot)
 {
-    s_clear (slot_bridge (slot), slot);
+    s_clear (bridge_slot_bridge (slot), slot);
 }
 
 //  Send the final reply (taking *reply_p) and clear the request.
 static void s_finish (slot_t *slot, mdp_msg_t **reply_p)
 {
-    slot_request_t *request = slot_request (slot);
+    slot_request_t *request = bridge_slot_request (slot);
     uint64_t gen = request->gen;
-    bridge_t *bridge = slot_bridge (slot);
+    bridge_t *bridge = bridge_slot_bridge (slot);
     if (bridge->verbose)
-        zsys_info ("amqp-bridge: %s: %s -> %s", slot_route (slot)->service,
+        zsys_info ("amqp-bridge: %s: %s -> %s", bridge_slot_route (slot)->service,
                    request->action ? request->action : "?", mdp_msg_action (*reply_p));
     s_clear (bridge, slot);
-    slot_reply (slot, gen, reply_p, true);
+    bridge_slot_reply (slot, gen, reply_p, true);
 }
 
 //  An error reply: {"code": code, "reason": reason} plus "source" when given.
@@ -64,7 +64,7 @@ static void s_fail (slot_t *slot, int code, const char *reason, const char *sour
 //  partial under x.partial. Takes data.
 static void s_answer (slot_t *slot, cJSON *data, bool final)
 {
-    slot_request_t *request = slot_request (slot);
+    slot_request_t *request = bridge_slot_request (slot);
     char *action = bridge_result_action (request->action, final ? ".result" : ".partial");
     mdp_msg_t *reply = NULL;
     if (action)
@@ -78,7 +78,7 @@ static void s_answer (slot_t *slot, cJSON *data, bool final)
         s_finish (slot, &reply);
     else {
         request->parts++;
-        slot_reply (slot, request->gen, &reply, false);
+        bridge_slot_reply (slot, request->gen, &reply, false);
     }
 }
 
@@ -96,7 +96,7 @@ static void s_props (amqp_basic_properties_t *props, const route_t *route, const
     props->correlation_id = amqp_cstring_bytes (id);
     if (reply_to) {
         props->_flags |= AMQP_BASIC_REPLY_TO_FLAG;
-        props->reply_to = amqp_cstring_bytes (link_reply_queue (route->link));
+        props->reply_to = amqp_cstring_bytes (bridge_link_reply_queue (route->link));
     }
 }
 
@@ -137,9 +137,9 @@ static int s_publish_neon (route_t *route, const char *id, mdp_msg_t *msg)
     cJSON_DeleteItemFromObjectCaseSensitive (data, "message_id");
     cJSON_DeleteItemFromObjectCaseSensitive (data, "routing_key");
     cJSON_AddStringToObject (data, "message_id", id);
-    cJSON_AddStringToObject (data, "routing_key", link_reply_queue (route->link));
+    cJSON_AddStringToObject (data, "routing_key", bridge_link_reply_queue (route->link));
     size_t size = 0;
-    char *body = neon_encode (data, &size);
+    char *body = bridge_neon_encode (data, &size);
     cJSON_Delete (data);
     if (!body)
         return 400;
@@ -148,13 +148,13 @@ static int s_publish_neon (route_t *route, const char *id, mdp_msg_t *msg)
     s_props (&props, route, id, expiration, sizeof expiration, false);
     props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
     props.message_id = amqp_cstring_bytes (id);
-    int rc = link_publish (route->link, BRIDGE_CH_FORWARD, "", queue, true, &props, body, size);
+    int rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, "", queue, true, &props, body, size);
     free (body);
     return rc;
 }
 
 //  The nuropb headers every message carries; type is request or response.
-void nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id)
+void bridge_forward_nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id)
 {
     static const char *const keys[5] = {"nuropb_protocol", "nuropb_version", "nuropb_type",
                                         "trace_id", "encrypted"};
@@ -178,7 +178,7 @@ static int s_nuropb_exchange (route_t *route)
     if (route->exchange_checked && now - route->exchange_checked < EXCHANGE_RECHECK)
         return 404;
     route->exchange_checked = now;
-    int found = link_exchange_exists (route->link, route->exchange);
+    int found = bridge_link_exchange_exists (route->link, route->exchange);
     route->exchange_known = found == 1;
     return found == 1 ? 0 : found == 0 ? 404 : -1;
 }
@@ -206,11 +206,11 @@ static int s_publish_nuropb (route_t *route, const char *id, mdp_msg_t *msg)
     char expiration[16];
     s_props (&props, route, id, expiration, sizeof expiration, true);
     amqp_table_entry_t headers[5];
-    nuropb_headers (headers, "request", id);
+    bridge_forward_nuropb_headers (headers, "request", id);
     props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG;
     props.content_type = amqp_cstring_bytes ("application/json");
     props.headers = (amqp_table_t){5, headers};
-    rc = link_publish (route->link, BRIDGE_CH_FORWARD, route->exchange, route->routing_key, true,
+    rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, route->exchange, route->routing_key, true,
                        &props, text, strlen (text));
     free (text);
     return rc;
@@ -231,7 +231,7 @@ static int s_publish_raw (route_t *route, const char *id, mdp_msg_t *msg)
     s_props (&props, route, id, expiration, sizeof expiration, true);
     props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
     props.content_type = amqp_cstring_bytes ("application/json");
-    int rc = link_publish (route->link, BRIDGE_CH_FORWARD, "", route->queue, true, &props, text,
+    int rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, "", route->queue, true, &props, text,
                            strlen (text));
     free (text);
     return rc;
@@ -262,9 +262,9 @@ static int s_probe (route_t *route, const char *action)
     int64_t now = zclock_mono ();
     if (!route->probe_queue || !streq (route->probe_queue, queue) ||
         now - route->probe_at >= PROBE_CACHE) {
-        int count = link_queue_consumers (route->link, queue);
+        int count = bridge_link_queue_consumers (route->link, queue);
         if (count == -1)
-            return link_up (route->link) ? 0 : -1; //  cannot tell: let it go
+            return bridge_link_up (route->link) ? 0 : -1; //  cannot tell: let it go
         free (route->probe_queue);
         route->probe_queue = strdup (queue);
         route->probe_consumers = count;
@@ -286,15 +286,15 @@ static int s_publish (route_t *route, slot_request_t *request, mdp_msg_t *msg)
              : route->profile == PROFILE_NUROPB ? s_publish_nuropb (route, id, msg)
                                                 : s_publish_raw (route, id, msg);
     if (rc == 0)
-        request->confirm_tag = link_publish_tag (route->link);
+        request->confirm_tag = bridge_link_publish_tag (route->link);
     return rc;
 }
 
-void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
+void bridge_forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
 {
-    bridge_t *bridge = slot_bridge (slot);
-    route_t *route = slot_route (slot);
-    slot_request_t *request = slot_request (slot);
+    bridge_t *bridge = bridge_slot_bridge (slot);
+    route_t *route = bridge_slot_route (slot);
+    slot_request_t *request = bridge_slot_request (slot);
     mdp_msg_t *msg = mdp_msg_decode (*body_p);
     zmsg_destroy (body_p);
     request->gen = gen;
@@ -305,14 +305,14 @@ void forward_request (slot_t *slot, uint64_t gen, zmsg_t **body_p)
         s_fail (slot, 400, "invalid request body: expected [action][json]", "amqp-bridge");
         return;
     }
-    if (!link_up (route->link)) {
+    if (!bridge_link_up (route->link)) {
         mdp_msg_destroy (&msg);
         s_fail (slot, 503, "AMQP connection down", "amqp-bridge");
         return;
     }
     bridge_new_id (bridge, request->id);
     request->deadline = zclock_mono () + route->timeout;
-    request->link_gen = link_generation (route->link);
+    request->link_gen = bridge_link_generation (route->link);
     zhashx_insert (bridge->forward, request->id, slot);
     int rc = route->fail_fast ? s_probe (route, request->action) : 0;
     if (rc == 0)
@@ -444,12 +444,12 @@ static void s_reply_raw (slot_t *slot, route_t *route, cJSON *body, const char *
     if (cJSON_IsString (action) && cJSON_HasObjectItem (body, "data")) {
         mdp_msg_t *reply = mdp_msg_new (action->valuestring,
                                         cJSON_DetachItemFromObjectCaseSensitive (body, "data"));
-        slot_request_t *request = slot_request (slot);
+        slot_request_t *request = bridge_slot_request (slot);
         if (reply && !partial)
             s_finish (slot, &reply);
         else if (reply) {
             request->parts++;
-            slot_reply (slot, request->gen, &reply, false);
+            bridge_slot_reply (slot, request->gen, &reply, false);
         }
     } else
         s_answer (slot, cJSON_Duplicate (body, 1), !partial);
@@ -462,7 +462,7 @@ static slot_t *s_lookup (bridge_t *bridge, delivery_t *delivery, cJSON **dict)
 {
     amqp_basic_properties_t *props = &delivery->message.properties;
     if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG) {
-        char *id = bytes_dup (props->correlation_id);
+        char *id = bridge_link_bytes_dup (props->correlation_id);
         slot_t *slot = id ? zhashx_lookup (bridge->forward, id) : NULL;
         free (id);
         if (slot)
@@ -470,7 +470,7 @@ static slot_t *s_lookup (bridge_t *bridge, delivery_t *delivery, cJSON **dict)
     }
     if (delivery->returned)
         return NULL;
-    *dict = neon_decode (delivery->message.body.bytes, delivery->message.body.len);
+    *dict = bridge_neon_decode (delivery->message.body.bytes, delivery->message.body.len);
     const cJSON *mq = cJSON_GetObjectItemCaseSensitive (
         cJSON_GetObjectItemCaseSensitive (*dict, "context"), "mq");
     const char *id = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (mq, "message_id"));
@@ -481,9 +481,9 @@ static slot_t *s_lookup (bridge_t *bridge, delivery_t *delivery, cJSON **dict)
 
 static void s_dispatch (slot_t *slot, delivery_t *delivery, cJSON *dict)
 {
-    route_t *route = slot_route (slot);
+    route_t *route = bridge_slot_route (slot);
     amqp_bytes_t body = delivery->message.body;
-    slot_request_t *request = slot_request (slot);
+    slot_request_t *request = bridge_slot_request (slot);
     if (delivery->returned && delivery->reply_code == AMQP_NO_ROUTE && request->msg) {
         //  on_missing_queue "wait": the service has not declared its queue
         //  (yet, or again after a RabbitMQ restart); publish again later
@@ -491,7 +491,7 @@ static void s_dispatch (slot_t *slot, delivery_t *delivery, cJSON *dict)
         if (request->retry_delay > RETRY_MAX)
             request->retry_delay = RETRY_MAX;
         request->retry_at = zclock_mono () + request->retry_delay;
-        if (slot_bridge (slot)->verbose)
+        if (bridge_slot_bridge (slot)->verbose)
             zsys_info ("amqp-bridge: %s: %s unroutable, again in %d ms", route->service,
                        request->id, request->retry_delay);
     } else if (delivery->returned) {
@@ -503,11 +503,11 @@ static void s_dispatch (slot_t *slot, delivery_t *delivery, cJSON *dict)
         if (cJSON_IsObject (dict))
             s_reply_neon (slot, route, dict);
     } else {
-        cJSON *json = json_parse (body.bytes, body.len);
+        cJSON *json = mdp_json_parse (body.bytes, body.len);
         if (route->profile == PROFILE_NUROPB)
             s_reply_nuropb (slot, json);
         else {
-            char *status = props_header (&delivery->message.properties, "status");
+            char *status = bridge_link_props_header (&delivery->message.properties, "status");
             s_reply_raw (slot, route, json, status);
             free (status);
         }
@@ -515,19 +515,19 @@ static void s_dispatch (slot_t *slot, delivery_t *delivery, cJSON *dict)
     }
 }
 
-void forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery)
+void bridge_forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery)
 {
     cJSON *dict = NULL;
     slot_t *slot = s_lookup (bridge, delivery, &dict);
-    if (slot && slot_route (slot)->link == link &&
-        slot_request (slot)->link_gen == link_generation (link))
+    if (slot && bridge_slot_route (slot)->link == link &&
+        bridge_slot_request (slot)->link_gen == bridge_link_generation (link))
         s_dispatch (slot, delivery, dict);
     else if (bridge->verbose)
-        zsys_debug ("amqp-bridge: link %s: dropped a %s for no request in flight", link_name (link),
+        zsys_debug ("amqp-bridge: link %s: dropped a %s for no request in flight", bridge_link_name (link),
                     delivery->returned ? "returned message" : "reply");
     cJSON_Delete (dict);
     if (!delivery->returned)
-        link_ack_forward (link, delivery->delivery_tag);
+        bridge_link_ack_forward (link, delivery->delivery_tag);
 }
 
 //  ---------------------------------------------------------------------------
@@ -536,23 +536,23 @@ void forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery)
 //  Publish a returned request again (on_missing_queue "wait").
 static void s_retry (slot_t *slot)
 {
-    route_t *route = slot_route (slot);
-    slot_request_t *request = slot_request (slot);
+    route_t *route = bridge_slot_route (slot);
+    slot_request_t *request = bridge_slot_request (slot);
     request->retry_at = 0;
-    if (request->link_gen != link_generation (route->link))
+    if (request->link_gen != bridge_link_generation (route->link))
         return; //  the link went down meanwhile: the request has had its 502
     int rc = s_publish (route, request, request->msg);
     if (rc > 0)
         s_fail (slot, rc, "cannot publish the request again", "amqp-bridge");
 }
 
-void forward_tick (bridge_t *bridge, int64_t now)
+void bridge_forward_tick (bridge_t *bridge, int64_t now)
 {
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
         for (int index = 0; route->slots && index < route->concurrency; index++) {
-            slot_t *slot = slot_at (route, index);
-            slot_request_t *request = slot_request (slot);
+            slot_t *slot = bridge_slot_at (route, index);
+            slot_request_t *request = bridge_slot_request (slot);
             if (request->id[0] && now >= request->deadline) {
                 char reason[100];
                 snprintf (reason, sizeof reason,
@@ -567,13 +567,13 @@ void forward_tick (bridge_t *bridge, int64_t now)
     }
 }
 
-int forward_timeout (bridge_t *bridge, int64_t now)
+int bridge_forward_timeout (bridge_t *bridge, int64_t now)
 {
     int64_t next = -1;
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
         for (int index = 0; route->slots && index < route->concurrency; index++) {
-            slot_request_t *request = slot_request (slot_at (route, index));
+            slot_request_t *request = bridge_slot_request (bridge_slot_at (route, index));
             if (request->id[0] && (next < 0 || request->deadline < next))
                 next = request->deadline;
             if (request->id[0] && request->retry_at && request->retry_at < next)
@@ -592,34 +592,34 @@ static void s_fail_where (bridge_t *bridge, link_t *link, int code, const char *
         if (!route->slots || (link && route->link != link))
             continue;
         for (int index = 0; index < route->concurrency; index++) {
-            slot_t *slot = slot_at (route, index);
-            if (slot_request (slot)->id[0])
+            slot_t *slot = bridge_slot_at (route, index);
+            if (bridge_slot_request (slot)->id[0])
                 s_fail (slot, code, reason, "amqp-bridge");
         }
     }
 }
 
-void forward_link_down (bridge_t *bridge, link_t *link)
+void bridge_forward_link_down (bridge_t *bridge, link_t *link)
 {
     s_fail_where (bridge, link, 502, "AMQP connection lost");
 }
 
-void forward_fail_all (bridge_t *bridge, int code, const char *reason)
+void bridge_forward_fail_all (bridge_t *bridge, int code, const char *reason)
 {
     s_fail_where (bridge, NULL, code, reason);
 }
 
-void forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack)
+void bridge_forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack)
 {
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
         if (!route->slots || route->link != link)
             continue;
         for (int index = 0; index < route->concurrency; index++) {
-            slot_t *slot = slot_at (route, index);
-            slot_request_t *request = slot_request (slot);
+            slot_t *slot = bridge_slot_at (route, index);
+            slot_request_t *request = bridge_slot_request (slot);
             if (!request->id[0] || !request->confirm_tag ||
-                request->link_gen != link_generation (link) ||
+                request->link_gen != bridge_link_generation (link) ||
                 (multiple ? request->confirm_tag > tag : request->confirm_tag != tag))
                 continue;
             request->confirm_tag = 0;
@@ -631,14 +631,14 @@ void forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool mult
 
 //  A 404 on the forward channel names a missing exchange: the nuropb routes
 //  using it forget it and fail what they have in flight with 404.
-void forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text)
+void bridge_forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text)
 {
     //  The reopened channel numbers its confirms afresh: forget the old tags
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
         for (int index = 0; route->slots && route->link == link && index < route->concurrency;
              index++)
-            slot_request (slot_at (route, index))->confirm_tag = 0;
+            bridge_slot_request (bridge_slot_at (route, index))->confirm_tag = 0;
     }
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];
@@ -650,8 +650,8 @@ void forward_channel_closed (bridge_t *bridge, link_t *link, int code, const cha
         route->exchange_known = false;
         route->exchange_checked = zclock_mono ();
         for (int index = 0; index < route->concurrency; index++) {
-            slot_t *slot = slot_at (route, index);
-            if (slot_request (slot)->id[0])
+            slot_t *slot = bridge_slot_at (route, index);
+            if (bridge_slot_request (slot)->id[0])
                 s_fail (slot, 404, text, "amqp");
         }
     }

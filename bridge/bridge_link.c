@@ -1,4 +1,4 @@
-/*  amqp_bridge_link.c - one AMQP connection (a "link") per vhost and user, on
+/*  bridge_link.c - one AMQP connection (a "link") per vhost and user, on
     rabbitmq-c, driven by the bridge's poll loop: connect and log in with
     heartbeats, declare the reply queue and the reverse routes' queues, read
     every waiting frame (also those rabbitmq-c already buffered, which never
@@ -45,7 +45,7 @@ struct _link_t {
 //  ---------------------------------------------------------------------------
 //  Small helpers
 
-char *bytes_dup (amqp_bytes_t bytes)
+char *bridge_link_bytes_dup (amqp_bytes_t bytes)
 {
     char *text = malloc (bytes.len + 1);
     if (text) {
@@ -56,21 +56,21 @@ char *bytes_dup (amqp_bytes_t bytes)
     return text;
 }
 
-bool bytes_eq (amqp_bytes_t bytes, const char *text)
+bool bridge_link_bytes_eq (amqp_bytes_t bytes, const char *text)
 {
     size_t size = strlen (text);
     return bytes.len == size && (size == 0 || memcmp (bytes.bytes, text, size) == 0);
 }
 
-char *props_header (const amqp_basic_properties_t *props, const char *key)
+char *bridge_link_props_header (const amqp_basic_properties_t *props, const char *key)
 {
     if (!(props->_flags & AMQP_BASIC_HEADERS_FLAG))
         return NULL;
     for (int index = 0; index < props->headers.num_entries; index++) {
         const amqp_table_entry_t *entry = &props->headers.entries[index];
-        if (bytes_eq (entry->key, key) && (entry->value.kind == AMQP_FIELD_KIND_UTF8 ||
+        if (bridge_link_bytes_eq (entry->key, key) && (entry->value.kind == AMQP_FIELD_KIND_UTF8 ||
                                            entry->value.kind == AMQP_FIELD_KIND_BYTES))
-            return bytes_dup (entry->value.value.bytes);
+            return bridge_link_bytes_dup (entry->value.value.bytes);
     }
     return NULL;
 }
@@ -89,7 +89,7 @@ static struct timeval s_tv (int msecs)
 //  ---------------------------------------------------------------------------
 //  Life cycle
 
-link_t *link_new (bridge_t *bridge, const bridge_config_t *cfg, const route_t *route)
+link_t *bridge_link_new (bridge_t *bridge, const bridge_config_t *cfg, const route_t *route)
 {
     link_t *self = calloc (1, sizeof (link_t));
     if (!self)
@@ -107,11 +107,11 @@ link_t *link_new (bridge_t *bridge, const bridge_config_t *cfg, const route_t *r
     self->reconnect_at = zclock_mono ();
     self->seed = (unsigned)zclock_usecs () ^ (unsigned)(uintptr_t)self;
     if (!self->vhost || !self->username || !self->password)
-        link_destroy (&self);
+        bridge_link_destroy (&self);
     return self;
 }
 
-void link_destroy (link_t **self_p)
+void bridge_link_destroy (link_t **self_p)
 {
     link_t *self = self_p ? *self_p : NULL;
     if (!self)
@@ -126,13 +126,13 @@ void link_destroy (link_t **self_p)
     *self_p = NULL;
 }
 
-bool link_matches (link_t *self, const route_t *route)
+bool bridge_link_matches (link_t *self, const route_t *route)
 {
     return streq (self->vhost, route->vhost) && streq (self->username, route->username) &&
            streq (self->password, route->password);
 }
 
-void link_add_route (link_t *self, route_t *route)
+void bridge_link_add_route (link_t *self, route_t *route)
 {
     route_t **routes = realloc (self->routes, (self->nroutes + 1) * sizeof (route_t *));
     if (!routes)
@@ -143,27 +143,27 @@ void link_add_route (link_t *self, route_t *route)
     route->link = self;
 }
 
-bool link_up (link_t *self)
+bool bridge_link_up (link_t *self)
 {
     return self->conn != NULL;
 }
 
-uint64_t link_generation (link_t *self)
+uint64_t bridge_link_generation (link_t *self)
 {
     return self->generation;
 }
 
-const char *link_reply_queue (link_t *self)
+const char *bridge_link_reply_queue (link_t *self)
 {
     return self->reply_queue;
 }
 
-const char *link_name (link_t *self)
+const char *bridge_link_name (link_t *self)
 {
     return self->name;
 }
 
-amqp_connection_state_t link_conn (link_t *self)
+amqp_connection_state_t bridge_link_conn (link_t *self)
 {
     return self->conn;
 }
@@ -179,7 +179,7 @@ static void s_lost (link_t *self, const char *reason, int min_backoff)
         zsys_warning ("amqp-bridge: link %s lost: %s", self->name, reason);
         amqp_destroy_connection (self->conn);
         self->conn = NULL;
-        bridge_link_down (self->bridge, self);
+        bridge_on_link_down (self->bridge, self);
     }
     if (self->cfg->nservers > 1) { //  several nodes: the next one, in turn
         self->server = (self->server + 1) % self->cfg->nservers;
@@ -196,7 +196,7 @@ static void s_lost (link_t *self, const char *reason, int min_backoff)
                         : self->backoff * 2;
 }
 
-void link_fail (link_t *self, const char *reason)
+void bridge_link_fail (link_t *self, const char *reason)
 {
     s_lost (self, reason, 0);
 }
@@ -233,7 +233,7 @@ static int s_check (link_t *self, uint16_t channel, amqp_rpc_reply_t reply, cons
     return -1;
 }
 
-int link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code)
+int bridge_link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code)
 {
     return s_check (self, channel, amqp_get_rpc_reply (self->conn), what, code);
 }
@@ -241,14 +241,14 @@ int link_rpc_check (link_t *self, uint16_t channel, const char *what, int *code)
 static int s_open_channel (link_t *self, uint16_t channel)
 {
     amqp_channel_open (self->conn, channel);
-    if (link_rpc_check (self, channel, "channel.open", NULL))
+    if (bridge_link_rpc_check (self, channel, "channel.open", NULL))
         return -1;
     if (channel != BRIDGE_CH_FORWARD || !self->cfg->confirms || !self->has_forward)
         return 0;
     //  Publisher confirms: RabbitMQ numbers our publishes from 1 on this channel
     self->publish_tag = 0;
     amqp_confirm_select (self->conn, channel);
-    return link_rpc_check (self, channel, "confirm.select", NULL);
+    return bridge_link_rpc_check (self, channel, "confirm.select", NULL);
 }
 
 //  Declare our reply queue plain (no x-args, not exclusive, not auto-delete)
@@ -257,11 +257,11 @@ static int s_reply_consume (link_t *self)
 {
     amqp_bytes_t queue = amqp_cstring_bytes (self->reply_queue);
     amqp_queue_declare (self->conn, BRIDGE_CH_FORWARD, queue, 0, 0, 0, 0, amqp_empty_table);
-    if (link_rpc_check (self, BRIDGE_CH_FORWARD, "declare the reply queue", NULL))
+    if (bridge_link_rpc_check (self, BRIDGE_CH_FORWARD, "declare the reply queue", NULL))
         return -1;
     amqp_basic_consume (self->conn, BRIDGE_CH_FORWARD, queue,
                         amqp_cstring_bytes ("mdp-bridge-replies"), 0, 0, 0, amqp_empty_table);
-    return link_rpc_check (self, BRIDGE_CH_FORWARD, "consume the reply queue", NULL);
+    return bridge_link_rpc_check (self, BRIDGE_CH_FORWARD, "consume the reply queue", NULL);
 }
 
 //  amqps: rabbitmq-c's SSL socket with the configured CA, client
@@ -335,7 +335,7 @@ static int s_setup (link_t *self)
             continue;
         if (s_open_channel (self, (uint16_t)(BRIDGE_CH_REVERSE + route->index)))
             return -1;
-        if (reverse_subscribe (self, route) != 0 && !self->conn)
+        if (bridge_reverse_subscribe (self, route) != 0 && !self->conn)
             return -1; //  a route that cannot subscribe stays idle; a dead link is fatal
     }
     return 0;
@@ -370,7 +370,7 @@ static void s_connect (link_t *self)
     self->service_at = zclock_mono ();
     zsys_info ("amqp-bridge: link %s up (%s:%d%s)", self->name, self->cfg->hosts[self->server],
                self->cfg->ports[self->server], self->cfg->tls ? ", TLS" : "");
-    bridge_link_up (self->bridge, self);
+    bridge_on_link_up (self->bridge, self);
 }
 
 //  ---------------------------------------------------------------------------
@@ -385,13 +385,13 @@ static void s_read_message (link_t *self, delivery_t *delivery)
         return;
     }
     if (delivery->channel == BRIDGE_CH_FORWARD)
-        forward_on_delivery (self->bridge, self, delivery);
+        bridge_forward_on_delivery (self->bridge, self, delivery);
     else {
         route_t *route = bridge_route_by_channel (self->bridge, delivery->channel);
         if (route && route->link == self)
-            reverse_on_delivery (self->bridge, self, route, delivery);
+            bridge_reverse_on_delivery (self->bridge, self, route, delivery);
         else if (!delivery->returned)
-            link_reject (self, delivery->channel, delivery->delivery_tag, false);
+            bridge_link_reject (self, delivery->channel, delivery->delivery_tag, false);
     }
     amqp_destroy_message (&delivery->message);
 }
@@ -413,14 +413,14 @@ static void s_channel_closed (link_t *self, uint16_t channel, amqp_channel_close
     }
     if (channel == BRIDGE_CH_FORWARD) {
         self->forward_ack = 0; //  the old channel's tags mean nothing on the new one
-        forward_channel_closed (self->bridge, self, code, text);
+        bridge_forward_channel_closed (self->bridge, self, code, text);
         if (self->conn && s_reply_consume (self))
             s_lost (self, "cannot consume the reply queue again", 0);
     } else if (channel >= BRIDGE_CH_REVERSE) {
         route_t *route = bridge_route_by_channel (self->bridge, channel);
-        reverse_channel_closed (self->bridge, self, route);
+        bridge_reverse_channel_closed (self->bridge, self, route);
         if (route && self->conn)
-            reverse_subscribe (self, route);
+            bridge_reverse_subscribe (self, route);
     }
 }
 
@@ -435,7 +435,7 @@ static void s_cancelled (link_t *self, uint16_t channel)
     } else {
         route_t *route = bridge_route_by_channel (self->bridge, channel);
         if (route)
-            reverse_subscribe (self, route);
+            bridge_reverse_subscribe (self, route);
     }
 }
 
@@ -465,10 +465,10 @@ static void s_method (link_t *self, amqp_frame_t *frame)
         s_lost (self, text, close->reply_code == AMQP_CONNECTION_FORCED ? FORCED_BACKOFF : 0);
     } else if (method->id == AMQP_BASIC_ACK_METHOD && frame->channel == BRIDGE_CH_FORWARD) {
         amqp_basic_ack_t *ack = method->decoded;
-        forward_on_confirm (self->bridge, self, ack->delivery_tag, ack->multiple, true);
+        bridge_forward_on_confirm (self->bridge, self, ack->delivery_tag, ack->multiple, true);
     } else if (method->id == AMQP_BASIC_NACK_METHOD && frame->channel == BRIDGE_CH_FORWARD) {
         amqp_basic_nack_t *nack = method->decoded;
-        forward_on_confirm (self->bridge, self, nack->delivery_tag, nack->multiple, false);
+        bridge_forward_on_confirm (self->bridge, self, nack->delivery_tag, nack->multiple, false);
     } else if (method->id == AMQP_BASIC_CANCEL_METHOD)
         s_cancelled (self, frame->channel);
     else if (method->id == AMQP_CONNECTION_BLOCKED_METHOD)
@@ -477,7 +477,7 @@ static void s_method (link_t *self, amqp_frame_t *frame)
         zsys_info ("amqp-bridge: link %s: the server unblocked publishing", self->name);
 }
 
-void link_process (link_t *self)
+void bridge_link_process (link_t *self)
 {
     struct timeval zero = {0, 0};
     for (int count = 0; self->conn && count < MAX_FRAMES_PER_TURN; count++) {
@@ -504,7 +504,7 @@ void link_process (link_t *self)
         amqp_maybe_release_buffers (self->conn);
 }
 
-void link_ack_forward (link_t *self, uint64_t tag)
+void bridge_link_ack_forward (link_t *self, uint64_t tag)
 {
     if (tag > self->forward_ack)
         self->forward_ack = tag;
@@ -513,12 +513,12 @@ void link_ack_forward (link_t *self, uint64_t tag)
 //  ---------------------------------------------------------------------------
 //  Polling and time
 
-int link_fd (link_t *self)
+int bridge_link_fd (link_t *self)
 {
     return self->conn ? amqp_get_sockfd (self->conn) : -1;
 }
 
-bool link_buffered (link_t *self)
+bool bridge_link_buffered (link_t *self)
 {
     return self->conn && (amqp_frames_enqueued (self->conn) || amqp_data_in_buffer (self->conn));
 }
@@ -530,31 +530,31 @@ static int s_service_interval (link_t *self)
     return self->cfg->amqp_heartbeat > 0 ? self->cfg->amqp_heartbeat * 1000 / 4 : 5000;
 }
 
-int link_timeout (link_t *self, int64_t now)
+int bridge_link_timeout (link_t *self, int64_t now)
 {
     if (self->stopping)
         return -1;
     if (!self->conn)
         return (int)s_clamp (self->reconnect_at - now);
-    if (link_buffered (self))
+    if (bridge_link_buffered (self))
         return 0;
     return (int)s_clamp (self->service_at - now);
 }
 
-void link_tick (link_t *self, int64_t now)
+void bridge_link_tick (link_t *self, int64_t now)
 {
     if (!self->conn && !self->stopping && now >= self->reconnect_at)
         s_connect (self);
     else if (self->conn && now >= self->service_at) {
         self->service_at = now + s_service_interval (self);
-        link_process (self);
+        bridge_link_process (self);
     }
 }
 
 //  ---------------------------------------------------------------------------
 //  Sending
 
-int link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
+int bridge_link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
                   bool mandatory, const amqp_basic_properties_t *props, const void *body,
                   size_t size)
 {
@@ -572,12 +572,12 @@ int link_publish (link_t *self, uint16_t channel, const char *exchange, const ch
     return 0;
 }
 
-uint64_t link_publish_tag (link_t *self)
+uint64_t bridge_link_publish_tag (link_t *self)
 {
     return self->cfg->confirms ? self->publish_tag : 0;
 }
 
-int link_ack (link_t *self, uint16_t channel, uint64_t tag)
+int bridge_link_ack (link_t *self, uint16_t channel, uint64_t tag)
 {
     if (!self->conn)
         return -1;
@@ -587,7 +587,7 @@ int link_ack (link_t *self, uint16_t channel, uint64_t tag)
     return rc == AMQP_STATUS_OK ? 0 : -1;
 }
 
-int link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue)
+int bridge_link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue)
 {
     if (!self->conn)
         return -1;
@@ -597,14 +597,14 @@ int link_reject (link_t *self, uint16_t channel, uint64_t tag, bool requeue)
     return rc == AMQP_STATUS_OK ? 0 : -1;
 }
 
-int link_exchange_exists (link_t *self, const char *exchange)
+int bridge_link_exchange_exists (link_t *self, const char *exchange)
 {
     if (!self->conn)
         return -1;
     amqp_exchange_declare (self->conn, BRIDGE_CH_PROBE, amqp_cstring_bytes (exchange),
                            amqp_cstring_bytes ("direct"), 1, 0, 0, 0, amqp_empty_table);
     int code = 0;
-    if (link_rpc_check (self, BRIDGE_CH_PROBE, "look for an exchange", &code) == 0)
+    if (bridge_link_rpc_check (self, BRIDGE_CH_PROBE, "look for an exchange", &code) == 0)
         return 1;
     if (code > 0 && s_open_channel (self, BRIDGE_CH_PROBE) == 0)
         return code == AMQP_NOT_FOUND ? 0 : -1;
@@ -612,14 +612,14 @@ int link_exchange_exists (link_t *self, const char *exchange)
     return -1;
 }
 
-int link_queue_consumers (link_t *self, const char *queue)
+int bridge_link_queue_consumers (link_t *self, const char *queue)
 {
     if (!self->conn)
         return -1;
     amqp_queue_declare_ok_t *ok = amqp_queue_declare (
         self->conn, BRIDGE_CH_PROBE, amqp_cstring_bytes (queue), 1, 0, 0, 0, amqp_empty_table);
     int code = 0;
-    if (link_rpc_check (self, BRIDGE_CH_PROBE, "look for a queue", &code) == 0 && ok)
+    if (bridge_link_rpc_check (self, BRIDGE_CH_PROBE, "look for a queue", &code) == 0 && ok)
         return ok->consumer_count > INT_MAX ? INT_MAX : (int)ok->consumer_count;
     if (code > 0 && s_open_channel (self, BRIDGE_CH_PROBE) == 0)
         return code == AMQP_NOT_FOUND ? -2 : -1;
@@ -627,7 +627,7 @@ int link_queue_consumers (link_t *self, const char *queue)
     return -1;
 }
 
-void link_shutdown (link_t *self)
+void bridge_link_shutdown (link_t *self)
 {
     self->stopping = true;
     if (!self->conn)
@@ -635,7 +635,7 @@ void link_shutdown (link_t *self)
     if (self->has_forward) {
         amqp_queue_delete (self->conn, BRIDGE_CH_PROBE, amqp_cstring_bytes (self->reply_queue), 0,
                            0);
-        link_rpc_check (self, BRIDGE_CH_PROBE, "delete the reply queue", NULL);
+        bridge_link_rpc_check (self, BRIDGE_CH_PROBE, "delete the reply queue", NULL);
     }
     amqp_connection_close (self->conn, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection (self->conn);

@@ -1,4 +1,4 @@
-/*  amqp_bridge_neon.c - the Neon MQ Connector body codec. Neon bodies are
+/*  bridge_neon.c - the Neon MQ Connector body codec. Neon bodies are
     base64 of a JSON string literal whose text is the Python str() of a dict,
     which the receiver eval()s. So the bridge writes Python literals from JSON
     and parses them back (dict, list, tuple, str in both quote styles with all
@@ -117,20 +117,11 @@ static void s_put_utf8 (sbuf_t *self, uint32_t cp)
 }
 
 //  ---------------------------------------------------------------------------
-//  JSON bodies
-
-//  Strict, and numbers keep their text (mdp_json): bodies pass as written.
-cJSON *json_parse (const void *data, size_t size)
-{
-    return mdp_json_parse (data, size);
-}
-
-//  ---------------------------------------------------------------------------
 //  base64
 
 static const char s_b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *neon_b64_encode (const void *data, size_t size, size_t *out_size)
+char *bridge_neon_b64_encode (const void *data, size_t size, size_t *out_size)
 {
     const unsigned char *in = data;
     size_t length = (size + 2) / 3 * 4;
@@ -162,7 +153,7 @@ static int s_b64_value (char c)
 }
 
 //  Whitespace is skipped; padding is optional; anything else is an error.
-unsigned char *neon_b64_decode (const char *text, size_t size, size_t *out_size)
+unsigned char *bridge_neon_b64_decode (const char *text, size_t size, size_t *out_size)
 {
     unsigned char *out = malloc (size / 4 * 3 + 3);
     if (!out)
@@ -305,7 +296,7 @@ static int s_repr (sbuf_t *out, const cJSON *item, int depth)
     return 0;
 }
 
-char *neon_pyrepr (const cJSON *item)
+char *bridge_neon_pyrepr (const cJSON *item)
 {
     sbuf_t out = {0};
     if (s_repr (&out, item, 0) != 0) {
@@ -350,9 +341,9 @@ static int s_json_string (sbuf_t *out, const char *text, size_t size)
     return 0;
 }
 
-char *neon_encode (const cJSON *dict, size_t *size)
+char *bridge_neon_encode (const cJSON *dict, size_t *size)
 {
-    char *literal = neon_pyrepr (dict);
+    char *literal = bridge_neon_pyrepr (dict);
     if (!literal)
         return NULL;
     sbuf_t json = {0};
@@ -364,7 +355,7 @@ char *neon_encode (const cJSON *dict, size_t *size)
         free (text);
         return NULL;
     }
-    char *body = neon_b64_encode (text, json_size, size);
+    char *body = bridge_neon_b64_encode (text, json_size, size);
     free (text);
     return body;
 }
@@ -613,7 +604,7 @@ static cJSON *s_parse_value (parser_t *p, int depth)
     return NULL;
 }
 
-cJSON *neon_pyparse (const char *text, size_t size)
+cJSON *bridge_neon_pyparse (const char *text, size_t size)
 {
     parser_t p = {text, text + size};
     cJSON *item = s_parse_value (&p, 0);
@@ -625,17 +616,17 @@ cJSON *neon_pyparse (const char *text, size_t size)
     return item;
 }
 
-cJSON *neon_decode (const void *body, size_t size)
+cJSON *bridge_neon_decode (const void *body, size_t size)
 {
     size_t json_size = 0;
-    unsigned char *json = neon_b64_decode (body, size, &json_size);
+    unsigned char *json = bridge_neon_b64_decode (body, size, &json_size);
     if (!json)
         return NULL;
-    cJSON *string = json_parse ((char *)json, json_size);
+    cJSON *string = mdp_json_parse ((char *)json, json_size);
     free (json);
     cJSON *item = NULL;
     if (cJSON_IsString (string))
-        item = neon_pyparse (string->valuestring, strlen (string->valuestring));
+        item = bridge_neon_pyparse (string->valuestring, strlen (string->valuestring));
     cJSON_Delete (string);
     return item;
 }

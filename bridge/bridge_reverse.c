@@ -1,4 +1,4 @@
-/*  amqp_bridge_reverse.c - the AMQP -> MDP direction. For each amqp-to-mdp
+/*  bridge_reverse.c - the AMQP -> MDP direction. For each amqp-to-mdp
     route the bridge consumes a queue (manual ack, prefetch = concurrency),
     turns each message into an MDP request sent with libmdp's async client,
     and answers the way the profile's clients expect (Neon: to the body's
@@ -64,7 +64,7 @@ static uint16_t s_channel (const route_t *route)
 //  Still deliverable: same connection, same channel as the request came on.
 static bool s_live (inbound_t *self)
 {
-    return link_up (self->link) && link_generation (self->link) == self->link_gen &&
+    return bridge_link_up (self->link) && bridge_link_generation (self->link) == self->link_gen &&
            self->route->channel_gen == self->channel_gen;
 }
 
@@ -72,7 +72,7 @@ static void s_publish (inbound_t *self, amqp_basic_properties_t *props, const ch
                        size_t size)
 {
     if (self->reply_to && *self->reply_to)
-        link_publish (self->link, s_channel (self->route), "", self->reply_to, true, props, body,
+        bridge_link_publish (self->link, s_channel (self->route), "", self->reply_to, true, props, body,
                       size);
 }
 
@@ -114,7 +114,7 @@ static void s_answer_neon (inbound_t *self, mdp_msg_t *reply, bool final)
         cJSON_AddBoolToObject (dict, "_is_final", final);
     }
     size_t size = 0;
-    char *body = neon_encode (dict, &size);
+    char *body = bridge_neon_encode (dict, &size);
     cJSON_Delete (dict);
     amqp_basic_properties_t props = {0};
     char expiration[16];
@@ -166,7 +166,7 @@ static void s_answer_nuropb (inbound_t *self, mdp_msg_t *reply)
     char *text = mdp_json_print (body);
     cJSON_Delete (body);
     amqp_table_entry_t headers[5];
-    nuropb_headers (headers, "response", self->trace_id);
+    bridge_forward_nuropb_headers (headers, "response", self->trace_id);
     amqp_basic_properties_t props = {0};
     props._flags =
         AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_CORRELATION_ID_FLAG;
@@ -222,7 +222,7 @@ static void s_answer (inbound_t *self, mdp_msg_t *reply, bool final)
         s_answer_raw (self, reply, final);
     self->parts++;
     if (final && s_live (self))
-        link_ack (self->link, s_channel (route), self->delivery_tag);
+        bridge_link_ack (self->link, s_channel (route), self->delivery_tag);
 }
 
 static void s_on_reply (mdp_async_t *async, uint64_t request_id, mdp_msg_t *reply, bool final,
@@ -265,7 +265,7 @@ static char *s_text (const cJSON *item)
 //  Neon: base64(repr(dict)) with message_id and routing_key (the reply queue).
 static mdp_msg_t *s_take_neon (inbound_t *self, delivery_t *delivery)
 {
-    cJSON *dict = neon_decode (delivery->message.body.bytes, delivery->message.body.len);
+    cJSON *dict = bridge_neon_decode (delivery->message.body.bytes, delivery->message.body.len);
     if (!cJSON_IsObject (dict)) {
         cJSON_Delete (dict);
         return NULL;
@@ -295,19 +295,19 @@ static mdp_msg_t *s_take_neon (inbound_t *self, delivery_t *delivery)
 static mdp_msg_t *s_take_nuropb (inbound_t *self, delivery_t *delivery)
 {
     amqp_basic_properties_t *props = &delivery->message.properties;
-    char *type = props_header (props, "nuropb_type");
-    char *encrypted = props_header (props, "encrypted");
+    char *type = bridge_link_props_header (props, "nuropb_type");
+    char *encrypted = bridge_link_props_header (props, "encrypted");
     bool command = type && streq (type, "command");
     bool valid = type && (command || streq (type, "request"));
     bool secret = encrypted && streq (encrypted, "yes");
     free (type);
     free (encrypted);
     cJSON *body =
-        valid ? json_parse (delivery->message.body.bytes, delivery->message.body.len) : NULL;
+        valid ? mdp_json_parse (delivery->message.body.bytes, delivery->message.body.len) : NULL;
     if (props->_flags & AMQP_BASIC_REPLY_TO_FLAG)
-        self->reply_to = bytes_dup (props->reply_to);
+        self->reply_to = bridge_link_bytes_dup (props->reply_to);
     if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
-        self->correlation = bytes_dup (props->correlation_id);
+        self->correlation = bridge_link_bytes_dup (props->correlation_id);
     else
         self->correlation = s_text (cJSON_GetObjectItemCaseSensitive (body, "correlation_id"));
     self->trace_id = s_text (cJSON_GetObjectItemCaseSensitive (body, "trace_id"));
@@ -330,13 +330,13 @@ static mdp_msg_t *s_take_nuropb (inbound_t *self, delivery_t *delivery)
 static mdp_msg_t *s_take_raw (inbound_t *self, delivery_t *delivery)
 {
     amqp_basic_properties_t *props = &delivery->message.properties;
-    cJSON *body = json_parse (delivery->message.body.bytes, delivery->message.body.len);
+    cJSON *body = mdp_json_parse (delivery->message.body.bytes, delivery->message.body.len);
     if (!body)
         return NULL;
     if (props->_flags & AMQP_BASIC_REPLY_TO_FLAG)
-        self->reply_to = bytes_dup (props->reply_to);
+        self->reply_to = bridge_link_bytes_dup (props->reply_to);
     if (props->_flags & AMQP_BASIC_CORRELATION_ID_FLAG)
-        self->correlation = bytes_dup (props->correlation_id);
+        self->correlation = bridge_link_bytes_dup (props->correlation_id);
     const char *action = cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (body, "action"));
     if (action && *action) {
         cJSON *data = cJSON_DetachItemFromObjectCaseSensitive (body, "data");
@@ -347,7 +347,7 @@ static mdp_msg_t *s_take_raw (inbound_t *self, delivery_t *delivery)
     return mdp_msg_new (self->route->action, body);
 }
 
-void reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery)
+void bridge_reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery)
 {
     if (delivery->returned) {
         zsys_warning ("amqp-bridge: %s: a reply was unroutable (%d %s): the client has gone",
@@ -356,12 +356,12 @@ void reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delive
     }
     inbound_t *self = calloc (1, sizeof (inbound_t));
     if (!self) {
-        link_reject (link, delivery->channel, delivery->delivery_tag, true);
+        bridge_link_reject (link, delivery->channel, delivery->delivery_tag, true);
         return;
     }
     *self = (inbound_t){.route = route,
                         .link = link,
-                        .link_gen = link_generation (link),
+                        .link_gen = bridge_link_generation (link),
                         .channel_gen = route->channel_gen,
                         .delivery_tag = delivery->delivery_tag};
     mdp_msg_t *msg = route->profile == PROFILE_NEON     ? s_take_neon (self, delivery)
@@ -372,13 +372,13 @@ void reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delive
         zsys_warning ("amqp-bridge: %s: rejected a message we cannot read: %.*s%s", route->service,
                       (int)(body.len > 120 ? 120 : body.len), (char *)body.bytes,
                       body.len > 120 ? "..." : "");
-        link_reject (link, delivery->channel, delivery->delivery_tag, false);
+        bridge_link_reject (link, delivery->channel, delivery->delivery_tag, false);
         void *item = self;
         s_inbound_destroy (&item);
         return;
     }
     if (self->answered) //  a nuropb command: no response expected
-        link_ack (link, delivery->channel, delivery->delivery_tag);
+        bridge_link_ack (link, delivery->channel, delivery->delivery_tag);
     self->action = strdup (mdp_msg_action (msg));
     if (mdp_msg_is_error (msg)) { //  refused here: answer at once
         s_answer (self, msg, true);
@@ -405,10 +405,10 @@ void reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delive
 static int s_check (link_t *link, uint16_t channel, const char *what)
 {
     int code = 0;
-    if (link_rpc_check (link, channel, what, &code) == 0)
+    if (bridge_link_rpc_check (link, channel, what, &code) == 0)
         return 0;
     if (code <= 0) //  the connection itself is broken
-        link_fail (link, what);
+        bridge_link_fail (link, what);
     return -1;
 }
 
@@ -420,7 +420,7 @@ static int s_check (link_t *link, uint16_t channel, const char *what)
 static int s_nuropb_topology (link_t *link, route_t *route, uint16_t channel, char *queue,
                               size_t size)
 {
-    amqp_connection_state_t conn = link_conn (link);
+    amqp_connection_state_t conn = bridge_link_conn (link);
     const char *dlx = "nuropb-dl-exchange";
     char dlq[300];
     snprintf (queue, size, "nuropb-%s-service", route->routing_key);
@@ -453,9 +453,9 @@ static int s_nuropb_topology (link_t *link, route_t *route, uint16_t channel, ch
     return s_check (link, channel, "bind the nuropb dead-letter queue");
 }
 
-int reverse_subscribe (link_t *link, route_t *route)
+int bridge_reverse_subscribe (link_t *link, route_t *route)
 {
-    amqp_connection_state_t conn = link_conn (link);
+    amqp_connection_state_t conn = bridge_link_conn (link);
     uint16_t channel = s_channel (route);
     char queue[300];
     if (route->profile == PROFILE_NUROPB) {
@@ -477,17 +477,17 @@ int reverse_subscribe (link_t *link, route_t *route)
                         0, amqp_empty_table);
     if (s_check (link, channel, "consume"))
         return -1;
-    zsys_info ("amqp-bridge: %s: consuming %s on %s", route->service, queue, link_name (link));
+    zsys_info ("amqp-bridge: %s: consuming %s on %s", route->service, queue, bridge_link_name (link));
     return 0;
 }
 
-void reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route)
+void bridge_reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route)
 {
     if (route)
         route->channel_gen++; //  what came on the old channel can no longer be acked
 }
 
-void reverse_link_down (bridge_t *bridge, link_t *link)
+void bridge_reverse_link_down (bridge_t *bridge, link_t *link)
 {
     //  Nothing to do now: requests in flight see the new link generation when
     //  their MDP reply comes, and are then dropped unanswered; RabbitMQ has
@@ -497,7 +497,7 @@ void reverse_link_down (bridge_t *bridge, link_t *link)
 //  ---------------------------------------------------------------------------
 //  The async client
 
-int reverse_init (bridge_t *bridge, const char *endpoint)
+int bridge_reverse_start (bridge_t *bridge, const char *endpoint)
 {
     bridge->async = mdp_async_new (endpoint);
     bridge->reverse = zhashx_new ();
@@ -512,23 +512,23 @@ int reverse_init (bridge_t *bridge, const char *endpoint)
     return 0;
 }
 
-void reverse_fini (bridge_t *bridge)
+void bridge_reverse_stop (bridge_t *bridge)
 {
     zhashx_destroy (&bridge->reverse);
     mdp_async_destroy (&bridge->async);
 }
 
-zsock_t *reverse_socket (bridge_t *bridge)
+zsock_t *bridge_reverse_socket (bridge_t *bridge)
 {
     return bridge->async ? mdp_async_socket (bridge->async) : NULL;
 }
 
-int reverse_timeout (bridge_t *bridge)
+int bridge_reverse_timeout (bridge_t *bridge)
 {
     return bridge->async ? mdp_async_next_timeout (bridge->async) : -1;
 }
 
-void reverse_process (bridge_t *bridge)
+void bridge_reverse_process (bridge_t *bridge)
 {
     if (bridge->async)
         mdp_async_process (bridge->async);

@@ -1,4 +1,4 @@
-/*  amqp_bridge_slot.c - the MDP side of an mdp-to-amqp route: "slots", each
+/*  bridge_slot.c - the MDP side of an mdp-to-amqp route: "slots", each
     one libmdp worker engine (mdp_engine.c: READY, heartbeats, expiry,
     reconnect with back-off, header checks, MDPW01 or MDPW02) registered as
     one worker for the service, so the broker can give the bridge as many
@@ -17,7 +17,7 @@ struct _slot_t {
     slot_request_t request; //  the forward module's state for its request
 };
 
-int slots_init (bridge_t *bridge, route_t *route)
+int bridge_slot_start_all (bridge_t *bridge, route_t *route)
 {
     route->slots = calloc ((size_t) route->concurrency, sizeof (slot_t));
     if (!route->slots)
@@ -31,7 +31,7 @@ int slots_init (bridge_t *bridge, route_t *route)
         self->bridge = bridge;
         self->engine = mdp_engine_new (cfg->endpoint, route->service, route->mdp_protocol, name);
         if (!self->engine) {
-            slots_fini (route);
+            bridge_slot_stop_all (route);
             return -1;
         }
         mdp_engine_set_heartbeat (self->engine, cfg->mdp_heartbeat, cfg->mdp_liveness,
@@ -43,27 +43,27 @@ int slots_init (bridge_t *bridge, route_t *route)
     return 0;
 }
 
-slot_t *slot_at (route_t *route, int index)
+slot_t *bridge_slot_at (route_t *route, int index)
 {
     return &route->slots[index];
 }
 
-route_t *slot_route (slot_t *self)
+route_t *bridge_slot_route (slot_t *self)
 {
     return self->route;
 }
 
-bridge_t *slot_bridge (slot_t *self)
+bridge_t *bridge_slot_bridge (slot_t *self)
 {
     return self->bridge;
 }
 
-slot_request_t *slot_request (slot_t *self)
+slot_request_t *bridge_slot_request (slot_t *self)
 {
     return &self->request;
 }
 
-zsock_t *slot_socket (slot_t *self)
+zsock_t *bridge_slot_socket (slot_t *self)
 {
     return mdp_engine_socket (self->engine);
 }
@@ -74,10 +74,10 @@ static void s_check (slot_t *self)
 {
     if (self->request.id[0] && (self->request.gen != mdp_engine_generation (self->engine) ||
                                 !mdp_engine_busy (self->engine)))
-        forward_abandon (self);
+        bridge_forward_abandon (self);
 }
 
-void slot_connect_all (route_t *route)
+void bridge_slot_connect_all (route_t *route)
 {
     for (int index = 0; index < route->concurrency; index++) {
         slot_t *self = &route->slots[index];
@@ -87,20 +87,20 @@ void slot_connect_all (route_t *route)
     }
 }
 
-void slot_park_all (route_t *route)
+void bridge_slot_park_all (route_t *route)
 {
     for (int index = 0; route->slots && index < route->concurrency; index++) {
         slot_t *self = &route->slots[index];
         if (self->engine)
             mdp_engine_close (self->engine, true);
         if (self->request.id[0])
-            forward_abandon (self);
+            bridge_forward_abandon (self);
     }
 }
 
-void slots_fini (route_t *route)
+void bridge_slot_stop_all (route_t *route)
 {
-    slot_park_all (route);
+    bridge_slot_park_all (route);
     for (int index = 0; route->slots && index < route->concurrency; index++)
         mdp_engine_destroy (&route->slots[index].engine);
     free (route->slots);
@@ -110,7 +110,7 @@ void slots_fini (route_t *route)
 //  Read every waiting message, one at a time: each request is taken (a
 //  request still in hand is then dropped: the broker gave up on it) and
 //  handed to the forward module with the engine's generation.
-void slot_process (slot_t *self)
+void bridge_slot_process (slot_t *self)
 {
     zsock_t *dealer;
     while ((dealer = mdp_engine_socket (self->engine)) && (zsock_events (dealer) & ZMQ_POLLIN)) {
@@ -119,15 +119,15 @@ void slot_process (slot_t *self)
             return;
         bool held = mdp_engine_handle (self->engine, &msg, zclock_mono ());
         if (held && self->request.id[0])
-            forward_abandon (self);
+            bridge_forward_abandon (self);
         zmsg_t *body = held ? mdp_engine_take (self->engine) : NULL;
         if (body)
-            forward_request (self, mdp_engine_generation (self->engine), &body);
+            bridge_forward_request (self, mdp_engine_generation (self->engine), &body);
         s_check (self);
     }
 }
 
-void slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool final)
+void bridge_slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool final)
 {
     mdp_msg_t *reply = *msg_p;
     *msg_p = NULL;
@@ -141,12 +141,12 @@ void slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool final)
     mdp_msg_destroy (&reply);
 }
 
-int slot_timeout (slot_t *self, int64_t now)
+int bridge_slot_timeout (slot_t *self, int64_t now)
 {
     return mdp_engine_timeout (self->engine, now);
 }
 
-void slot_tick (slot_t *self, int64_t now)
+void bridge_slot_tick (slot_t *self, int64_t now)
 {
     mdp_engine_tick (self->engine, now);
     s_check (self);

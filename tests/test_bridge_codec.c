@@ -27,10 +27,10 @@ static void s_check_vector (const char *json, const char *body)
 {
     cJSON *expected = cJSON_Parse (json);
     ck_assert_ptr_nonnull (expected);
-    cJSON *decoded = neon_decode (body, strlen (body));
+    cJSON *decoded = bridge_neon_decode (body, strlen (body));
     ck_assert_msg (cJSON_Compare (decoded, expected, true), "decoding %s", body);
     size_t size = 0;
-    char *encoded = neon_encode (expected, &size);
+    char *encoded = bridge_neon_encode (expected, &size);
     ck_assert_str_eq (encoded, body); //  byte for byte what Neon writes
     ck_assert_uint_eq (size, strlen (body));
     free (encoded);
@@ -48,7 +48,7 @@ END_TEST
 //  Parse a Python literal and compare with the JSON expected (NULL: refused).
 static void s_literal (const char *python, const char *json)
 {
-    cJSON *parsed = neon_pyparse (python, strlen (python));
+    cJSON *parsed = bridge_neon_pyparse (python, strlen (python));
     if (!json) {
         ck_assert_msg (parsed == NULL, "accepted %s", python);
         return;
@@ -111,9 +111,9 @@ START_TEST (test_neon_round_trip)
         cJSON *value = cJSON_Parse (samples[index]);
         ck_assert_ptr_nonnull (value);
         size_t size = 0;
-        char *body = neon_encode (value, &size);
+        char *body = bridge_neon_encode (value, &size);
         ck_assert_ptr_nonnull (body);
-        cJSON *back = neon_decode (body, size);
+        cJSON *back = bridge_neon_decode (body, size);
         ck_assert_msg (cJSON_Compare (back, value, true), "round trip of %s", samples[index]);
         cJSON_Delete (back);
         cJSON_Delete (value);
@@ -127,14 +127,14 @@ END_TEST
 START_TEST (test_neon_numbers_as_written)
 {
     cJSON *value = mdp_json_parse (TU_NUMBERS, strlen (TU_NUMBERS));
-    char *literal = neon_pyrepr (value);
+    char *literal = bridge_neon_pyrepr (value);
     ck_assert_str_eq (literal, "{'n': [9007199254740993, 12345678901234567890, 0.1, 1e308, -0.0, "
                                "9223372036854775807, -9223372036854775808, "
                                "18446744073709551616]}");
     free (literal);
     size_t size = 0;
-    char *body = neon_encode (value, &size);
-    cJSON *back = neon_decode (body, size);
+    char *body = bridge_neon_encode (value, &size);
+    cJSON *back = bridge_neon_decode (body, size);
     char *text = mdp_json_print (back);
     ck_assert_str_eq (text, TU_NUMBERS);
     free (text);
@@ -147,15 +147,15 @@ END_TEST
 START_TEST (test_base64)
 {
     size_t size = 0;
-    unsigned char *data = neon_b64_decode ("aGk", 3, &size); //  unpadded
+    unsigned char *data = bridge_neon_b64_decode ("aGk", 3, &size); //  unpadded
     ck_assert_uint_eq (size, 2);
     ck_assert_int_eq (memcmp (data, "hi", 2), 0);
     free (data);
-    ck_assert_ptr_null (neon_b64_decode ("a$==", 4, &size));
-    ck_assert_ptr_null (neon_b64_decode ("a", 1, &size));
-    ck_assert_ptr_null (neon_b64_decode ("YQ==YQ==", 8, &size));
-    ck_assert_ptr_null (neon_decode ("e30=", 4)); //  "{}" is JSON, not a JSON string
-    char *text = neon_b64_encode ("abcd", 4, &size);
+    ck_assert_ptr_null (bridge_neon_b64_decode ("a$==", 4, &size));
+    ck_assert_ptr_null (bridge_neon_b64_decode ("a", 1, &size));
+    ck_assert_ptr_null (bridge_neon_b64_decode ("YQ==YQ==", 8, &size));
+    ck_assert_ptr_null (bridge_neon_decode ("e30=", 4)); //  "{}" is JSON, not a JSON string
+    char *text = bridge_neon_b64_encode ("abcd", 4, &size);
     ck_assert_str_eq (text, "YWJjZA==");
     free (text);
 }
