@@ -60,6 +60,7 @@ $(BUILD)/obj/broker/%.o: CFLAGS += -Ilibmdp -Ibroker
 $(BUILD)/obj/daemon/%.o: CFLAGS += -Ilibmdp -Ibroker -Idaemon
 $(BUILD)/obj/bridge/%.o: CFLAGS += -Ilibmdp -Ibridge
 $(BUILD)/obj/bench/%.o: CFLAGS += -Ibroker -Ibench
+$(BUILD)/obj/http/%.o: CFLAGS += -Idaemon   #  daemon_proc.h: pid file and -d, shared
 $(BUILD)/obj/tests/%.o: CFLAGS += -Ilibmdp -Ibroker -Idaemon -Ibridge
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h libmdp/*.h broker/*.h daemon/*.h tests/*.h) Makefile
 	@mkdir -p $(dir $@)
@@ -112,7 +113,7 @@ HTTP_OBJ = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard http/*.c))
 $(HTTP_OBJ): $(wildcard http/*.h)
 $(HTTP_OBJ): CFLAGS += $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 $(BUILD)/obj/http/http_dashboard.o: http/dashboard.html
-$(BUILD)/bin/mdp-http: $(HTTP_OBJ) $(BUILD)/lib/libmdp.a
+$(BUILD)/bin/mdp-http: $(HTTP_OBJ) $(BUILD)/obj/daemon/daemon_proc.o $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-http: LDLIBS += $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 $(PROGRAMS) $(BENCH_PROGRAMS):
 	@mkdir -p $(dir $@)

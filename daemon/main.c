@@ -6,6 +6,7 @@
 */
 #include "broker.h"
 #include "config.h"
+#include "daemon_proc.h"
 #include "setup.h"
 #include "mdp.h"
 #include <errno.h>
@@ -151,143 +152,6 @@ static void s_startup_error (const config_t *config, const char *fmt, ...)
 }
 
 //  --------------------------------------------------------------------------
-//  Paths and the pid file
-
-//  path made absolute against the current directory; the caller frees it.
-static char *s_absolute (const char *path)
-{
-    if (path[0] == '/')
-        return strdup (path);
-    char *cwd = getcwd (NULL, 0), *result = NULL;
-    if (cwd && asprintf (&result, "%s/%s", cwd, path) < 0)
-        result = NULL;
-    free (cwd);
-    return result;
-}
-
-//  The pid in the pid file at path if that process is alive (and not us), else 0.
-static pid_t s_pidfile_owner (const char *path)
-{
-    char text[32] = "";
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t size = read (fd, text, sizeof text - 1);
-    close (fd);
-    long pid = size > 0 ? strtol (text, NULL, 10) : 0;
-    if (pid <= 0 || pid == getpid () || (kill ((pid_t) pid, 0) != 0 && errno != EPERM))
-        return 0;
-    return (pid_t) pid;
-}
-
-//  Write our pid to path through a temporary file, so no reader ever sees
-//  it half written. Returns 0, or -1 with errno.
-static int s_pidfile_write (const char *path)
-{
-    char *temp = NULL;
-    if (asprintf (&temp, "%s.%d.tmp", path, (int) getpid ()) < 0)
-        temp = NULL;
-    int fd = temp ? open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    int rc = fd < 0 ? -1 : dprintf (fd, "%d\n", (int) getpid ()) > 0 ? 0 : -1;
-    int saved = errno;
-    if (fd >= 0 && close (fd) != 0)
-        rc = -1;
-    if (rc == 0 && rename (temp, path) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc != 0 && temp)
-        unlink (temp);
-    free (temp);
-    errno = saved;
-    return rc;
-}
-
-//  Remove the pid file if it still names us.
-static void s_pidfile_remove (const char *path)
-{
-    char text[32] = "";
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t size = read (fd, text, sizeof text - 1);
-    close (fd);
-    if (size > 0 && strtol (text, NULL, 10) == (long) getpid ())
-        unlink (path);
-}
-
-//  --------------------------------------------------------------------------
-//  Detaching (-d): fork, setsid, fork again. The original process waits on a
-//  pipe for the daemon's start-up result and exits with it, so `mdp-broker -d`
-//  fails visibly (and with the right status) when a bind fails.
-
-//  Returns the exit status for the original process and the middle one, or
-//  -1 in the daemon, with *ready_fd the pipe to report on (s_ready).
-static int s_detach (int *ready_fd)
-{
-    int fds[2];
-    if (pipe2 (fds, O_CLOEXEC) != 0) {
-        fprintf (stderr, "mdp-broker: cannot detach: %s\n", strerror (errno));
-        return 1;
-    }
-    fflush (NULL);
-    pid_t child = fork ();
-    if (child < 0) {
-        fprintf (stderr, "mdp-broker: cannot detach: %s\n", strerror (errno));
-        return 1;
-    }
-    if (child > 0) {
-        close (fds[1]);
-        unsigned char status = 1;   //  the daemon died before it said anything
-        ssize_t rc;
-        while ((rc = read (fds[0], &status, 1)) < 0 && errno == EINTR)
-            ;
-        close (fds[0]);
-        waitpid (child, NULL, 0);
-        return rc == 1 ? status : 1;
-    }
-    close (fds[0]);
-    if (setsid () < 0 || (child = fork ()) < 0) {
-        unsigned char status = 1;
-        if (write (fds[1], &status, 1) < 0)
-            perror ("mdp-broker: cannot detach");
-        return 1;
-    }
-    if (child > 0)
-        return 0;
-    if (chdir ("/") != 0)
-        perror ("mdp-broker: chdir /");
-    umask (022);
-    //  Keep no descriptor the caller gave us but stdio and the pipe.
-    if (fds[1] > 3)
-        close_range (3, (unsigned) fds[1] - 1, 0);
-    close_range ((unsigned) fds[1] + 1, ~0U, 0);
-    *ready_fd = fds[1];
-    return -1;
-}
-
-//  Tell the waiting parent (with -d) how start-up ended; on success, let go
-//  of the terminal: stdin, stdout and stderr become /dev/null.
-static void s_ready (daemon_t *self, int status)
-{
-    if (self->ready_fd < 0)
-        return;
-    unsigned char byte = (unsigned char) status;
-    if (write (self->ready_fd, &byte, 1) != 1)
-        status = 1;
-    close (self->ready_fd);
-    self->ready_fd = -1;
-    int null = status == 0 ? open ("/dev/null", O_RDWR) : -1;
-    if (null >= 0) {
-        dup2 (null, STDIN_FILENO);
-        dup2 (null, STDOUT_FILENO);
-        dup2 (null, STDERR_FILENO);
-        if (null > STDERR_FILENO)
-            close (null);
-    }
-}
-
-//  --------------------------------------------------------------------------
 //  Signals
 
 //  SIGHUP: read the config file again and apply what can change while
@@ -385,7 +249,7 @@ static int s_serve (daemon_t *self, sigset_t *signals)
         s_startup_error (self->config, "%s", err);
         return 2;
     }
-    if (self->pidfile && s_pidfile_write (self->pidfile) != 0) {
+    if (self->pidfile && daemon_proc_pidfile_write (self->pidfile) != 0) {
         s_startup_error (self->config, "cannot write pidfile %s: %s", self->pidfile,
                          strerror (errno));
         return 1;
@@ -398,7 +262,7 @@ static int s_serve (daemon_t *self, sigset_t *signals)
     zsys_info ("mdp-broker: serving on %s (heartbeat %d ms, liveness %d)", bound,
                self->config->engine.heartbeat, self->config->engine.liveness);
     s_notify ("READY=1");
-    s_ready (self, 0);
+    daemon_proc_ready (&self->ready_fd, 0);
     if (broker_run (self->broker, NULL, self->sigfd, s_on_signal, self) != 0) {
         zsys_error ("mdp-broker: stopped: the event loop failed: %s", zmq_strerror (errno));
         return 1;
@@ -456,7 +320,7 @@ static int s_parse_args (opts_t *opts, int argc, char *argv[])
         switch (opt) {
             case 'c':
                 free (opts->config_path);
-                opts->config_path = s_absolute (optarg);
+                opts->config_path = daemon_proc_absolute (optarg);
                 if (!opts->config_path) {
                     fprintf (stderr, "mdp-broker: %s: %s\n", optarg, strerror (errno));
                     return 1;
@@ -493,8 +357,8 @@ static int s_start (opts_t *opts, config_t *config, sigset_t *signals)
 {
     daemon_t self = {opts, config, NULL, NULL, NULL, -1, -1};
     if (config->pidfile) {
-        self.pidfile = s_absolute (config->pidfile);
-        pid_t owner = self.pidfile ? s_pidfile_owner (self.pidfile) : 0;
+        self.pidfile = daemon_proc_absolute (config->pidfile);
+        pid_t owner = self.pidfile ? daemon_proc_pidfile_owner (self.pidfile) : 0;
         if (owner > 0) {
             fprintf (stderr, "mdp-broker: already running as pid %d (pidfile %s)\n",
                      (int) owner, self.pidfile);
@@ -502,12 +366,12 @@ static int s_start (opts_t *opts, config_t *config, sigset_t *signals)
             return 1;
         }
     }
-    int rc = opts->daemon ? s_detach (&self.ready_fd) : -1;
+    int rc = opts->daemon ? daemon_proc_detach ("mdp-broker", &self.ready_fd) : -1;
     if (rc < 0) {
         rc = s_serve (&self, signals);
-        s_ready (&self, rc);
+        daemon_proc_ready (&self.ready_fd, rc);
         if (self.pidfile)
-            s_pidfile_remove (self.pidfile);
+            daemon_proc_pidfile_remove (self.pidfile);
         broker_destroy (&self.broker);
         forwarder_destroy (&self.forwarder);
         if (self.sigfd >= 0)

@@ -1,9 +1,10 @@
 /*  http_main.c - mdp-http as a daemon, following mdp-broker's conventions
-    (broker/main.c): command line and JSON config file (http_config.c), -d to
-    detach, a pid file, SIGINT/SIGTERM to stop and SIGHUP to reload, read
+    (daemon/main.c): command line and JSON config file (http_config.c), -d to
+    detach and a pid file (daemon/daemon_proc.c, shared with mdp-broker), SIGINT/SIGTERM to stop and SIGHUP to reload, read
     from a signalfd polled by the server's loop (http_server.c).
 */
 #include "http.h"
+#include "daemon_proc.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -82,134 +83,6 @@ static void s_startup_error (const http_config_t *config, const char *fmt, ...)
 }
 
 //  ---------------------------------------------------------------------------
-//  Paths and the pid file, as mdp-broker does them
-
-static char *s_absolute (const char *path)
-{
-    if (path[0] == '/')
-        return strdup (path);
-    char *cwd = getcwd (NULL, 0), *result = NULL;
-    if (cwd && asprintf (&result, "%s/%s", cwd, path) < 0)
-        result = NULL;
-    free (cwd);
-    return result;
-}
-
-static pid_t s_pidfile_owner (const char *path)
-{
-    char text[32] = "";
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t size = read (fd, text, sizeof text - 1);
-    close (fd);
-    long pid = size > 0 ? strtol (text, NULL, 10) : 0;
-    if (pid <= 0 || pid == getpid () || (kill ((pid_t) pid, 0) != 0 && errno != EPERM))
-        return 0;
-    return (pid_t) pid;
-}
-
-//  Write our pid through a temporary file, so no reader sees half of it.
-static int s_pidfile_write (const char *path)
-{
-    char *temp = NULL;
-    if (asprintf (&temp, "%s.%d.tmp", path, (int) getpid ()) < 0)
-        temp = NULL;
-    int fd = temp ? open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    int rc = fd < 0 ? -1 : dprintf (fd, "%d\n", (int) getpid ()) > 0 ? 0 : -1;
-    int saved = errno;
-    if (fd >= 0 && close (fd) != 0)
-        rc = -1;
-    if (rc == 0 && rename (temp, path) != 0) {
-        saved = errno;
-        rc = -1;
-    }
-    if (rc != 0 && temp)
-        unlink (temp);
-    free (temp);
-    errno = saved;
-    return rc;
-}
-
-//  Remove the pid file if it still names us.
-static void s_pidfile_remove (const char *path)
-{
-    char text[32] = "";
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    ssize_t size = read (fd, text, sizeof text - 1);
-    close (fd);
-    if (size > 0 && strtol (text, NULL, 10) == (long) getpid ())
-        unlink (path);
-}
-
-//  ---------------------------------------------------------------------------
-//  Detaching (-d): fork, setsid, fork; the first process waits on a pipe for
-//  the daemon's start-up result and exits with it.
-
-static int s_detach (int *ready_fd)
-{
-    int fds[2];
-    if (pipe2 (fds, O_CLOEXEC) != 0) {
-        fprintf (stderr, "mdp-http: cannot detach: %s\n", strerror (errno));
-        return 1;
-    }
-    fflush (NULL);
-    pid_t child = fork ();
-    if (child < 0) {
-        fprintf (stderr, "mdp-http: cannot detach: %s\n", strerror (errno));
-        return 1;
-    }
-    if (child > 0) {
-        close (fds[1]);
-        unsigned char status = 1;
-        ssize_t rc;
-        while ((rc = read (fds[0], &status, 1)) < 0 && errno == EINTR)
-            ;
-        close (fds[0]);
-        waitpid (child, NULL, 0);
-        return rc == 1 ? status : 1;
-    }
-    close (fds[0]);
-    if (setsid () < 0 || (child = fork ()) < 0) {
-        unsigned char status = 1;
-        if (write (fds[1], &status, 1) < 0)
-            perror ("mdp-http: cannot detach");
-        return 1;
-    }
-    if (child > 0)
-        return 0;
-    if (chdir ("/") != 0)
-        perror ("mdp-http: chdir /");
-    umask (022);
-    if (fds[1] > 3)
-        close_range (3, (unsigned) fds[1] - 1, 0);
-    close_range ((unsigned) fds[1] + 1, ~0U, 0);
-    *ready_fd = fds[1];
-    return -1;
-}
-
-static void s_ready (daemon_t *self, int status)
-{
-    if (self->ready_fd < 0)
-        return;
-    unsigned char byte = (unsigned char) status;
-    if (write (self->ready_fd, &byte, 1) != 1)
-        status = 1;
-    close (self->ready_fd);
-    self->ready_fd = -1;
-    int null = status == 0 ? open ("/dev/null", O_RDWR) : -1;
-    if (null >= 0) {
-        dup2 (null, STDIN_FILENO);
-        dup2 (null, STDOUT_FILENO);
-        dup2 (null, STDERR_FILENO);
-        if (null > STDERR_FILENO)
-            close (null);
-    }
-}
-
-//  ---------------------------------------------------------------------------
 //  Signals
 
 //  SIGHUP: read the config file again; apply what can change while running
@@ -264,7 +137,7 @@ static int s_serve (daemon_t *self, sigset_t *signals)
         s_startup_error (self->config, "%s", err);
         return 2;
     }
-    if (self->pidfile && s_pidfile_write (self->pidfile) != 0) {
+    if (self->pidfile && daemon_proc_pidfile_write (self->pidfile) != 0) {
         s_startup_error (self->config, "cannot write pidfile %s: %s", self->pidfile,
                          strerror (errno));
         return 1;
@@ -277,7 +150,7 @@ static int s_serve (daemon_t *self, sigset_t *signals)
     zsys_info ("mdp-http: serving on %s (broker %s%s%s)", http_server_url (self->server),
                self->config->endpoints[0], self->config->events ? ", events " : "",
                self->config->events ? self->config->events : "");
-    s_ready (self, 0);
+    daemon_proc_ready (&self->ready_fd, 0);
     int rc = http_server_run (self->server, self->sigfd, s_on_signal, self, &self->stop);
     zsys_info ("mdp-http: stopped");
     return rc == 0 ? 0 : 1;
@@ -320,7 +193,7 @@ static int s_parse_args (opts_t *opts, int argc, char *argv[])
         switch (opt) {
             case 'c':
                 free (opts->config_path);
-                opts->config_path = s_absolute (optarg);
+                opts->config_path = daemon_proc_absolute (optarg);
                 if (!opts->config_path) {
                     fprintf (stderr, "mdp-http: %s: %s\n", optarg, strerror (errno));
                     return 1;
@@ -351,8 +224,8 @@ static int s_start (opts_t *opts, http_config_t **config_p, sigset_t *signals)
     *config_p = NULL;
     int rc = -1;
     if (self.config->pidfile) {
-        self.pidfile = s_absolute (self.config->pidfile);
-        pid_t owner = self.pidfile ? s_pidfile_owner (self.pidfile) : 0;
+        self.pidfile = daemon_proc_absolute (self.config->pidfile);
+        pid_t owner = self.pidfile ? daemon_proc_pidfile_owner (self.pidfile) : 0;
         if (owner > 0) {
             fprintf (stderr, "mdp-http: already running as pid %d (pidfile %s)\n", (int) owner,
                      self.pidfile);
@@ -360,12 +233,12 @@ static int s_start (opts_t *opts, http_config_t **config_p, sigset_t *signals)
         }
     }
     if (rc < 0)
-        rc = opts->daemon ? s_detach (&self.ready_fd) : -1;
+        rc = opts->daemon ? daemon_proc_detach ("mdp-http", &self.ready_fd) : -1;
     if (rc < 0) {
         rc = s_serve (&self, signals);
-        s_ready (&self, rc);
+        daemon_proc_ready (&self.ready_fd, rc);
         if (self.pidfile)
-            s_pidfile_remove (self.pidfile);
+            daemon_proc_pidfile_remove (self.pidfile);
         http_server_destroy (&self.server);
         if (self.sigfd >= 0)
             close (self.sigfd);
