@@ -1,7 +1,9 @@
 /*  broker_frames.c - small readers of zmq_msg_t frames for the broker: frame
-    comparison, Domogik's in-band timeout frame, and the verbose message dump.
+    comparison, Domogik's in-band timeout frame, the verbose message dump, and
+    the rate-limited log of dropped messages.
 */
 #include "broker_impl.h"
+#include <stdarg.h>
 #include <string.h>
 
 bool broker_frame_is (const zmq_msg_t *frame, const char *text, size_t len)
@@ -56,4 +58,28 @@ void broker_log_message (zmq_msg_t *frames, size_t count)
         used += snprintf (line + used, sizeof line - used, j < size ? "...]" : "]");
     }
     zsys_debug ("broker: recv %s", line);
+}
+
+void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...)
+{
+    self->stats.dropped[reason]++;
+    int64_t now = broker_now ();
+    if (now - self->log_window >= 1000) {
+        if (self->log_suppressed)
+            zsys_warning ("broker: %" PRIu64 " more dropped messages not logged",
+                          self->log_suppressed);
+        self->log_window = now;
+        self->log_budget = 10;
+        self->log_suppressed = 0;
+    }
+    if (self->log_budget-- <= 0) {
+        self->log_suppressed++;
+        return;
+    }
+    char line[256];
+    va_list args;
+    va_start (args, fmt);
+    vsnprintf (line, sizeof line, fmt, args);
+    va_end (args);
+    zsys_warning ("broker: dropped: %s", line);
 }

@@ -1,6 +1,7 @@
 /*  broker_impl.h - the broker's private state: services, workers, requests.
-    Shared by broker.c (the message path), broker_state.c (object lifecycle,
-    deadlines, error replies) and broker_mmi.c. Nothing here is public.
+    Shared by broker.c (the message path), broker_state.c (the tables: object
+    lifecycle, the deadline heap; never sends), broker_wire.c (everything
+    sent), broker_mmi.c and the rest of libbroker. Nothing here is public.
 */
 #ifndef BROKER_IMPL_H_INCLUDED
 #define BROKER_IMPL_H_INCLUDED
@@ -14,6 +15,14 @@ typedef struct service_t service_t;
 typedef struct worker_t worker_t;
 typedef struct request_t request_t;
 typedef struct client_t client_t;
+
+//  How a client spoke, so that its answer goes back the same way. Passed by
+//  value to whatever builds a client reply (broker_wire.c, MMI).
+typedef struct {
+    uint8_t version;             //  1 for MDPC01, 2 for MDPC02
+    bool bare;                   //  MDP/0.2 without the empty delimiter
+    bool majortomo;              //  MDP/0.2 in majortomo's dialect (spec/mdp.md 15.6)
+} framing_t;
 
 //  A client connection with requests pending, kept only while it has some
 //  and only when a per-client cap is set.
@@ -36,9 +45,7 @@ struct request_t {
     int64_t dispatched;          //  when a worker got it (zclock_mono msecs)
     int64_t span;                //  msecs from arrival (or a partial) to deadline
     size_t heap_index;           //  place in the deadline heap, SIZE_MAX if none
-    uint8_t client_proto;        //  1 for MDPC01, 2 for MDPC02
-    bool client_bare;            //  MDP/0.2 without the empty delimiter
-    bool client_majortomo;       //  MDP/0.2 in majortomo's dialect (spec/mdp.md 15.6)
+    framing_t framing;           //  how the client spoke: its replies go the same way
     uint8_t nenv;                //  envelope frames (routing id first)
     uint8_t nbody;               //  body frames after the envelope
     zmq_msg_t frames[];          //  nenv envelope frames, then nbody body frames
@@ -80,7 +87,7 @@ struct broker_t {
     htab_t workers;              //  worker_t by routing id
     htab_t clients;              //  client_t by routing id (per-client cap)
     dlink_t by_expiry;           //  every worker, oldest contact first
-    request_t **heap;            //  pending requests, min-heap on deadline
+    request_t **heap;            //  every request, queued or in flight: min-heap on deadline
     size_t heap_size;            //  requests in the heap
     size_t heap_cap;             //  heap array capacity
     size_t queued_total;         //  requests queued over all services
@@ -92,9 +99,6 @@ struct broker_t {
     int64_t log_window;          //  start of the current drop-log second
     int log_budget;              //  drop warnings left in this second
     uint64_t log_suppressed;     //  drop warnings not printed this second
-    uint8_t reply_version;       //  framing of the client message being handled:
-    bool reply_bare;             //  what broker_send_client_str answers in
-    bool reply_majortomo;        //  (majortomo: reply codes 3/4, no service frame)
     void *metrics;               //  per-service figures (broker_metrics.c)
     struct access_t *access;     //  who may offer / call what, NULL: anyone
     zactor_t *auth;              //  czmq's zauth when CURVE is on
@@ -106,27 +110,55 @@ struct broker_t {
     uint64_t refuse_suppressed;  //  refusal lines not printed this second
 };
 
-//  broker_state.c
+//  broker_state.c: the tables. Nothing here sends; whatever must answer a
+//  peer (failing a request, removing a worker) is broker.c's, calling these.
+//  Services are made on demand and freed when unused: require / release.
 service_t *broker_service_require (broker_t *self, const char *name, size_t len);
 service_t *broker_service_lookup (broker_t *self, const char *name, size_t len);
 void broker_service_release (broker_t *self, service_t *service);
 worker_t *broker_worker_lookup (broker_t *self, const zmq_msg_t *id);
+//  A worker for service, in the tables, its clocks started; NULL on out of
+//  memory or a routing id over 255 bytes.
 worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service,
                              uint8_t proto, bool bare);
-void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect,
-                           int code, const char *reason);
+//  Take a worker out of every table and free it; *worker_p becomes NULL.
+//  Its request, if any, must have been ended first (broker_request_fail).
+void broker_worker_destroy (broker_t *self, worker_t **worker_p);
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now);
 void broker_worker_beaten (broker_t *self, worker_t *worker, int64_t now);
 void broker_workers_retime (broker_t *self, const broker_config_t *old, int64_t now);
-void broker_request_free (broker_t *self, request_t *request);
+//  A request for service with room for nenv + nbody frames (the caller moves
+//  them in), a fresh token and a deadline span msecs away; in no table yet.
+//  NULL on out of memory.
+request_t *broker_request_new (broker_t *self, service_t *service, size_t nenv, size_t nbody,
+                               int64_t span);
+//  Close its frames, drop its client count, free it; *request_p becomes NULL.
+//  It must be out of every table (broker_request_detach). Accepts NULL.
+void broker_request_destroy (broker_t *self, request_t **request_p);
+//  Queue a request on its service and under its deadline. Returns 0, or -1
+//  with errno EBUSY (a queue bound reached) or ENOMEM, the request then in no
+//  table and still the caller's to fail and destroy.
 int broker_request_enqueue (broker_t *self, request_t *request);
+//  Put a request under its deadline (queued or in flight). Returns 0, or -1
+//  with errno ENOMEM, the request still the caller's.
 int broker_request_track (broker_t *self, request_t *request);
 void broker_request_unqueue (broker_t *self, request_t *request);
-void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason);
+//  Take a request out of every table: its queue, the heap, its worker.
+void broker_request_detach (broker_t *self, request_t *request);
 void broker_heap_remove (broker_t *self, request_t *request);
 void broker_request_extend (broker_t *self, request_t *request, int64_t now);
 request_t *broker_heap_top (broker_t *self);
+
+//  broker.c: the message path's operations that other modules use
+//  End a request with an mdp.error reply (code 0: silently, at teardown),
+//  queued or in flight; it is destroyed.
+void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason);
+//  Forget a worker, with a DISCONNECT first when disconnect is set; its
+//  request in flight (if any) is failed with code and reason. It is destroyed.
+void broker_worker_remove (broker_t *self, worker_t *worker, bool disconnect, int code,
+                           const char *reason);
 void broker_dispatch (broker_t *self, service_t *service);
+int64_t broker_now (void);
 
 //  majortomo's MDP/0.2 client dialect (one command table for its client and
 //  worker): its REQUEST, and the PARTIAL and FINAL it expects back, with no
@@ -139,26 +171,35 @@ void broker_dispatch (broker_t *self, service_t *service);
 #define MDP_CMD_HEARTBEAT(version) ((version) == 2 ? MDPW02_HEARTBEAT : MDPW01_HEARTBEAT)
 #define MDP_CMD_DISCONNECT(version) ((version) == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT)
 
-//  broker.c: sending helpers used by the other modules
-void broker_send_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t version,
+//  broker_wire.c: all sending. Frames passed as zmq_msg_t move out (a frame
+//  that fails to go is closed); byte buffers are copied.
+//  A command with no arguments (HEARTBEAT, DISCONNECT) to a worker.
+void broker_wire_command (broker_t *self, const unsigned char *id, size_t idlen, uint8_t version,
                           bool bare, uint8_t command);
-void broker_send_to_client (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody,
-                            bool final);
-//  A reply of one or two string frames to the client whose envelope is env
-//  (moved out), in the framing of the client message being handled (MMI).
-//  frame2 may be NULL.
-void broker_send_client_str (broker_t *self, zmq_msg_t *env, size_t nenv, const char *service,
-                             size_t namelen, const char *frame1, const char *frame2);
-//  The same as a final reply to a request, in that request's framing.
-void broker_send_request_str (broker_t *self, request_t *request, const char *frame1,
-                              const char *frame2);
-void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...);
-int64_t broker_now (void);
+//  REQUEST to a worker; the request's body frames move out (nbody becomes 0).
+void broker_wire_request (broker_t *self, const worker_t *worker, request_t *request);
+//  A worker's reply (final) or partial to the request's client, body frames
+//  moved out. The envelope moves out with a final, is copied for a partial.
+//  An MDP/0.1 client never sees partials: they are not sent.
+void broker_wire_reply (broker_t *self, request_t *request, zmq_msg_t *body, size_t nbody,
+                        bool final);
+//  A final reply of one or two string frames (frame2 may be NULL) to the
+//  client whose envelope is env (moved out), in framing (MMI answers).
+void broker_wire_strs (broker_t *self, zmq_msg_t *env, size_t nenv, framing_t framing,
+                       const char *service, size_t namelen, const char *frame1,
+                       const char *frame2);
+//  The one error reply: mdp.error with {"code": code, "reason": reason}, as
+//  broker_wire_strs; counts it in stats.errors.
+void broker_wire_error (broker_t *self, zmq_msg_t *env, size_t nenv, framing_t framing,
+                        const char *service, size_t namelen, int code, const char *reason);
 
-//  broker_frames.c
+//  broker_frames.c: reading frames, and the drop log
 bool broker_frame_is (const zmq_msg_t *frame, const char *text, size_t len);
 int broker_parse_timeout (zmq_msg_t *frame, int64_t *msecs);
 void broker_log_message (zmq_msg_t *frames, size_t count);
+//  Count a dropped message and log why, at most ten lines a second.
+void broker_drop (broker_t *self, broker_drop_t reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 //  broker_security.c: the peer's CURVE key as ZAP gave it ("" when plain),
 //  and whether it may still come in (always true without CURVE).
@@ -183,9 +224,9 @@ void broker_metrics_tick (broker_t *self, int64_t now);
 void broker_metrics_destroy (broker_t *self);
 
 //  broker_mmi.c
-//  Answer an mmi.* request at once: env frames are the client's envelope,
-//  body the request body after the timeout frame. Takes no frames.
-void broker_mmi (broker_t *self, zmq_msg_t *env, size_t nenv, const char *name, size_t namelen,
-                 zmq_msg_t *body, size_t nbody);
+//  Answer an mmi.* request at once, in framing: env frames are the client's
+//  envelope (moved out), body the request body after the timeout frame.
+void broker_mmi (broker_t *self, framing_t framing, zmq_msg_t *env, size_t nenv,
+                 const char *name, size_t namelen, zmq_msg_t *body, size_t nbody);
 
 #endif

@@ -95,8 +95,8 @@ static bool s_name_is (const char *name, size_t namelen, const char *want)
     return namelen == strlen (want) && memcmp (name, want, namelen) == 0;
 }
 
-void broker_mmi (broker_t *self, zmq_msg_t *env, size_t nenv, const char *name, size_t namelen,
-                 zmq_msg_t *body, size_t nbody)
+void broker_mmi (broker_t *self, framing_t framing, zmq_msg_t *env, size_t nenv,
+                 const char *name, size_t namelen, zmq_msg_t *body, size_t nbody)
 {
     const char *answer = "501";
     char *list = NULL;
@@ -117,6 +117,6 @@ void broker_mmi (broker_t *self, zmq_msg_t *env, size_t nenv, const char *name, 
     if (s_name_is (name, namelen, "mmi.stats"))
         answer = list = broker_metrics_stats_json (self);
     if (answer)
-        broker_send_client_str (self, env, nenv, name, namelen, answer, NULL);
+        broker_wire_strs (self, env, nenv, framing, name, namelen, answer, NULL);
     free (list);
 }

@@ -100,7 +100,7 @@ int broker_reload_keys (broker_t *self)
         link = link->next;
         if (!broker_peer_allowed (self, worker->user)) {
             zsys_warning ("broker: key of a worker of '%s' revoked", worker->service->name);
-            broker_worker_delete (self, worker, true, 502, "worker key revoked");
+            broker_worker_remove (self, worker, true, 502, "worker key revoked");
         }
     }
     zsys_info ("broker: %zu allowed keys in %s", zhashx_size (keys), self->keys_dir);
@@ -121,7 +121,7 @@ void broker_set_access (broker_t *self, struct access_t **access_p)
         if (!access_may_offer (self->access, worker->user, worker->service->name)) {
             zsys_info ("broker: worker of '%s' with key '%s' no longer allowed to offer it",
                        worker->service->name, *worker->user ? worker->user : "(none)");
-            broker_worker_delete (self, worker, true, 502, "worker no longer allowed");
+            broker_worker_remove (self, worker, true, 502, "worker no longer allowed");
         }
     }
 }

@@ -1,9 +1,10 @@
-/*  broker_state.c - lifecycle of the broker's services, workers and requests,
-    the deadline heap of queued requests, and error replies. Every request
-    ends here exactly once: answered by a worker (broker.c) or failed with an
-    mdp.error reply (broker_request_fail).
+/*  broker_state.c - the broker's tables: services by name, workers by routing
+    id with their expiry and heartbeat lists, requests with their queues and
+    the deadline heap (queued and in-flight requests alike). Nothing here
+    sends: answering a request or telling a worker to go is broker.c's.
 */
 #include "broker_impl.h"
+#include <errno.h>
 #include <string.h>
 
 //  ---------------------------------------------------------------------------
@@ -49,7 +50,7 @@ void broker_service_release (broker_t *self, service_t *service)
 }
 
 //  ---------------------------------------------------------------------------
-//  Deadline heap: queued requests, earliest deadline at heap[0].
+//  Deadline heap: every request, queued or in flight; earliest at heap[0].
 
 static void s_heap_set (broker_t *self, size_t index, request_t *request)
 {
@@ -135,8 +136,30 @@ request_t *broker_heap_top (broker_t *self)
 //  ---------------------------------------------------------------------------
 //  Requests
 
-void broker_request_free (broker_t *self, request_t *request)
+request_t *broker_request_new (broker_t *self, service_t *service, size_t nenv, size_t nbody,
+                               int64_t span)
 {
+    request_t *request = malloc (sizeof (request_t) + (nenv + nbody) * sizeof (zmq_msg_t));
+    if (!request)
+        return NULL;
+    request->service = service;
+    request->worker = NULL;
+    request->client = NULL;
+    request->heap_index = SIZE_MAX;
+    request->nenv = (uint8_t) nenv;
+    request->nbody = (uint8_t) nbody;
+    request->token = self->next_token++;
+    request->span = span;
+    request->deadline = broker_now () + span;
+    dlist_init (&request->link);
+    return request;
+}
+
+void broker_request_destroy (broker_t *self, request_t **request_p)
+{
+    request_t *request = *request_p;
+    if (!request)
+        return;
     client_t *client = request->client;
     if (client && --client->pending == 0) {
         htab_remove (&self->clients, &client->hnode);
@@ -145,16 +168,15 @@ void broker_request_free (broker_t *self, request_t *request)
     for (size_t i = 0; i < (size_t) request->nenv + request->nbody; i++)
         zmq_msg_close (&request->frames[i]);
     free (request);
+    *request_p = NULL;
 }
 
-//  Queue a request on its service. Over a bound it is answered 503 at once
-//  and -1 returned.
 int broker_request_enqueue (broker_t *self, request_t *request)
 {
     service_t *service = request->service;
     if (service->nqueued >= self->cfg.max_queue
         || self->queued_total >= self->cfg.max_queued_total) {
-        broker_request_fail (self, request, 503, "queue full");
+        errno = EBUSY;
         return -1;
     }
     if (broker_request_track (self, request) != 0)
@@ -165,12 +187,10 @@ int broker_request_enqueue (broker_t *self, request_t *request)
     return 0;
 }
 
-//  Put a request under its deadline, queued or in flight. On failure it is
-//  answered 503 and -1 returned.
 int broker_request_track (broker_t *self, request_t *request)
 {
     if (s_heap_push (self, request) != 0) {
-        broker_request_fail (self, request, 503, "out of memory");
+        errno = ENOMEM;
         return -1;
     }
     return 0;
@@ -186,39 +206,14 @@ void broker_request_unqueue (broker_t *self, request_t *request)
     }
 }
 
-static int s_error_index (int code)
+void broker_request_detach (broker_t *self, request_t *request)
 {
-    switch (code) {
-        case 400: return 0;
-        case 403: return 1;
-        case 429: return 2;
-        case 502: return 3;
-        case 503: return 4;
-        default: return 5;
-    }
-}
-
-//  End a request with an mdp.error reply (code 0: silently, at teardown),
-//  wherever it is: queued or in flight.
-void broker_request_fail (broker_t *self, request_t *request, int code, const char *reason)
-{
-    service_t *service = request->service;
     broker_request_unqueue (self, request);
     broker_heap_remove (self, request);
     if (request->worker) {
         request->worker->request = NULL;
         request->worker = NULL;
     }
-    if (code) {
-        char json[320];
-        snprintf (json, sizeof json, "{\"code\": %d, \"reason\": \"%s\"}", code, reason);
-        broker_send_request_str (self, request, MDP_ERROR_ACTION_WIRE, json);
-        self->stats.errors[s_error_index (code)]++;
-        if (self->cfg.verbose)
-            zsys_info ("broker: answered %d (%s) for '%s'", code, reason, service->name);
-    }
-    broker_request_free (self, request);
-    broker_service_release (self, service);
 }
 
 //  ---------------------------------------------------------------------------
@@ -301,22 +296,19 @@ void broker_workers_retime (broker_t *self, const broker_config_t *old, int64_t 
         DLIST_ITEM (link, worker_t, expiry_link)->expiry += grace;
 }
 
-//  Forget a worker; its request in flight (if any) is failed with code.
-void broker_worker_delete (broker_t *self, worker_t *worker, bool send_disconnect, int code,
-                           const char *reason)
+void broker_worker_destroy (broker_t *self, worker_t **worker_p)
 {
-    if (send_disconnect)
-        broker_send_command (self, worker->identity, worker->idlen, worker->proto, worker->bare,
-                             MDP_CMD_DISCONNECT (worker->proto));
+    worker_t *worker = *worker_p;
+    if (!worker)
+        return;
     service_t *service = worker->service;
-    if (worker->request)
-        broker_request_fail (self, worker->request, code, reason);
     if (dlist_linked (&worker->idle_link))
         dlist_remove (&worker->idle_link);
     dlist_remove (&worker->expiry_link);
     dlist_remove (&worker->beat_link);
     htab_remove (&self->workers, &worker->hnode);
     free (worker);
+    *worker_p = NULL;
     service->nworkers--;
     broker_service_release (self, service);
 }

@@ -1,7 +1,8 @@
 /*  dlist.h - intrusive circular doubly linked lists for the broker.
     A list is a sentinel node; items embed a dlink_t. Every operation is O(1),
     which is what lets the broker drop a worker or a request from the middle of
-    a waiting list without scanning it.
+    a waiting list without scanning it. Lists and links live in place inside
+    their owners: dlist_init sets one up, and there is nothing to free.
 */
 #ifndef DLIST_H_INCLUDED
 #define DLIST_H_INCLUDED

@@ -1,6 +1,8 @@
 /*  htab.h - a chained hash table with binary keys, intrusive like dlist.h.
     The broker keys services by name and workers by routing id with it, so
     every lookup on the message path is O(1) whatever the number of entries.
+    A table lives in place inside its owner (broker_t), so its lifecycle is
+    htab_init / htab_fini, not new / destroy; the items are the owner's.
 */
 #ifndef HTAB_H_INCLUDED
 #define HTAB_H_INCLUDED
