@@ -143,7 +143,7 @@ void broker_handle (broker_t *self, zmq_msg_t *frames, size_t count)
 static void s_disconnect_peer (broker_t *self, zmq_msg_t *frames, uint8_t version, bool bare)
 {
     broker_wire_command (self, zmq_msg_data (&frames[0]), zmq_msg_size (&frames[0]), version, bare,
-                         MDP_CMD_DISCONNECT (version));
+                         mdp_proto_code (version, MDP_PROTO_DISCONNECT));
 }
 
 //  Msecs until a request's deadline. A client's own timeout gets a small
@@ -310,7 +310,7 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
     //  and registers again while this registration lingers as a ghost.
     if (!worker->request) {
         broker_wire_command (self, worker->identity, worker->idlen, version, bare,
-                             MDP_CMD_HEARTBEAT (version));
+                             mdp_proto_code (version, MDP_PROTO_HEARTBEAT));
         broker_worker_beaten (self, worker, broker_now ());
     }
 }
@@ -344,21 +344,6 @@ static void s_worker_reply (broker_t *self, worker_t *worker, zmq_msg_t *args, s
     broker_dispatch (self, worker->service);
 }
 
-typedef enum { OP_INVALID, OP_READY, OP_FINAL, OP_PARTIAL, OP_HEARTBEAT, OP_DISCONNECT } op_t;
-
-//  A worker command code of either version, as one of the operations above.
-//  (The shared command tables of libmdp/mdp_proto.h replace this at merge.)
-static op_t s_worker_op (uint8_t version, uint8_t code)
-{
-    static const op_t v1[] = {OP_INVALID, OP_READY, OP_INVALID, OP_FINAL, OP_HEARTBEAT,
-                              OP_DISCONNECT};
-    static const op_t v2[] = {OP_INVALID, OP_READY,     OP_INVALID,  OP_PARTIAL,
-                              OP_FINAL,   OP_HEARTBEAT, OP_DISCONNECT};
-    if (version == 1)
-        return code < 6 ? v1[code] : OP_INVALID;
-    return code < 7 ? v2[code] : OP_INVALID;
-}
-
 //  A worker command; its protocol frame is at proto_i (1 bare, 2 delimited).
 static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, size_t proto_i,
                               uint8_t version, bool bare)
@@ -370,7 +355,7 @@ static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, s
         return;
     }
     uint8_t code = *(uint8_t *) zmq_msg_data (&frames[cmd_i]);
-    op_t op = s_worker_op (version, code);
+    int op = mdp_proto_command (version, code);   //  MDP_PROTO_*, -1 if none
     zmq_msg_t *args = frames + cmd_i + 1;
     size_t nargs = count - cmd_i - 1;
     worker_t *worker = broker_worker_lookup (self, &frames[0]);
@@ -381,18 +366,18 @@ static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, s
     }
     if (worker)
         broker_worker_touch (self, worker, broker_now ());
-    if (op == OP_READY && nargs == 1) {
+    if (op == MDP_PROTO_READY && nargs == 1) {
         s_worker_ready (self, worker, frames, &args[0], version, bare);
-    } else if (op == OP_DISCONNECT && nargs == 0) {
+    } else if (op == MDP_PROTO_DISCONNECT && nargs == 0) {
         if (worker)
             broker_worker_remove (self, worker, false, 502, "worker disconnected");
-    } else if (!worker && (op == OP_FINAL || op == OP_PARTIAL || op == OP_HEARTBEAT)) {
+    } else if (!worker && (op == MDP_PROTO_FINAL || op == MDP_PROTO_PARTIAL || op == MDP_PROTO_HEARTBEAT)) {
         //  Typically a worker of a broker that restarted: tell it to READY again.
         broker_drop (self, DROP_UNEXPECTED, "command %d from an unregistered worker", code);
         s_disconnect_peer (self, frames, version, bare);
-    } else if (op == OP_FINAL || op == OP_PARTIAL) {
-        s_worker_reply (self, worker, args, nargs, op == OP_FINAL);
-    } else if (op != OP_HEARTBEAT || nargs != 0) {
+    } else if (op == MDP_PROTO_FINAL || op == MDP_PROTO_PARTIAL) {
+        s_worker_reply (self, worker, args, nargs, op == MDP_PROTO_FINAL);
+    } else if (op != MDP_PROTO_HEARTBEAT || nargs != 0) {
         broker_drop (self, DROP_MALFORMED, "worker command %d with %zu frames", code, count);
     }
 }
@@ -464,7 +449,7 @@ void broker_worker_remove (broker_t *self, worker_t *worker, bool disconnect, in
 {
     if (disconnect)
         broker_wire_command (self, worker->identity, worker->idlen, worker->proto, worker->bare,
-                             MDP_CMD_DISCONNECT (worker->proto));
+                             mdp_proto_code (worker->proto, MDP_PROTO_DISCONNECT));
     if (worker->request)
         broker_request_fail (self, worker->request, code, reason);
     broker_worker_destroy (self, &worker);
@@ -492,7 +477,7 @@ int64_t broker_tick (broker_t *self, int64_t now)
         if (worker->beat_at > now)
             break;
         broker_wire_command (self, worker->identity, worker->idlen, worker->proto, worker->bare,
-                             MDP_CMD_HEARTBEAT (worker->proto));
+                             mdp_proto_code (worker->proto, MDP_PROTO_HEARTBEAT));
         broker_worker_beaten (self, worker, now);
     }
     //  Requests past their deadline. A worker holding one may never answer

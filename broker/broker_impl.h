@@ -167,9 +167,6 @@ int64_t broker_now (void);
 #define MDPC02_MAJORTOMO_PARTIAL 0x03
 #define MDPC02_MAJORTOMO_FINAL 0x04
 
-//  Worker command codes that differ between the versions.
-#define MDP_CMD_HEARTBEAT(version) ((version) == 2 ? MDPW02_HEARTBEAT : MDPW01_HEARTBEAT)
-#define MDP_CMD_DISCONNECT(version) ((version) == 2 ? MDPW02_DISCONNECT : MDPW01_DISCONNECT)
 
 //  broker_wire.c: all sending. Frames passed as zmq_msg_t move out (a frame
 //  that fails to go is closed); byte buffers are copied.

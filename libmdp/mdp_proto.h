@@ -62,13 +62,18 @@ static inline unsigned char mdp_proto_code (int version, mdp_proto_cmd_t command
     return mdp_proto_codes[version == 2][command];
 }
 
-//  The meaning of command byte code in version, or -1 if it has none.
+//  Meanings by [version - 1][command byte]; -1 where a byte means nothing.
+static const signed char mdp_proto_meanings[2][8] = {
+    {-1, MDP_PROTO_READY, MDP_PROTO_REQUEST, MDP_PROTO_FINAL, MDP_PROTO_HEARTBEAT,
+     MDP_PROTO_DISCONNECT, -1, -1},
+    {-1, MDP_PROTO_READY, MDP_PROTO_REQUEST, MDP_PROTO_PARTIAL, MDP_PROTO_FINAL,
+     MDP_PROTO_HEARTBEAT, MDP_PROTO_DISCONNECT, -1}};
+
+//  The meaning of command byte code in version, or -1 if it has none (one
+//  table lookup: the broker calls it for every worker message).
 static inline int mdp_proto_command (int version, int code)
 {
-    for (int index = 0; code > 0 && index < MDP_PROTO_COMMANDS; index++)
-        if (mdp_proto_codes[version == 2][index] == code)
-            return index;
-    return -1;
+    return code >= 0 && code < 8 ? mdp_proto_meanings[version == 2][code] : -1;
 }
 
 #define MDP_ERROR_ACTION_WIRE "mdp.error"   //  action of every error reply
