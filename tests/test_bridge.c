@@ -402,7 +402,7 @@ START_TEST (test_numbers_as_written)
     s_wait_service ("orders");
     s_wait_service ("raw.echo");
     s_wait_log ("bridge.log", "consuming mdp_echo_input", 1, 20000);
-    s_wait_log ("bridge.log", "consuming nuropb-mdpecho-sq", 1, 20000);
+    s_wait_log ("bridge.log", "consuming nuropb-mdpecho-service", 1, 20000);
     s_wait_log ("bridge.log", "consuming mdp.echo", 1, 20000);
     //  MDP -> AMQP
     const char *services[] = {"neon.echo", "orders", "raw.echo"};
