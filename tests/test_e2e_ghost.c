@@ -6,7 +6,6 @@
     and every request to them answered: no second registration, no 502.
 */
 #include "daemon_harness.h"
-#include "mdp_client_private.h"
 #include <cjson/cJSON.h>
 
 #define PYTHON "/usr/bin/python3"
@@ -19,26 +18,31 @@
 
 static const char *s_services[] = {"ghost.py", "ghost.c"};
 
-//  A loopback endpoint with a port nobody holds: an ephemeral one, let go.
+//  A loopback endpoint with a port nobody holds, below the kernel's ephemeral
+//  range (32768 and up): the workers connect to it before anyone listens, and
+//  a connect to a port of that range can pick it as its own source port and
+//  connect to itself (TCP simultaneous open), holding the port.
 static void s_free_endpoint (char *endpoint, size_t size)
 {
-    char *bound = NULL;
-    zsock_t *router = tu_router_bound (&bound);
-    ck_assert_ptr_nonnull (router);
-    snprintf (endpoint, size, "%s", bound);
-    zsock_destroy (&router);
-    zstr_free (&bound);
+    unsigned int seed = (unsigned int) getpid () ^ (unsigned int) zclock_mono ();
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int port = 20000 + (int) (rand_r (&seed) % 12000);
+        snprintf (endpoint, size, "tcp://127.0.0.1:%d", port);
+        void *probe = zmq_socket (zsys_init (), ZMQ_ROUTER);
+        int linger = 0;
+        zmq_setsockopt (probe, ZMQ_LINGER, &linger, sizeof linger);
+        int rc = zmq_bind (probe, endpoint);
+        zmq_close (probe);
+        if (rc == 0)
+            return;
+    }
+    ck_abort_msg ("no free port below the ephemeral range");
 }
 
 //  Workers registered for service, as mmi.workers says; -1 without an answer.
 static int s_workers_of (mdp_client_t *client, const char *service)
 {
-    zmsg_t *body = zmsg_new ();
-    zmsg_addstr (body, "all");
-    zmsg_t *reply = mdp_client_call (client, "mmi.workers", body);
-    zmsg_destroy (&body);
-    char *text = reply && zmsg_size (reply) == 1 ? zframe_strdup (zmsg_first (reply)) : NULL;
-    zmsg_destroy (&reply);
+    char *text = mdp_client_mmi (client, "mmi.workers", "all");
     cJSON *json = text ? cJSON_ParseWithOpts (text, NULL, 1) : NULL;
     free (text);
     if (!json)
