@@ -6,6 +6,7 @@
     broker) can serve one request at a time without losing the others.
 */
 #include "mdp_engine.h"
+#include "mdp_msg_private.h"
 #include "mdp_proto.h"
 #include <errno.h>
 #include <limits.h>
@@ -200,32 +201,42 @@ void mdp_engine_set_curve (mdp_engine_t *self, const mdp_curve_t *curve)
     self->curve = *curve;
 }
 
-//  Send [""][protocol][command][envelope...][body...] to the broker, the
-//  envelope's frames copied, body (may be NULL) taken. Straight to libzmq,
-//  without building a zmsg. Never blocks: 0, or -1 with errno EAGAIN when
-//  the message could not go (libzmq takes all parts once it took the first).
-static int s_send (mdp_engine_t *self, mdp_proto_cmd_t cmd, frames_t *envelope, zmsg_t *body)
+//  Send [""][protocol][command][envelope...] to the broker, the envelope's
+//  frames copied, with MORE on the last when body_frames are to follow.
+//  Straight to libzmq, without building a zmsg. Never blocks: the socket's
+//  handle for the body frames, or NULL with errno EAGAIN when the message
+//  could not go (libzmq takes all parts once it took the first).
+static void *s_send_head (mdp_engine_t *self, mdp_proto_cmd_t cmd, frames_t *envelope,
+                          size_t body_frames)
 {
     const byte *command = &mdp_proto_codes[self->version == 2][cmd]; //  static: sent as is
     void *handle = self->dealer ? zsock_resolve (self->dealer) : NULL;
-    size_t frames = (envelope ? envelope->size : 0) + (body ? zmsg_size (body) : 0);
+    size_t frames = (envelope ? envelope->size : 0) + body_frames;
     int more = frames ? ZMQ_SNDMORE : 0;
     if (!handle || zmq_send_const (handle, "", 0, ZMQ_SNDMORE) != 0) {
         zsys_warning ("%s: could not send command 0x%02x to the broker", self->name, *command);
-        zmsg_destroy (&body);
         errno = EAGAIN;
-        return -1;
+        return NULL;
     }
     zmq_send_const (handle, mdp_proto_worker (self->version), MDP_PROTO_LEN, ZMQ_SNDMORE);
     zmq_send_const (handle, command, 1, more);
     for (size_t index = 0; envelope && index < envelope->size; index++)
         zmq_send (handle, zmq_msg_data (&envelope->part[index]),
                   zmq_msg_size (&envelope->part[index]), --frames ? ZMQ_SNDMORE : 0);
+    return handle;
+}
+
+//  Send [""][protocol][command][envelope...][body...], body (may be NULL)
+//  taken. 0, or -1 with errno EAGAIN (see s_send_head).
+static int s_send (mdp_engine_t *self, mdp_proto_cmd_t cmd, frames_t *envelope, zmsg_t *body)
+{
+    size_t frames = body ? zmsg_size (body) : 0;
+    void *handle = s_send_head (self, cmd, envelope, frames);
     zframe_t *frame;
-    while (body && (frame = zmsg_pop (body)))
+    while (handle && body && (frame = zmsg_pop (body)))
         zframe_send (&frame, self->dealer, --frames ? ZFRAME_MORE : 0);
     zmsg_destroy (&body);
-    return 0;
+    return handle ? 0 : -1;
 }
 
 //  Forget the held and the current request: they came on a connection that
@@ -464,6 +475,31 @@ zmsg_t *mdp_engine_take (mdp_engine_t *self)
     return body;
 }
 
+mdp_msg_t *mdp_engine_take_msg (mdp_engine_t *self)
+{
+    if (!self->held.size) {
+        errno = EAGAIN;
+        return NULL;
+    }
+    s_frames_clear (&self->current);
+    size_t envelope = s_envelope_size (&self->held, 0);
+    mdp_msg_t *msg =
+        mdp_msg_decode_parts (self->held.part + envelope, self->held.size - envelope);
+    int error = msg ? 0 : errno;
+    for (size_t index = envelope; index < self->held.size; index++)
+        zmq_msg_close (&self->held.part[index]);
+    self->held.size = envelope;
+    self->busy = s_frames_move (&self->current, &self->held, 0) == 0;
+    self->generation++;
+    if (!self->busy) {
+        zsys_error ("%s: out of memory, dropped a REQUEST", self->name);
+        mdp_msg_destroy (&msg);
+        error = ENOMEM;
+    }
+    errno = error ? error : errno;
+    return msg;
+}
+
 bool mdp_engine_busy (mdp_engine_t *self)
 {
     return self->busy;
@@ -486,6 +522,31 @@ int mdp_engine_reply (mdp_engine_t *self, zmsg_t **body_p, bool final)
         self->busy = false;
     }
     return rc;
+}
+
+int mdp_engine_reply_msg (mdp_engine_t *self, const mdp_msg_t *msg, bool final)
+{
+    int error = !self->busy ? EINVAL : !final && self->version != 2 ? EPROTO : !msg ? EINVAL : 0;
+    char *json = error ? NULL : mdp_json_print (mdp_msg_data (msg));
+    if (!error && !json)
+        error = ENOMEM;
+    if (error) {
+        errno = error;
+        return -1;
+    }
+    const char *action = mdp_msg_action (msg);
+    void *handle = s_send_head (self, final ? MDP_PROTO_FINAL : MDP_PROTO_PARTIAL,
+                                &self->current, 2);
+    if (handle) {
+        zmq_send (handle, action, strlen (action), ZMQ_SNDMORE);
+        zmq_send (handle, json, strlen (json), 0);
+    }
+    cJSON_free (json);
+    if (final) {
+        s_frames_clear (&self->current);
+        self->busy = false;
+    }
+    return handle ? 0 : -1;
 }
 
 uint64_t mdp_engine_generation (mdp_engine_t *self)
