@@ -17,6 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
 
 #define ACTION "bench.echo"
 
@@ -26,6 +32,7 @@ static int s_rounds = 3;        //  --rounds
 static int s_cg_requests = 0;   //  --callgrind N: worker Ir/req over N requests
 static size_t s_size = 16;      //  -s: payload bytes
 static char s_body[70000];      //  the JSON body {"p":"xxx..."}
+static int s_cg_warm = 0;       //  --call child: round trips before callgrind counts
 static volatile sig_atomic_t s_stop = 0;
 
 //  ---------------------------------------------------------------------------
@@ -140,12 +147,16 @@ static void *s_client (void *arg)
         mdp_client_set_retries (client, 1);
         mdp_msg_t *body = mdp_msg_new (ACTION, cJSON_Parse (s_body));
         for (int i = 0; i < job->requests; i++) {
+            if (s_cg_warm && i == s_cg_warm)
+                CALLGRIND_START_INSTRUMENTATION;
             mdp_msg_t *request = mdp_msg_dup (body);
             mdp_msg_t *reply = mdp_client_request (client, job->service, &request);
             if (!reply || !streq (mdp_msg_action (reply), ACTION))
                 job->errors++;
             mdp_msg_destroy (&reply);
         }
+        if (s_cg_warm)
+            CALLGRIND_STOP_INSTRUMENTATION;
         mdp_msg_destroy (&body);
         mdp_client_destroy (&client);
         return NULL;
@@ -157,6 +168,8 @@ static void *s_client (void *arg)
     zmq_connect (sock, job->endpoint);
     char buffer[70000];
     for (int i = 0; i < job->requests; i++) {
+        if (s_cg_warm && i == s_cg_warm)
+            CALLGRIND_START_INSTRUMENTATION;
         s_send_str (sock, "", ZMQ_SNDMORE);
         s_send_str (sock, "MDPC01", ZMQ_SNDMORE);
         s_send_str (sock, job->service, ZMQ_SNDMORE);
@@ -176,6 +189,8 @@ static void *s_client (void *arg)
         if (size < 0)
             break;
     }
+    if (s_cg_warm)
+        CALLGRIND_STOP_INSTRUMENTATION;
     zmq_close (sock);
     return NULL;
 }
@@ -270,8 +285,48 @@ static double s_callgrind (const char *endpoint, const char *kind, double *main_
     return ir > 0 ? (double) ir / s_cg_requests : -1;
 }
 
+//  Client Ir per request of kind (libmdp: mdp_client_t, else a bare
+//  DEALER) over s_cg_requests sync round trips to the bare worker serving
+//  service: the client runs in a child process under callgrind, which counts
+//  only its loop after 200 warm-up round trips (all threads: the client's
+//  and libzmq's I/O thread).
+static double s_callgrind_client (const char *endpoint, const char *service, bool libmdp)
+{
+    char cg_file[128], self[400], cg_arg[600], count[32], size[32];
+    snprintf (cg_file, sizeof cg_file, "/tmp/mdp-worker-bench.client-%s.%d",
+              libmdp ? "libmdp" : "bare", (int) getpid ());
+    ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
+    self[len > 0 ? len : 0] = 0;
+    snprintf (cg_arg, sizeof cg_arg, "--callgrind-out-file=%s", cg_file);
+    snprintf (count, sizeof count, "%d", s_cg_requests);
+    snprintf (size, sizeof size, "%zu", s_size);
+    char *argv[] = {"valgrind", "--tool=callgrind", "-q", "--instr-atstart=no",
+                    "--separate-threads=yes", cg_arg, self, "--call",
+                    libmdp ? "libmdp" : "bare", (char *) endpoint, (char *) service, count, size,
+                    NULL};
+    pid_t pid = fork ();
+    if (pid == 0) {
+        execvp (argv[0], argv);
+        _exit (127);
+    }
+    int status = 0;
+    waitpid (pid, &status, 0);
+    int64_t main_ir = 0;
+    int64_t ir = bench_callgrind_ir (cg_file, &main_ir, !getenv ("MDP_BENCH_KEEP"));
+    bool ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+    return ok && ir > 0 ? (double) ir / s_cg_requests : -1;
+}
+
 int main (int argc, char *argv[])
 {
+    if (argc == 7 && streq (argv[1], "--call")) { //  a client child, see s_callgrind_client
+        s_size = (size_t) s_number (argv[6], 0);
+        snprintf (s_body, sizeof s_body, "{\"p\":\"%0*d\"}", (int) s_size, 0);
+        s_cg_warm = 200;
+        int requests = s_number (argv[5], 1);
+        return s_measure (argv[3], argv[4], streq (argv[2], "libmdp"), 1,
+                          requests + s_cg_warm) > 0 ? 0 : 1;
+    }
     if (argc == 5 && streq (argv[1], "--serve"))
         return streq (argv[2], "bare") ? s_serve_bare (argv[3], argv[4])
                                        : s_serve_libmdp (argv[3], argv[4]);
@@ -359,6 +414,13 @@ int main (int argc, char *argv[])
                 bare_main, libmdp_main, libmdp_main / bare_main);
         printf ("| worker process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
                 bare, libmdp, libmdp / bare);
+        const char *service = "bench.cg.client";
+        pid_t pid = s_worker_start (broker.endpoint, "bare", service, NULL);
+        double bare_client = s_callgrind_client (broker.endpoint, service, false);
+        double libmdp_client = s_callgrind_client (broker.endpoint, service, true);
+        s_worker_stop (pid);
+        printf ("| client process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
+                bare_client, libmdp_client, libmdp_client / bare_client);
     }
     bench_broker_stop (&broker, 5000, false);
     return 0;

@@ -7,6 +7,7 @@
 #ifndef MDP_ENGINE_H_INCLUDED
 #define MDP_ENGINE_H_INCLUDED
 
+#include "mdp.h"
 #include "mdp_curve.h"
 #include <czmq.h>
 #include <stdbool.h>
@@ -68,6 +69,14 @@ bool mdp_engine_held (mdp_engine_t *self);
 //  A current request not yet finished is forgotten.
 zmsg_t *mdp_engine_take (mdp_engine_t *self);
 
+//  mdp_engine_take and mdp_msg_decode in one, straight from the frames the
+//  request came in (the worker's hot path: no zmsg, no copy of the body).
+//  The request becomes the current one whatever its body. Returns the
+//  decoded body (the caller owns it), or NULL with errno EAGAIN (none held),
+//  EPROTO (a body that is not [action][json]: answer it with an error) or
+//  ENOMEM (the request is dropped).
+mdp_msg_t *mdp_engine_take_msg (mdp_engine_t *self);
+
 //  True while there is a current request (taken, no final reply yet).
 bool mdp_engine_busy (mdp_engine_t *self);
 
@@ -77,6 +86,11 @@ bool mdp_engine_busy (mdp_engine_t *self);
 //  the connection it came on is gone), EPROTO (partial on MDPW01), EAGAIN
 //  (not sent: send queue full).
 int mdp_engine_reply (mdp_engine_t *self, zmsg_t **body_p, bool final);
+
+//  mdp_engine_reply with msg encoded as mdp_msg_encode would, sent straight
+//  from its action and JSON text; msg stays the caller's. Same errors, and
+//  ENOMEM when msg cannot be encoded (nothing is sent, the request stays).
+int mdp_engine_reply_msg (mdp_engine_t *self, const mdp_msg_t *msg, bool final);
 
 //  Bumps on every new connection and on every request taken: an owner that
 //  remembers it can tell whether "its" request is still the current one.

@@ -5,6 +5,7 @@
     JSON goes through mdp_json, so numbers pass through exactly as written.
 */
 #include "mdp.h"
+#include "mdp_msg_private.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,26 +123,42 @@ int mdp_msg_encode (const mdp_msg_t *self, zmsg_t *msg)
     return rc == 0 ? 0 : -1;
 }
 
-//  Return a NUL-terminated copy of a frame, or NULL if it is empty, holds a
-//  NUL byte (a peer's trick to hide bytes from C strings), or memory is out.
-static char *s_frame_text (zframe_t *frame)
+//  Return a NUL-terminated copy of size bytes at data, or NULL if it is
+//  empty, holds a NUL byte (a peer's trick to hide bytes from C strings), or
+//  memory is out.
+static char *s_text (const void *data, size_t size)
 {
-    size_t size = zframe_size (frame);
-    if (size == 0 || memchr (zframe_data (frame), '\0', size))
+    if (size == 0 || memchr (data, '\0', size))
         return NULL;
     char *text = malloc (size + 1);
     if (text) {
-        memcpy (text, zframe_data (frame), size);
+        memcpy (text, data, size);
         text[size] = '\0';
     }
     return text;
 }
 
-//  Parse a JSON frame: the whole frame must be exactly one JSON value. Its
-//  numbers keep their text, so encode sends them on exactly as they came.
-static cJSON *s_parse_json (zframe_t *frame)
+//  The one decoder: an action frame and, when has_json, a JSON frame
+//  that must be exactly one JSON value. Its numbers keep their text, so
+//  encode sends them on exactly as they came. The action text is copied once,
+//  into the message.
+static mdp_msg_t *s_decode (const void *action, size_t action_size, bool has_json,
+                            const void *json, size_t json_size)
 {
-    return mdp_json_parse ((const char *)zframe_data (frame), zframe_size (frame));
+    mdp_msg_t *self = calloc (1, sizeof (mdp_msg_t));
+    if (!self) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    self->action = s_text (action, action_size);
+    if (self->action)
+        self->data = has_json ? mdp_json_parse ((const char *) json, json_size)
+                              : cJSON_CreateObject ();
+    if (!self->action || !self->data) {
+        mdp_msg_destroy (&self);
+        errno = EPROTO;
+    }
+    return self;
 }
 
 mdp_msg_t *mdp_msg_decode (zmsg_t *msg)
@@ -151,22 +168,21 @@ mdp_msg_t *mdp_msg_decode (zmsg_t *msg)
         errno = EPROTO;
         return NULL;
     }
-    char *action = s_frame_text (zmsg_first (msg));
-    cJSON *data = NULL;
-    bool valid = action != NULL;
-    if (valid && frames == 2) {
-        data = s_parse_json (zmsg_next (msg));
-        valid = data != NULL;
-    }
-    mdp_msg_t *self = NULL;
-    if (valid)
-        self = mdp_msg_new (action, data);
-    else
-        cJSON_Delete (data);
-    free (action);
-    if (!valid)
+    zframe_t *action = zmsg_first (msg);
+    zframe_t *json = zmsg_next (msg);
+    return s_decode (zframe_data (action), zframe_size (action), json != NULL,
+                     json ? zframe_data (json) : NULL, json ? zframe_size (json) : 0);
+}
+
+mdp_msg_t *mdp_msg_decode_parts (zmq_msg_t *part, size_t parts)
+{
+    if (!part || parts < 1 || parts > 2) {
         errno = EPROTO;
-    return self;
+        return NULL;
+    }
+    return s_decode (zmq_msg_data (&part[0]), zmq_msg_size (&part[0]), parts == 2,
+                     parts == 2 ? zmq_msg_data (&part[1]) : NULL,
+                     parts == 2 ? zmq_msg_size (&part[1]) : 0);
 }
 
 char *mdp_msg_to_json (const mdp_msg_t *self)

@@ -314,9 +314,8 @@ const char *mdp_worker_service (mdp_worker_t *self)
 
 //  The answer to one request body: the hook's, or an mdp.error of our own.
 //  The hook runs without sock_lock, so that the helper can keep heartbeating.
-static mdp_msg_t *s_answer (mdp_worker_t *self, zmsg_t *body)
+static mdp_msg_t *s_answer (mdp_worker_t *self, mdp_msg_t *request)
 {
-    mdp_msg_t *request = mdp_msg_decode (body);
     if (!request)
         return mdp_msg_new_error (400, "invalid request body: expected [action][json]");
     if (!self->handler) {
@@ -337,18 +336,16 @@ static mdp_msg_t *s_answer (mdp_worker_t *self, zmsg_t *body)
 //  with errno EAGAIN when none is held.
 static int s_serve (mdp_worker_t *self)
 {
-    zmsg_t *body = mdp_engine_take (self->engine);
+    bool held = mdp_engine_held (self->engine);
+    mdp_msg_t *request = mdp_engine_take_msg (self->engine); //  NULL: not a valid body
     self->notified = false;
-    if (!body) {
+    if (!held) {
         errno = EAGAIN;
         return -1;
     }
-    mdp_msg_t *answer = s_answer (self, body);
-    zmsg_destroy (&body);
-    zmsg_t *reply = answer ? zmsg_new () : NULL;
-    if (reply && mdp_msg_encode (answer, reply) == 0)
-        mdp_engine_reply (self->engine, &reply, true); //  EINVAL: its connection is gone
-    zmsg_destroy (&reply);
+    mdp_msg_t *answer = s_answer (self, request);
+    if (answer)
+        mdp_engine_reply_msg (self->engine, answer, true); //  EINVAL: its connection is gone
     mdp_msg_destroy (&answer);
     return 0;
 }

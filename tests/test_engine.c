@@ -216,6 +216,57 @@ START_TEST (test_request_held_until_taken)
 }
 END_TEST
 
+START_TEST (test_take_msg_and_reply_msg)
+{
+    //  The worker's hot path: the body decoded from the frames it came in,
+    //  the reply sent from action and JSON text, numbers as written
+    zframe_t *id;
+    mdp_engine_t *engine = s_engine (2, &id);
+    errno = 0;
+    ck_assert_ptr_null (mdp_engine_take_msg (engine));
+    ck_assert_int_eq (errno, EAGAIN);
+    //  An envelope longer than the engine's first frame arrays (8 frames)
+    s_send_to (id, 17, "", "MDPW02", "\x02", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8",
+               "a9", "a10", "client", "", "a.get", "{\"n\":12345678901234567890,\"f\":1.50}");
+    ck_assert (s_recv (engine, T0 + 1));
+    mdp_msg_t *request = mdp_engine_take_msg (engine);
+    ck_assert_ptr_nonnull (request);
+    ck_assert (mdp_engine_busy (engine));
+    ck_assert (!mdp_engine_held (engine));
+    ck_assert_str_eq (mdp_msg_action (request), "a.get");
+    ck_assert_int_eq (mdp_engine_reply_msg (engine, request, false), 0);
+    ck_assert_int_eq (mdp_engine_reply_msg (engine, request, true), 0);
+    mdp_msg_destroy (&request);
+    for (int reply = 0; reply < 2; reply++) {
+        zmsg_t *msg = tu_recv (broker, 2000);
+        tu_assert_frames (msg, 18, NULL, "", "MDPW02", reply ? "\x04" : "\x03", "a1", "a2", "a3",
+                          "a4", "a5", "a6", "a7", "a8", "a9", "a10", "client", "", "a.get",
+                          "{\"n\":12345678901234567890,\"f\":1.50}");
+        zmsg_destroy (&msg);
+    }
+    ck_assert (!mdp_engine_busy (engine));
+    mdp_msg_t *late = mdp_msg_new ("late", NULL);
+    errno = 0;
+    ck_assert_int_eq (mdp_engine_reply_msg (engine, late, true), -1);
+    ck_assert_int_eq (errno, EINVAL);
+    //  A body that is not [action][json] still becomes the current request,
+    //  so that its sender gets an answer
+    s_send_to (id, 8, "", "MDPW02", "\x02", "client", "", "a.get", "{not json", "extra");
+    ck_assert (s_recv (engine, T0 + 2));
+    errno = 0;
+    ck_assert_ptr_null (mdp_engine_take_msg (engine));
+    ck_assert_int_eq (errno, EPROTO);
+    ck_assert (mdp_engine_busy (engine));
+    ck_assert_int_eq (mdp_engine_reply_msg (engine, late, true), 0);
+    zmsg_t *msg = tu_recv (broker, 2000);
+    tu_assert_frames (msg, 8, NULL, "", "MDPW02", "\x04", "client", "", "late", "{}");
+    zmsg_destroy (&msg);
+    mdp_msg_destroy (&late);
+    zframe_destroy (&id);
+    mdp_engine_destroy (&engine);
+}
+END_TEST
+
 START_TEST (test_v2_partials_then_final)
 {
     zframe_t *id;
@@ -401,6 +452,7 @@ int main (void)
     tcase_add_test (tc, test_v2_partials_then_final);
     tcase_add_test (tc, test_partial_on_v1_is_eproto);
     tcase_add_test (tc, test_disconnect_forgets_requests);
+    tcase_add_test (tc, test_take_msg_and_reply_msg);
     tcase_add_test (tc, test_malformed_messages_are_dropped);
     tcase_add_test (tc, test_newer_request_replaces_one_not_taken);
     tcase_add_test (tc, test_close_parks);

@@ -3,9 +3,11 @@
     refused (EPROTO, never a crash), error replies and the JSON rendering.
 */
 #include "mdp.h"
+#include "mdp_msg_private.h"
 #include "testutil.h"
 #include <check.h>
 #include <errno.h>
+#include <string.h>
 
 //  Build a body zmsg from n frames given as (data, size) pairs.
 static zmsg_t *s_body (int frames, ...)
@@ -194,6 +196,61 @@ START_TEST (test_decode_frames_are_not_nul_terminated)
 }
 END_TEST
 
+//  mdp_msg_decode_parts (the worker engine's path, on zmq_msg_t frames)
+//  accepts and refuses exactly what mdp_msg_decode does.
+START_TEST (test_decode_parts_agrees_with_decode)
+{
+    static const struct {
+        size_t frames;
+        const char *action;
+        size_t action_size;
+        const char *json;
+        size_t json_size;
+    } cases[] = {
+        {2, "a.get", 5, "{\"n\":12345678901234567890}", 26},
+        {1, "a.get", 5, NULL, 0},
+        {2, "a.get", 5, "[1,2.50]", 8},
+        {2, "", 0, "{}", 2},            //  empty action
+        {2, "a\0b", 3, "{}", 2},        //  NUL in the action
+        {2, "a.get", 5, "", 0},         //  empty JSON frame
+        {2, "a.get", 5, "{} {}", 5},    //  two values
+        {2, "a.get", 5, "{\"a\":\"\0\"}", 9}, //  NUL in the JSON
+        {0, NULL, 0, NULL, 0},          //  no frames
+    };
+    for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
+        zmsg_t *msg = zmsg_new ();
+        zmq_msg_t parts[2];
+        for (size_t frame = 0; frame < cases[index].frames; frame++) {
+            const char *data = frame ? cases[index].json : cases[index].action;
+            size_t size = frame ? cases[index].json_size : cases[index].action_size;
+            zmsg_addmem (msg, data, size);
+            zmq_msg_init_size (&parts[frame], size);
+            memcpy (zmq_msg_data (&parts[frame]), data, size);
+        }
+        errno = 0;
+        mdp_msg_t *expected = mdp_msg_decode (msg);
+        int expected_errno = errno;
+        errno = 0;
+        mdp_msg_t *decoded = mdp_msg_decode_parts (parts, cases[index].frames);
+        ck_assert_msg ((expected == NULL) == (decoded == NULL), "case %zu", index);
+        if (expected) {
+            ck_assert_str_eq (mdp_msg_action (decoded), mdp_msg_action (expected));
+            char *want = mdp_msg_to_json (expected);
+            char *got = mdp_msg_to_json (decoded);
+            ck_assert_str_eq (got, want);
+            cJSON_free (want);
+            cJSON_free (got);
+        } else
+            ck_assert_int_eq (errno, expected_errno);
+        mdp_msg_destroy (&expected);
+        mdp_msg_destroy (&decoded);
+        for (size_t frame = 0; frame < cases[index].frames; frame++)
+            zmq_msg_close (&parts[frame]);
+        zmsg_destroy (&msg);
+    }
+}
+END_TEST
+
 START_TEST (test_error_message)
 {
     mdp_msg_t *msg = mdp_msg_new_error (404, "no such service");
@@ -267,6 +324,7 @@ int main (void)
     tcase_add_test (tc, test_decode_refuses_bad_frame_counts);
     tcase_add_test (tc, test_decode_refuses_bad_frames);
     tcase_add_test (tc, test_decode_frames_are_not_nul_terminated);
+    tcase_add_test (tc, test_decode_parts_agrees_with_decode);
     tcase_add_test (tc, test_error_message);
     tcase_add_test (tc, test_to_json_escapes);
     tcase_add_test (tc, test_numbers_pass_through);
