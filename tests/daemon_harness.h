@@ -8,7 +8,9 @@
 #define DAEMON_HARNESS_H_INCLUDED
 
 #include "mdp.h"
+#include "mdp_client_private.h"
 #include "testutil.h"
+#include <cjson/cJSON.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -220,6 +222,38 @@ static inline bool dh_stop_detached (pid_t pid, int timeout_ms)
         return true;
     kill (pid, SIGKILL);
     return false;
+}
+
+//  A loopback endpoint with a port nobody holds: an ephemeral one, let go.
+static inline void dh_free_endpoint (char *endpoint, size_t size)
+{
+    char *bound = NULL;
+    zsock_t *router = tu_router_bound (&bound);
+    ck_assert_ptr_nonnull (router);
+    snprintf (endpoint, size, "%s", bound);
+    zsock_destroy (&router);
+    zstr_free (&bound);
+}
+
+//  Workers registered for service, as mmi.workers says; -1 without an answer.
+static inline int dh_workers_of (mdp_client_t *client, const char *service)
+{
+    zmsg_t *body = zmsg_new ();
+    zmsg_addstr (body, "all");
+    zmsg_t *reply = mdp_client_call (client, "mmi.workers", body);
+    zmsg_destroy (&body);
+    char *text = reply && zmsg_size (reply) == 1 ? zframe_strdup (zmsg_first (reply)) : NULL;
+    zmsg_destroy (&reply);
+    cJSON *json = text ? cJSON_ParseWithOpts (text, NULL, 1) : NULL;
+    free (text);
+    if (!json)
+        return -1;
+    cJSON *services = cJSON_GetObjectItemCaseSensitive (json, "services");
+    cJSON *entry = cJSON_GetObjectItemCaseSensitive (services, service);
+    cJSON *workers = cJSON_GetObjectItemCaseSensitive (entry, "workers");
+    int count = cJSON_IsNumber (workers) ? workers->valueint : 0;
+    cJSON_Delete (json);
+    return count;
 }
 
 #endif

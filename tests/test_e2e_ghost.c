@@ -6,8 +6,6 @@
     and every request to them answered: no second registration, no 502.
 */
 #include "daemon_harness.h"
-#include "mdp_client_private.h"
-#include <cjson/cJSON.h>
 
 #define PYTHON "/usr/bin/python3"
 #define OUTAGE 6000              //  msecs the workers wait for the broker: over
@@ -19,42 +17,10 @@
 
 static const char *s_services[] = {"ghost.py", "ghost.c"};
 
-//  A loopback endpoint with a port nobody holds: an ephemeral one, let go.
-static void s_free_endpoint (char *endpoint, size_t size)
-{
-    char *bound = NULL;
-    zsock_t *router = tu_router_bound (&bound);
-    ck_assert_ptr_nonnull (router);
-    snprintf (endpoint, size, "%s", bound);
-    zsock_destroy (&router);
-    zstr_free (&bound);
-}
-
-//  Workers registered for service, as mmi.workers says; -1 without an answer.
-static int s_workers_of (mdp_client_t *client, const char *service)
-{
-    zmsg_t *body = zmsg_new ();
-    zmsg_addstr (body, "all");
-    zmsg_t *reply = mdp_client_call (client, "mmi.workers", body);
-    zmsg_destroy (&body);
-    char *text = reply && zmsg_size (reply) == 1 ? zframe_strdup (zmsg_first (reply)) : NULL;
-    zmsg_destroy (&reply);
-    cJSON *json = text ? cJSON_ParseWithOpts (text, NULL, 1) : NULL;
-    free (text);
-    if (!json)
-        return -1;
-    cJSON *services = cJSON_GetObjectItemCaseSensitive (json, "services");
-    cJSON *entry = cJSON_GetObjectItemCaseSensitive (services, service);
-    cJSON *workers = cJSON_GetObjectItemCaseSensitive (entry, "workers");
-    int count = cJSON_IsNumber (workers) ? workers->valueint : 0;
-    cJSON_Delete (json);
-    return count;
-}
-
 START_TEST (test_workers_started_before_the_broker)
 {
     char endpoint[64];
-    s_free_endpoint (endpoint, sizeof endpoint);
+    dh_free_endpoint (endpoint, sizeof endpoint);
     int out[2];
     ck_assert_int_eq (pipe2 (out, O_CLOEXEC), 0);
     char *python[] = {PYTHON, "tests/interop/domogik_worker.py", endpoint, (char *) s_services[0],
@@ -86,7 +52,7 @@ START_TEST (test_workers_started_before_the_broker)
     int64_t quiet = zclock_mono () + QUIET, until = zclock_mono () + WATCH;
     while (zclock_mono () < until) {
         for (int i = 0; i < 2; i++) {
-            int workers = s_workers_of (client, s_services[i]);
+            int workers = dh_workers_of (client, s_services[i]);
             most[i] = workers > most[i] ? workers : most[i];
             if (workers < 1 || zclock_mono () < quiet)
                 continue;   //  not registered yet, or still quiet: nothing to ask
