@@ -194,10 +194,21 @@ typedef struct _mdp_worker_t mdp_worker_t;
 //  sends, or NULL to send no reply.
 typedef mdp_msg_t *(mdp_worker_fn) (mdp_worker_t *worker, mdp_msg_t *request, void *arg);
 
-//  Create a worker for service on the broker at endpoint. NULL with errno
-//  EINVAL if endpoint or service is NULL or empty, service is longer than
-//  255 bytes, or service starts with "mmi." (reserved for the broker).
+//  Create a worker for service on the broker at endpoint, or on each broker
+//  of a comma-separated list ("tcp://a:5555,tcp://b:5555"; at most 16). The
+//  worker registers with every broker (one connection each, each with its
+//  own heartbeating and reconnect) and serves their requests one at a time:
+//  a request from one broker waits while the hook serves another's. NULL
+//  with errno EINVAL if endpoint or service is NULL or empty, the list has
+//  an empty item or a duplicate, service is longer than 255 bytes, or
+//  service starts with "mmi." (reserved for the broker).
 MDP_EXPORT mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service);
+
+//  Add one more broker endpoint (or a comma-separated list of them), as in
+//  mdp_worker_new. Call before the worker first connects. Returns 0, or -1
+//  with errno EINVAL (started, empty item, duplicate, more than 16 in all;
+//  then nothing is added).
+MDP_EXPORT int mdp_worker_add_endpoint (mdp_worker_t *self, const char *endpoint);
 
 //  Disconnect from the broker, destroy the worker and NULL the caller's
 //  pointer. Accepts NULL.

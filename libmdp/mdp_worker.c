@@ -5,6 +5,9 @@
     alive when the caller is not using it: while a hook runs it ticks the
     engine on time (HEARTBEATs out, broker heartbeats in), and between calls
     it polls the socket and tells mdp_worker_socket's readers about requests.
+    A worker may serve several brokers (issue 15): one engine per broker, each
+    with its own heartbeating and reconnect, all polled together; a request
+    from one broker waits, held by its engine, while the hook serves another.
 */
 #include "mdp_curve.h"
 #include "mdp.h"
@@ -27,8 +30,11 @@
 //  wants the socket pokes it out of that poll (one message on "control").
 //  The mutex is the full barrier libzmq asks for when a socket changes thread.
 
+#define MDP_WORKER_MAX_BROKERS 16 //  endpoints one worker may serve
+
 struct _mdp_worker_t {
-    char *endpoint;              //  broker endpoint, owned
+    char *endpoints[MDP_WORKER_MAX_BROKERS]; //  broker endpoints, owned
+    int nbrokers;                //  how many endpoints (and engines once started)
     char *service;               //  service name, owned
     mdp_worker_fn *handler;      //  on_request hook, or NULL
     void *handler_arg;           //  the hook's argument
@@ -38,7 +44,9 @@ struct _mdp_worker_t {
     int reconnect_max;           //  cap on the reconnect wait, msecs
     int protocol;                //  1 (MDPW01) or 2 (MDPW02)
     mdp_curve_t curve;           //  CURVE keys, when set
-    mdp_engine_t *engine;        //  the connection; NULL until started
+    mdp_engine_t *engines[MDP_WORKER_MAX_BROKERS]; //  one per broker; NULL until started
+    int current;                 //  the engine whose request the hook serves
+    int next;                    //  where the search for a held request starts
     bool started;                //  engine and helper exist
     bool in_hook;                //  the caller's thread is inside the hook
     bool notified;               //  a note went to "notify" for the held request
@@ -61,10 +69,46 @@ struct _mdp_worker_t {
 //  ---------------------------------------------------------------------------
 //  The socket hand-over.
 
-//  Remember when the engine next needs a tick (sock_lock held).
+//  Msecs until some engine needs a tick, or -1 if none ever does.
+static int s_timeout (mdp_worker_t *self, int64_t now)
+{
+    int timeout = -1;
+    for (int index = 0; index < self->nbrokers; index++) {
+        int next = mdp_engine_timeout (self->engines[index], now);
+        if (next >= 0 && (timeout < 0 || next < timeout))
+            timeout = next;
+    }
+    return timeout;
+}
+
+//  The engine holding a request, the one after the last served first (so
+//  that no broker starves another), or -1 if none holds one.
+static int s_held (mdp_worker_t *self)
+{
+    for (int step = 0; step < self->nbrokers; step++) {
+        int index = (self->next + step) % self->nbrokers;
+        if (mdp_engine_held (self->engines[index]))
+            return index;
+    }
+    return -1;
+}
+
+//  Fill items[first...] with the engines' sockets; returns how many.
+static int s_poll_items (mdp_worker_t *self, zmq_pollitem_t *items)
+{
+    int count = 0;
+    for (int index = 0; index < self->nbrokers; index++) {
+        zsock_t *dealer = mdp_engine_socket (self->engines[index]);
+        if (dealer)
+            items[count++] = (zmq_pollitem_t){zsock_resolve (dealer), 0, ZMQ_POLLIN, 0};
+    }
+    return count;
+}
+
+//  Remember when the engines next need a tick (sock_lock held).
 static void s_mark (mdp_worker_t *self, int64_t now)
 {
-    int timeout = mdp_engine_timeout (self->engine, now);
+    int timeout = s_timeout (self, now);
     atomic_store (&self->next_at, timeout < 0 ? now + self->heartbeat : now + timeout);
 }
 
@@ -72,8 +116,10 @@ static void s_mark (mdp_worker_t *self, int64_t now)
 static void s_service (mdp_worker_t *self)
 {
     int64_t now = zclock_mono ();
-    mdp_engine_recv (self->engine, now);
-    mdp_engine_tick (self->engine, now);
+    for (int index = 0; index < self->nbrokers; index++) {
+        mdp_engine_recv (self->engines[index], now);
+        mdp_engine_tick (self->engines[index], now);
+    }
     s_mark (self, now);
 }
 
@@ -101,21 +147,20 @@ static void s_release (mdp_worker_t *self)
 //  happens or a tick is due; tell "notify" about a request (sock_lock held).
 static void s_helper_poll (mdp_worker_t *self)
 {
-    if (mdp_engine_held (self->engine) && !self->notified) {
+    if (s_held (self) >= 0 && !self->notified) {
         zstr_send (self->notify_out, "");
         self->notified = true;
     }
-    zsock_t *dealer = mdp_engine_socket (self->engine);
-    zmq_pollitem_t items[2] = {{zsock_resolve (self->control), 0, ZMQ_POLLIN, 0},
-                               {dealer ? zsock_resolve (dealer) : NULL, 0, ZMQ_POLLIN, 0}};
-    int timeout = mdp_engine_timeout (self->engine, zclock_mono ());
-    zmq_poll (items, dealer ? 2 : 1, timeout);
+    zmq_pollitem_t items[MDP_WORKER_MAX_BROKERS + 1] = {
+        {zsock_resolve (self->control), 0, ZMQ_POLLIN, 0}};
+    int count = 1 + s_poll_items (self, items + 1);
+    zmq_poll (items, count, s_timeout (self, zclock_mono ()));
     while (zsock_events (self->control) & ZMQ_POLLIN) {
         zframe_t *poke = zframe_recv (self->control);
         zframe_destroy (&poke);
     }
     s_service (self);
-    if (mdp_engine_held (self->engine) && !self->notified) {
+    if (s_held (self) >= 0 && !self->notified) {
         zstr_send (self->notify_out, "");
         self->notified = true;
     }
@@ -163,6 +208,51 @@ static void *s_helper (void *arg)
 //  ---------------------------------------------------------------------------
 //  The worker.
 
+//  Add each endpoint of a comma-separated list (spaces around items are
+//  ignored). 0, or -1 with EINVAL on an empty item, a duplicate, or more
+//  than MDP_WORKER_MAX_BROKERS in all (then nothing is added).
+static int s_add_endpoints (mdp_worker_t *self, const char *list)
+{
+    int before = self->nbrokers;
+    const char *item = list;
+    while (item) {
+        const char *comma = strchr (item, ',');
+        size_t size = comma ? (size_t) (comma - item) : strlen (item);
+        while (size > 0 && *item == ' ') {
+            item++;
+            size--;
+        }
+        while (size > 0 && item[size - 1] == ' ')
+            size--;
+        bool duplicate = false;
+        for (int index = 0; index < self->nbrokers; index++)
+            if (strlen (self->endpoints[index]) == size &&
+                memcmp (self->endpoints[index], item, size) == 0)
+                duplicate = true;
+        char *endpoint = size > 0 && !duplicate && self->nbrokers < MDP_WORKER_MAX_BROKERS
+                             ? strndup (item, size)
+                             : NULL;
+        if (!endpoint) {
+            while (self->nbrokers > before)
+                free (self->endpoints[--self->nbrokers]);
+            errno = EINVAL;
+            return -1;
+        }
+        self->endpoints[self->nbrokers++] = endpoint;
+        item = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+int mdp_worker_add_endpoint (mdp_worker_t *self, const char *endpoint)
+{
+    if (!self || !endpoint || self->started) {
+        errno = EINVAL;
+        return -1;
+    }
+    return s_add_endpoints (self, endpoint);
+}
+
 mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service)
 {
     if (!endpoint || !*endpoint || !service || !*service ||
@@ -176,7 +266,11 @@ mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service)
         errno = ENOMEM;
         return NULL;
     }
-    self->endpoint = strdup (endpoint);
+    if (s_add_endpoints (self, endpoint) != 0) {
+        free (self);
+        errno = EINVAL;
+        return NULL;
+    }
     self->service = strdup (service);
     self->heartbeat = MDP_DEFAULT_HEARTBEAT;
     self->liveness = MDP_DEFAULT_LIVENESS;
@@ -203,7 +297,7 @@ mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service)
     self->poke = zsock_new_push (endpoint_of[1]);
     self->notify = zsock_new_pull (endpoint_of[2]);
     self->notify_out = zsock_new_push (endpoint_of[2]);
-    if (!self->endpoint || !self->service || !self->wakeup || !self->control || !self->poke ||
+    if (!self->service || !self->wakeup || !self->control || !self->poke ||
         !self->notify || !self->notify_out) {
         mdp_worker_destroy (&self);
         errno = ENOMEM;
@@ -224,7 +318,10 @@ void mdp_worker_destroy (mdp_worker_t **self_p)
         pthread_mutex_unlock (&self->state_lock);
         pthread_join (self->helper, NULL);
     }
-    mdp_engine_destroy (&self->engine); //  sends DISCONNECT
+    for (int index = 0; index < self->nbrokers; index++) {
+        mdp_engine_destroy (&self->engines[index]); //  sends DISCONNECT
+        free (self->endpoints[index]);
+    }
     zsock_destroy (&self->wakeup);
     zsock_destroy (&self->control);
     zsock_destroy (&self->poke);
@@ -233,7 +330,6 @@ void mdp_worker_destroy (mdp_worker_t **self_p)
     pthread_cond_destroy (&self->state_cond);
     pthread_mutex_destroy (&self->state_lock);
     pthread_mutex_destroy (&self->sock_lock);
-    free (self->endpoint);
     free (self->service);
     free (self);
     *self_p = NULL;
@@ -252,7 +348,9 @@ void mdp_worker_set_heartbeat (mdp_worker_t *self, int msecs, int liveness)
     if (!self->started)
         return;
     s_acquire (self);
-    mdp_engine_set_heartbeat (self->engine, self->heartbeat, self->liveness, zclock_mono ());
+    for (int index = 0; index < self->nbrokers; index++)
+        mdp_engine_set_heartbeat (self->engines[index], self->heartbeat, self->liveness,
+                                  zclock_mono ());
     s_release (self);
 }
 
@@ -264,29 +362,50 @@ void mdp_worker_set_reconnect (mdp_worker_t *self, int initial_msecs, int max_ms
     if (!self->started)
         return;
     s_acquire (self);
-    mdp_engine_set_reconnect (self->engine, self->reconnect_initial, self->reconnect_max);
+    for (int index = 0; index < self->nbrokers; index++)
+        mdp_engine_set_reconnect (self->engines[index], self->reconnect_initial,
+                                  self->reconnect_max);
     s_release (self);
 }
 
 //  Connect and start the helper if not done yet. Signals are blocked while
 //  the helper is created so that SIGINT/SIGTERM land in the caller's
 //  threads, where mdp_worker_run can see them.
+//  Create and connect engine index; with several brokers its log lines
+//  name its endpoint. 0, or -1.
+static int s_engine_start (mdp_worker_t *self, int index, int64_t now)
+{
+    char name[300] = "mdp_worker";
+    if (self->nbrokers > 1)
+        snprintf (name, sizeof name, "mdp_worker %s", self->endpoints[index]);
+    mdp_engine_t *engine =
+        mdp_engine_new (self->endpoints[index], self->service, self->protocol, name);
+    self->engines[index] = engine;
+    if (!engine)
+        return -1;
+    mdp_engine_set_heartbeat (engine, self->heartbeat, self->liveness, now);
+    mdp_engine_set_reconnect (engine, self->reconnect_initial, self->reconnect_max);
+    mdp_engine_set_curve (engine, &self->curve);
+    return mdp_engine_connect (engine, now);
+}
+
+static void s_engines_destroy (mdp_worker_t *self)
+{
+    for (int index = 0; index < self->nbrokers; index++)
+        mdp_engine_destroy (&self->engines[index]);
+}
+
 static int s_start (mdp_worker_t *self)
 {
     if (self->started)
         return 0;
     int64_t now = zclock_mono ();
-    self->engine = mdp_engine_new (self->endpoint, self->service, self->protocol, "mdp_worker");
-    if (self->engine) {
-        mdp_engine_set_heartbeat (self->engine, self->heartbeat, self->liveness, now);
-        mdp_engine_set_reconnect (self->engine, self->reconnect_initial, self->reconnect_max);
-        mdp_engine_set_curve (self->engine, &self->curve);
-    }
-    if (!self->engine || mdp_engine_connect (self->engine, now) != 0) {
-        mdp_engine_destroy (&self->engine);
-        errno = EINVAL;
-        return -1;
-    }
+    for (int index = 0; index < self->nbrokers; index++)
+        if (s_engine_start (self, index, now) != 0) {
+            s_engines_destroy (self);
+            errno = EINVAL;
+            return -1;
+        }
     s_mark (self, now);
     sigset_t all, old;
     sigfillset (&all);
@@ -294,7 +413,7 @@ static int s_start (mdp_worker_t *self)
     int rc = pthread_create (&self->helper, NULL, s_helper, self);
     pthread_sigmask (SIG_SETMASK, &old, NULL);
     if (rc != 0) {
-        mdp_engine_destroy (&self->engine);
+        s_engines_destroy (self);
         errno = rc;
         return -1;
     }
@@ -336,16 +455,19 @@ static mdp_msg_t *s_answer (mdp_worker_t *self, mdp_msg_t *request)
 //  with errno EAGAIN when none is held.
 static int s_serve (mdp_worker_t *self)
 {
-    bool held = mdp_engine_held (self->engine);
-    mdp_msg_t *request = mdp_engine_take_msg (self->engine); //  NULL: not a valid body
+    int index = s_held (self);
+    //  NULL with a request held: not a valid body (answered 400 below)
+    mdp_msg_t *request = index >= 0 ? mdp_engine_take_msg (self->engines[index]) : NULL;
     self->notified = false;
-    if (!held) {
+    if (index < 0) {
         errno = EAGAIN;
         return -1;
     }
+    self->current = index;
+    self->next = (index + 1) % self->nbrokers;
     mdp_msg_t *answer = s_answer (self, request);
     if (answer)
-        mdp_engine_reply_msg (self->engine, answer, true); //  EINVAL: its connection is gone
+        mdp_engine_reply_msg (self->engines[index], answer, true); //  EINVAL: connection gone
     mdp_msg_destroy (&answer);
     return 0;
 }
@@ -396,7 +518,7 @@ int mdp_worker_send_partial (mdp_worker_t *self, mdp_msg_t **msg_p)
     mdp_msg_destroy (&msg);
     if (!error) {
         pthread_mutex_lock (&self->sock_lock);
-        if (mdp_engine_reply (self->engine, &body, false) != 0)
+        if (mdp_engine_reply (self->engines[self->current], &body, false) != 0)
             error = errno;
         pthread_mutex_unlock (&self->sock_lock);
     }
@@ -407,15 +529,15 @@ int mdp_worker_send_partial (mdp_worker_t *self, mdp_msg_t **msg_p)
     return -1;
 }
 
-//  Wait for the broker socket or the stop poke, at most until the next tick
+//  Wait for a broker socket or the stop poke, at most until the next tick
 //  is due (and at most 500 msecs, so that a signal is seen soon).
 static void s_wait (mdp_worker_t *self)
 {
-    zsock_t *dealer = mdp_engine_socket (self->engine);
-    zmq_pollitem_t items[2] = {{zsock_resolve (self->wakeup), 0, ZMQ_POLLIN, 0},
-                               {dealer ? zsock_resolve (dealer) : NULL, 0, ZMQ_POLLIN, 0}};
-    int timeout = mdp_engine_timeout (self->engine, zclock_mono ());
-    zmq_poll (items, dealer ? 2 : 1, timeout < 0 || timeout > 500 ? 500 : timeout);
+    zmq_pollitem_t items[MDP_WORKER_MAX_BROKERS + 1] = {
+        {zsock_resolve (self->wakeup), 0, ZMQ_POLLIN, 0}};
+    int count = 1 + s_poll_items (self, items + 1);
+    int timeout = s_timeout (self, zclock_mono ());
+    zmq_poll (items, count, timeout < 0 || timeout > 500 ? 500 : timeout);
     if (items[0].revents & ZMQ_POLLIN) {
         zframe_t *poke = zframe_recv (self->wakeup);
         zframe_destroy (&poke);
@@ -428,7 +550,7 @@ int mdp_worker_run (mdp_worker_t *self)
         return -1;
     s_acquire (self);
     while (!atomic_load (&self->stopping) && !zsys_interrupted) {
-        if (mdp_engine_held (self->engine))
+        if (s_held (self) >= 0)
             s_serve (self);
         else
             s_wait (self);

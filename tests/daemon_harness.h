@@ -8,7 +8,12 @@
 #define DAEMON_HARNESS_H_INCLUDED
 
 #include "mdp.h"
+#include "mdp_client_private.h"
 #include "testutil.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <cjson/cJSON.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -220,6 +225,45 @@ static inline bool dh_stop_detached (pid_t pid, int timeout_ms)
         return true;
     kill (pid, SIGKILL);
     return false;
+}
+
+//  A loopback endpoint with a port nobody holds, below the kernel's ephemeral
+//  range (32768 and up): peers may connect to it before anyone listens, and a
+//  connect to a port of that range can pick it as its own source port and
+//  connect to itself (TCP simultaneous open), holding the port.
+static inline void dh_free_endpoint (char *endpoint, size_t size)
+{
+    unsigned int seed = (unsigned int) getpid () ^ (unsigned int) zclock_mono ();
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int port = 20000 + (int) (rand_r (&seed) % 12000);
+        //  A plain bind, closed at once (libzmq lets a port go later, in its I/O thread).
+        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+                                   .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
+        int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        int rc = fd >= 0 ? bind (fd, (struct sockaddr *) &addr, sizeof addr) : -1;
+        if (fd >= 0)
+            close (fd);
+        snprintf (endpoint, size, "tcp://127.0.0.1:%d", port);
+        if (rc == 0)
+            return;
+    }
+    ck_abort_msg ("no free port below the ephemeral range");
+}
+
+//  Workers registered for service, as mmi.workers says; -1 without an answer.
+static inline int dh_workers_of (mdp_client_t *client, const char *service)
+{
+    char *text = mdp_client_mmi (client, "mmi.workers", "all");
+    cJSON *json = text ? cJSON_ParseWithOpts (text, NULL, 1) : NULL;
+    free (text);
+    if (!json)
+        return -1;
+    cJSON *services = cJSON_GetObjectItemCaseSensitive (json, "services");
+    cJSON *entry = cJSON_GetObjectItemCaseSensitive (services, service);
+    cJSON *workers = cJSON_GetObjectItemCaseSensitive (entry, "workers");
+    int count = cJSON_IsNumber (workers) ? workers->valueint : 0;
+    cJSON_Delete (json);
+    return count;
 }
 
 #endif

@@ -6,7 +6,6 @@
     and every request to them answered: no second registration, no 502.
 */
 #include "daemon_harness.h"
-#include <cjson/cJSON.h>
 
 #define PYTHON "/usr/bin/python3"
 #define OUTAGE 6000              //  msecs the workers wait for the broker: over
@@ -18,47 +17,10 @@
 
 static const char *s_services[] = {"ghost.py", "ghost.c"};
 
-//  A loopback endpoint with a port nobody holds, below the kernel's ephemeral
-//  range (32768 and up): the workers connect to it before anyone listens, and
-//  a connect to a port of that range can pick it as its own source port and
-//  connect to itself (TCP simultaneous open), holding the port.
-static void s_free_endpoint (char *endpoint, size_t size)
-{
-    unsigned int seed = (unsigned int) getpid () ^ (unsigned int) zclock_mono ();
-    for (int attempt = 0; attempt < 100; attempt++) {
-        int port = 20000 + (int) (rand_r (&seed) % 12000);
-        snprintf (endpoint, size, "tcp://127.0.0.1:%d", port);
-        void *probe = zmq_socket (zsys_init (), ZMQ_ROUTER);
-        int linger = 0;
-        zmq_setsockopt (probe, ZMQ_LINGER, &linger, sizeof linger);
-        int rc = zmq_bind (probe, endpoint);
-        zmq_close (probe);
-        if (rc == 0)
-            return;
-    }
-    ck_abort_msg ("no free port below the ephemeral range");
-}
-
-//  Workers registered for service, as mmi.workers says; -1 without an answer.
-static int s_workers_of (mdp_client_t *client, const char *service)
-{
-    char *text = mdp_client_mmi (client, "mmi.workers", "all");
-    cJSON *json = text ? cJSON_ParseWithOpts (text, NULL, 1) : NULL;
-    free (text);
-    if (!json)
-        return -1;
-    cJSON *services = cJSON_GetObjectItemCaseSensitive (json, "services");
-    cJSON *entry = cJSON_GetObjectItemCaseSensitive (services, service);
-    cJSON *workers = cJSON_GetObjectItemCaseSensitive (entry, "workers");
-    int count = cJSON_IsNumber (workers) ? workers->valueint : 0;
-    cJSON_Delete (json);
-    return count;
-}
-
 START_TEST (test_workers_started_before_the_broker)
 {
     char endpoint[64];
-    s_free_endpoint (endpoint, sizeof endpoint);
+    dh_free_endpoint (endpoint, sizeof endpoint);
     int out[2];
     ck_assert_int_eq (pipe2 (out, O_CLOEXEC), 0);
     char *python[] = {PYTHON, "tests/interop/domogik_worker.py", endpoint, (char *) s_services[0],
@@ -90,7 +52,7 @@ START_TEST (test_workers_started_before_the_broker)
     int64_t quiet = zclock_mono () + QUIET, until = zclock_mono () + WATCH;
     while (zclock_mono () < until) {
         for (int i = 0; i < 2; i++) {
-            int workers = s_workers_of (client, s_services[i]);
+            int workers = dh_workers_of (client, s_services[i]);
             most[i] = workers > most[i] ? workers : most[i];
             if (workers < 1 || zclock_mono () < quiet)
                 continue;   //  not registered yet, or still quiet: nothing to ask

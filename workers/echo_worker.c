@@ -15,7 +15,8 @@ static void s_usage (FILE *out)
 {
     fprintf (out,
              "usage: mdp-echo-worker [-e ENDPOINT] [-H MS] [-v] [SERVICE]\n"
-             "  -e ENDPOINT         broker endpoint (default %s)\n"
+             "  -e ENDPOINT         broker endpoint (default %s); repeat -e, or give a\n"
+             "                      comma-separated list, to serve several brokers\n"
              "  -H, --heartbeat MS  heartbeat interval, as the broker's (default %d)\n"
              "  -v                  log each request\n"
              "  --curve-server KEY  the broker's CURVE public key (Z85): encrypt\n"
@@ -61,8 +62,17 @@ static mdp_msg_t *s_echo (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
     return reply;
 }
 
+//  Append one -e value to the comma-separated list *list (NULL at first).
+static void s_add_endpoint (char **list, const char *endpoint)
+{
+    char *joined = *list ? zsys_sprintf ("%s,%s", *list, endpoint) : strdup (endpoint);
+    zstr_free (list);
+    *list = joined;
+}
+
 int main (int argc, char *argv[])
 {
+    char *endpoints = NULL; //  every -e, comma-separated
     const char *endpoint = MDP_DEFAULT_ENDPOINT;
     int heartbeat = MDP_DEFAULT_HEARTBEAT;
     const char *curve_server = NULL, *curve_cert = NULL;
@@ -74,7 +84,7 @@ int main (int argc, char *argv[])
     int opt;
     while ((opt = getopt_long (argc, argv, "e:H:vh", options, NULL)) != -1) {
         if (opt == 'e')
-            endpoint = optarg;
+            s_add_endpoint (&endpoints, optarg);
         else if (opt == 'H' && atoi (optarg) > 0)
             heartbeat = atoi (optarg);
         else if (opt == 'v')
@@ -88,18 +98,23 @@ int main (int argc, char *argv[])
             return 0;
         } else {
             s_usage (stderr);
+            zstr_free (&endpoints);
             return 2;
         }
     }
     if (argc - optind > 1) {
         s_usage (stderr);
+        zstr_free (&endpoints);
         return 2;
     }
+    if (endpoints)
+        endpoint = endpoints;
     const char *service = optind < argc ? argv[optind] : "echo";
     mdp_worker_t *worker = mdp_worker_new (endpoint, service);
     if (!worker) {
         fprintf (stderr, "mdp-echo-worker: invalid service '%s' or endpoint '%s'\n", service,
                  endpoint);
+        zstr_free (&endpoints);
         return 2;
     }
     if ((curve_server || curve_cert)
@@ -107,6 +122,7 @@ int main (int argc, char *argv[])
         fprintf (stderr, "mdp-echo-worker: --curve-server needs a Z85 public key and "
                          "--curve-cert a readable certificate\n");
         mdp_worker_destroy (&worker);
+        zstr_free (&endpoints);
         return 2;
     }
     mdp_worker_set_heartbeat (worker, heartbeat, MDP_DEFAULT_LIVENESS);
@@ -115,5 +131,6 @@ int main (int argc, char *argv[])
         zsys_info ("echo: serving '%s' on %s", service, endpoint);
     int rc = mdp_worker_run (worker); //  until SIGINT or SIGTERM
     mdp_worker_destroy (&worker);
+    zstr_free (&endpoints);
     return rc == 0 ? 0 : 1;
 }

@@ -367,7 +367,8 @@ static void s_usage (FILE *out)
     fprintf (out,
              "usage: mdp-worker-exec [-e ENDPOINT] [-t SECONDS] [-H MS] [-v] SERVICE -- COMMAND "
              "[ARGS...]\n"
-             "  -e ENDPOINT         broker endpoint (default %s)\n"
+             "  -e ENDPOINT         broker endpoint (default %s); repeat -e, or give a\n"
+             "                      comma-separated list, to serve several brokers\n"
              "  -t SECONDS          time limit of one run (default 30); then 504\n"
              "  -H, --heartbeat MS  heartbeat interval, as the broker's (default %d)\n"
              "  -v                  log each run\n"
@@ -383,6 +384,8 @@ static void s_usage (FILE *out)
 static const char *s_curve_server;   //  --curve-server KEY, or NULL
 static const char *s_curve_cert;     //  --curve-cert FILE, or NULL
 
+static char *s_endpoints;            //  every -e, comma-separated, or NULL
+
 //  Parse the command line into self and the rest. -1 when done, else an exit code.
 static int s_parse (int argc, char *argv[], exec_t *self, const char **endpoint, int *heartbeat)
 {
@@ -395,9 +398,12 @@ static int s_parse (int argc, char *argv[], exec_t *self, const char **endpoint,
     char *end = NULL;
     while ((opt = getopt_long (argc, argv, "+e:t:H:vh", options, NULL)) != -1) {
         double seconds = opt == 't' ? strtod (optarg, &end) : 0;
-        if (opt == 'e')
-            *endpoint = optarg;
-        else if (opt == 't' && end != optarg && !*end && seconds > 0 && seconds <= 86400)
+        if (opt == 'e') {
+            char *joined = s_endpoints ? zsys_sprintf ("%s,%s", s_endpoints, optarg)
+                                       : strdup (optarg);
+            zstr_free (&s_endpoints);
+            *endpoint = s_endpoints = joined;
+        } else if (opt == 't' && end != optarg && !*end && seconds > 0 && seconds <= 86400)
             self->timeout = seconds < 0.001 ? 1 : (int)(seconds * 1000 + 0.5);
         else if (opt == 'H' && atoi (optarg) > 0)
             *heartbeat = atoi (optarg);
@@ -458,24 +464,19 @@ static int s_serve (mdp_worker_t *worker)
     return 0;
 }
 
-int main (int argc, char *argv[])
+//  Check the command, connect and serve. Returns the exit code.
+static int s_main (exec_t *self, const char *endpoint, int heartbeat)
 {
-    exec_t self = {NULL, NULL, 30000, false};
-    const char *endpoint = MDP_DEFAULT_ENDPOINT;
-    int heartbeat = MDP_DEFAULT_HEARTBEAT;
-    int rc = s_parse (argc, argv, &self, &endpoint, &heartbeat);
-    if (rc >= 0)
-        return rc;
-    if (!s_runnable (self.command[0])) {
-        fprintf (stderr, "mdp-worker-exec: cannot run '%s': %s\n", self.command[0],
+    if (!s_runnable (self->command[0])) {
+        fprintf (stderr, "mdp-worker-exec: cannot run '%s': %s\n", self->command[0],
                  strerror (errno));
         return 2;
     }
     //  A command that stops reading its stdin must not kill us with SIGPIPE.
     signal (SIGPIPE, SIG_IGN);
-    mdp_worker_t *worker = mdp_worker_new (endpoint, self.service);
+    mdp_worker_t *worker = mdp_worker_new (endpoint, self->service);
     if (!worker) {
-        fprintf (stderr, "mdp-worker-exec: invalid service '%s' or endpoint '%s'\n", self.service,
+        fprintf (stderr, "mdp-worker-exec: invalid service '%s' or endpoint '%s'\n", self->service,
                  endpoint);
         return 2;
     }
@@ -487,10 +488,22 @@ int main (int argc, char *argv[])
         return 2;
     }
     mdp_worker_set_heartbeat (worker, heartbeat, MDP_DEFAULT_LIVENESS);
-    mdp_worker_set_handler (worker, s_handle, &self);
-    if (self.verbose)
-        zsys_info ("exec: serving '%s' on %s with %s", self.service, endpoint, self.command[0]);
-    rc = s_serve (worker);
+    mdp_worker_set_handler (worker, s_handle, self);
+    if (self->verbose)
+        zsys_info ("exec: serving '%s' on %s with %s", self->service, endpoint, self->command[0]);
+    int rc = s_serve (worker);
     mdp_worker_destroy (&worker);
+    return rc;
+}
+
+int main (int argc, char *argv[])
+{
+    exec_t self = {NULL, NULL, 30000, false};
+    const char *endpoint = MDP_DEFAULT_ENDPOINT;
+    int heartbeat = MDP_DEFAULT_HEARTBEAT;
+    int rc = s_parse (argc, argv, &self, &endpoint, &heartbeat);
+    if (rc < 0)
+        rc = s_main (&self, endpoint, heartbeat);
+    zstr_free (&s_endpoints);
     return rc;
 }
