@@ -158,7 +158,7 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
 //  The loop
 
 typedef struct {
-    zmq_pollitem_t *items; //  slots, then the async client, then links
+    zmq_pollitem_t *items; //  slots' ZMQ_FDs, then the async client, then links
     slot_t **slots;        //  which slot each of the first items is
     link_t **links;        //  which link each item from links_at is
     size_t count;          //  items used
@@ -212,10 +212,10 @@ static int s_prepare (bridge_t *self, pollset_t *set, int64_t now)
         for (int index = 0; route->slots && index < route->concurrency; index++) {
             slot_t *slot = bridge_slot_at (route, index);
             wait = s_min (wait, bridge_slot_timeout (slot, now));
-            if (bridge_slot_socket (slot)) {
+            if (bridge_slot_fd (slot) >= 0) {
                 set->slots[set->count] = slot;
                 set->items[set->count++] =
-                    (zmq_pollitem_t){zsock_resolve (bridge_slot_socket (slot)), 0, ZMQ_POLLIN, 0};
+                    (zmq_pollitem_t){NULL, bridge_slot_fd (slot), ZMQ_POLLIN, 0};
             }
         }
     }
@@ -243,8 +243,7 @@ static void s_dispatch (bridge_t *self, pollset_t *set)
 {
     for (size_t index = 0; index < set->async_at; index++) {
         slot_t *slot = set->slots[index];
-        if ((set->items[index].revents & ZMQ_POLLIN) && bridge_slot_socket (slot) &&
-            zsock_resolve (bridge_slot_socket (slot)) == set->items[index].socket)
+        if ((set->items[index].revents & ZMQ_POLLIN) || bridge_slot_dirty (slot))
             bridge_slot_process (slot);
     }
     if (set->async_at < set->links_at)
@@ -264,6 +263,13 @@ static void s_dispatch (bridge_t *self, pollset_t *set)
     }
     bridge_forward_tick (self, now);
     bridge_events_process (self, now);
+    //  Replies went out on some slots: look at those now, not a turn later
+    for (size_t r = 0; r < self->cfg->nroutes; r++) {
+        route_t *route = &self->cfg->routes[r];
+        for (int index = 0; route->slots && index < route->concurrency; index++)
+            if (bridge_slot_dirty (bridge_slot_at (route, index)))
+                bridge_slot_process (bridge_slot_at (route, index));
+    }
 }
 
 static void s_run (bridge_t *self)
