@@ -32,6 +32,7 @@ typedef struct {
     int window;       //  requests in flight for the pipelined figures
     int size;         //  request body bytes (approximately: JSON data)
     bool json;        //  one JSON object instead of the table
+    bool confirms;    //  the bridge's publisher_confirms (its default: on)
     char bridge[512]; //  path of mdp-amqp-bridge
 } options_t;
 
@@ -250,8 +251,9 @@ static pid_t s_start_bridge (const options_t *opt, const char *endpoint, char *c
              " \"users\": {\"bench\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
              " \"routes\": [{\"service\": \"bench.echo\", \"direction\": \"mdp-to-amqp\", "
              "\"profile\": \"raw\", \"user\": \"bench\", \"queue\": \"%s\", \"timeout\": 30000, "
-             "\"concurrency\": %d}]}\n",
-             opt->host, opt->port, QUEUE, opt->window);
+             "\"concurrency\": %d}],\n"
+             " \"publisher_confirms\": %s}\n",
+             opt->host, opt->port, QUEUE, opt->window, opt->confirms ? "true" : "false");
     fclose (file);
     pid_t pid = fork ();
     if (pid == 0) {
@@ -306,7 +308,7 @@ static void s_usage (FILE *out)
     fprintf (
         out,
         "usage: mdp-bridge-bench [--rabbit | --amqp HOST:PORT] [-n N] [-W WINDOW] [-s BYTES]\n"
-        "                        [--bridge PATH] [--json]\n"
+        "                        [--bridge PATH] [--no-confirms] [--json]\n"
         "  --rabbit         start a private RabbitMQ (tools/rabbit-up.sh, run from the source\n"
         "                   tree) for this run and stop it after\n"
         "  --amqp HOST:PORT use a running RabbitMQ, user guest (default 127.0.0.1:5672)\n"
@@ -314,6 +316,7 @@ static void s_usage (FILE *out)
         "  -W WINDOW        requests in flight for the pipelined figures (default 16)\n"
         "  -s BYTES         request data size (default 64)\n"
         "  --bridge PATH    mdp-amqp-bridge to run (default: beside this program)\n"
+        "  --no-confirms    run the bridge with publisher_confirms off (default on)\n"
         "  --json           one JSON object instead of the table\n"
         "Measures, in one run: a direct rabbitmq-c RPC to a C echo service, and MDP ->\n"
         "mdp-broker -> mdp-amqp-bridge (raw profile) -> RabbitMQ -> the same service,\n"
@@ -325,9 +328,10 @@ static int s_options (int argc, char *argv[], options_t *opt, bool *rabbit)
     struct option longs[] = {
         {"rabbit", no_argument, NULL, 'R'},       {"amqp", required_argument, NULL, 'A'},
         {"bridge", required_argument, NULL, 'B'}, {"json", no_argument, NULL, 'J'},
+        {"no-confirms", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     static char host[256] = "127.0.0.1";
-    *opt = (options_t){host, 5672, 10000, 16, 64, false, ""};
+    *opt = (options_t){host, 5672, 10000, 16, 64, false, true, ""};
     char *self = strdup (argv[0]);
     snprintf (opt->bridge, sizeof opt->bridge, "%s/mdp-amqp-bridge", dirname (self));
     free (self);
@@ -341,6 +345,8 @@ static int s_options (int argc, char *argv[], options_t *opt, bool *rabbit)
             snprintf (opt->bridge, sizeof opt->bridge, "%s", optarg);
         else if (c == 'J')
             opt->json = true;
+        else if (c == 'C')
+            opt->confirms = false;
         else if (c == 'n' && atoi (optarg) > 0)
             opt->requests = atoi (optarg);
         else if (c == 'W' && atoi (optarg) > 0 && atoi (optarg) <= 256)

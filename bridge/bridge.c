@@ -6,7 +6,9 @@
     thread-safe). spec/amqp-bridge.md describes the mapping.
 */
 #include "bridge.h"
+#include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,7 +160,8 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
 //  The loop
 
 typedef struct {
-    zmq_pollitem_t *items; //  slots, then the async client, then links
+    zmq_pollitem_t *items; //  slots' ZMQ_FDs, then the async client, then links
+    struct pollfd *fds;    //  the same, for poll (2) when no item is a socket
     slot_t **slots;        //  which slot each of the first items is
     link_t **links;        //  which link each item from links_at is
     size_t count;          //  items used
@@ -172,6 +175,7 @@ static void s_pollset_destroy (pollset_t **self_p)
     pollset_t *self = *self_p;
     if (self) {
         free (self->items);
+        free (self->fds);
         free (self->slots);
         free (self->links);
         free (self);
@@ -186,11 +190,12 @@ static pollset_t *s_pollset_new (bridge_t *bridge)
         slots += bridge->cfg->routes[r].slots ? (size_t)bridge->cfg->routes[r].concurrency : 0;
     pollset_t *self = calloc (1, sizeof (pollset_t));
     if (self) {
-        self->items = calloc (slots + 1 + bridge->nlinks + bridge_events_poll_size (bridge) + 1,
-                              sizeof (zmq_pollitem_t));
+        size_t size = slots + 1 + bridge->nlinks + bridge_events_poll_size (bridge) + 1;
+        self->items = calloc (size, sizeof (zmq_pollitem_t));
+        self->fds = calloc (size, sizeof (struct pollfd));
         self->slots = calloc (slots + 1, sizeof (slot_t *));
         self->links = calloc (bridge->nlinks + 1, sizeof (link_t *));
-        if (!self->items || !self->slots || !self->links)
+        if (!self->items || !self->fds || !self->slots || !self->links)
             s_pollset_destroy (&self);
     }
     return self;
@@ -212,10 +217,10 @@ static int s_prepare (bridge_t *self, pollset_t *set, int64_t now)
         for (int index = 0; route->slots && index < route->concurrency; index++) {
             slot_t *slot = bridge_slot_at (route, index);
             wait = s_min (wait, bridge_slot_timeout (slot, now));
-            if (bridge_slot_socket (slot)) {
+            if (bridge_slot_fd (slot) >= 0) {
                 set->slots[set->count] = slot;
                 set->items[set->count++] =
-                    (zmq_pollitem_t){zsock_resolve (bridge_slot_socket (slot)), 0, ZMQ_POLLIN, 0};
+                    (zmq_pollitem_t){NULL, bridge_slot_fd (slot), ZMQ_POLLIN, 0};
             }
         }
     }
@@ -243,8 +248,7 @@ static void s_dispatch (bridge_t *self, pollset_t *set)
 {
     for (size_t index = 0; index < set->async_at; index++) {
         slot_t *slot = set->slots[index];
-        if ((set->items[index].revents & ZMQ_POLLIN) && bridge_slot_socket (slot) &&
-            zsock_resolve (bridge_slot_socket (slot)) == set->items[index].socket)
+        if ((set->items[index].revents & ZMQ_POLLIN) || bridge_slot_dirty (slot))
             bridge_slot_process (slot);
     }
     if (set->async_at < set->links_at)
@@ -264,6 +268,30 @@ static void s_dispatch (bridge_t *self, pollset_t *set)
     }
     bridge_forward_tick (self, now);
     bridge_events_process (self, now);
+    //  Replies went out on some slots: look at those now, not a turn later
+    for (size_t r = 0; r < self->cfg->nroutes; r++) {
+        route_t *route = &self->cfg->routes[r];
+        for (int index = 0; route->slots && index < route->concurrency; index++)
+            if (bridge_slot_dirty (bridge_slot_at (route, index)))
+                bridge_slot_process (bridge_slot_at (route, index));
+    }
+}
+
+//  Wait for the poll set. When every item is an fd (slots are polled by
+//  their ZMQ_FD), one poll (2): zmq_poll would make two, a first pass with
+//  no wait and then the wait.
+static int s_poll (pollset_t *set, int wait)
+{
+    for (size_t index = 0; index < set->count; index++)
+        if (set->items[index].socket)
+            return zmq_poll (set->items, (int)set->count, wait);
+    for (size_t index = 0; index < set->count; index++)
+        set->fds[index] = (struct pollfd){set->items[index].fd, POLLIN, 0};
+    int rc = poll (set->fds, set->count, wait);
+    for (size_t index = 0; index < set->count; index++)
+        set->items[index].revents =
+            set->fds[index].revents & (POLLIN | POLLERR | POLLHUP) ? ZMQ_POLLIN : 0;
+    return rc;
 }
 
 static void s_run (bridge_t *self)
@@ -273,7 +301,7 @@ static void s_run (bridge_t *self)
         return;
     while (!zsys_interrupted && !self->exit_code) {
         int wait = s_prepare (self, set, zclock_mono ());
-        if (zmq_poll (set->items, (int)set->count, wait) < 0 && zmq_errno () != EINTR)
+        if (s_poll (set, wait) < 0 && errno != EINTR)
             break;
         if (zsys_interrupted)
             break;

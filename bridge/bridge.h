@@ -188,8 +188,12 @@ slot_t *bridge_slot_at (route_t *route, int index);
 void bridge_slot_stop_all (route_t *route);
 void bridge_slot_connect_all (route_t *route);
 void bridge_slot_park_all (route_t *route);
-//  Poll support.
+//  Poll support: poll the fd (ZMQ_FD, edge-triggered, -1 while closed) and
+//  process the slot when it is readable or dirty (its socket was used since
+//  its last ZMQ_EVENTS look); the timeout is 0 while dirty.
 zsock_t *bridge_slot_socket (slot_t *self);
+int bridge_slot_fd (slot_t *self);
+bool bridge_slot_dirty (slot_t *self);
 int bridge_slot_timeout (slot_t *self, int64_t now);
 void bridge_slot_tick (slot_t *self, int64_t now);
 //  Read every waiting message; requests go to bridge_forward_request.

@@ -480,7 +480,12 @@ static void s_method (link_t *self, amqp_frame_t *frame)
 void bridge_link_process (link_t *self)
 {
     struct timeval zero = {0, 0};
-    for (int count = 0; self->conn && count < MAX_FRAMES_PER_TURN; count++) {
+    //  One read from the socket takes all it holds; after that, only what
+    //  rabbitmq-c buffered (asking the socket again is a recv that fails
+    //  with EAGAIN and a poll, per turn: the fd wakes us when more comes)
+    for (int count = 0; self->conn && count < MAX_FRAMES_PER_TURN &&
+                        (count == 0 || bridge_link_buffered (self));
+         count++) {
         amqp_frame_t frame;
         int rc = amqp_simple_wait_frame_noblock (self->conn, &frame, &zero);
         if (rc == AMQP_STATUS_TIMEOUT)

@@ -4,6 +4,9 @@
     one worker for the service, so the broker can give the bridge as many
     requests at once as there are slots. The engines run in the bridge's own
     poll loop. While the route's AMQP link is down its slots are parked.
+    The loop polls each DEALER's ZMQ_FD, not the socket: that fd only
+    signals edges, so a slot whose socket we used since its last ZMQ_EVENTS
+    look is "dirty" and gets looked at without waiting for the fd.
 */
 #include "bridge.h"
 #include "mdp_engine.h"
@@ -15,6 +18,7 @@ struct _slot_t {
     bridge_t *bridge;       //  the bridge
     mdp_engine_t *engine;   //  the connection to the broker, owned
     slot_request_t request; //  the forward module's state for its request
+    bool dirty;             //  socket used since we last read ZMQ_EVENTS
 };
 
 int bridge_slot_start_all (bridge_t *bridge, route_t *route)
@@ -84,6 +88,7 @@ void bridge_slot_connect_all (route_t *route)
         mdp_engine_set_reconnect (self->engine, self->bridge->cfg->mdp_reconnect_initial,
                                   self->bridge->cfg->mdp_reconnect_max);
         mdp_engine_connect (self->engine, zclock_mono ());
+        self->dirty = true;
     }
 }
 
@@ -93,6 +98,7 @@ void bridge_slot_park_all (route_t *route)
         slot_t *self = &route->slots[index];
         if (self->engine)
             mdp_engine_close (self->engine, true);
+        self->dirty = true;
         if (self->request.id[0])
             bridge_forward_abandon (self);
     }
@@ -112,6 +118,7 @@ void bridge_slot_stop_all (route_t *route)
 //  handed to the forward module with the engine's generation.
 void bridge_slot_process (slot_t *self)
 {
+    self->dirty = false; //  the loop ends on a ZMQ_EVENTS look
     zsock_t *dealer;
     while ((dealer = mdp_engine_socket (self->engine)) && (zsock_events (dealer) & ZMQ_POLLIN)) {
         zmsg_t *msg = zmsg_recv (dealer);
@@ -139,15 +146,32 @@ void bridge_slot_reply (slot_t *self, uint64_t gen, mdp_msg_t **msg_p, bool fina
     }
     zmsg_destroy (&body);
     mdp_msg_destroy (&reply);
+    self->dirty = true;
 }
 
 int bridge_slot_timeout (slot_t *self, int64_t now)
 {
-    return mdp_engine_timeout (self->engine, now);
+    return self->dirty ? 0 : mdp_engine_timeout (self->engine, now);
 }
 
+int bridge_slot_fd (slot_t *self)
+{
+    zsock_t *dealer = mdp_engine_socket (self->engine);
+    return dealer ? zsock_fd (dealer) : -1;
+}
+
+bool bridge_slot_dirty (slot_t *self)
+{
+    return self->dirty;
+}
+
+//  Time-driven work (heartbeat, expiry, reconnect) uses the socket only when
+//  something is due: only then is the slot dirty.
 void bridge_slot_tick (slot_t *self, int64_t now)
 {
+    if (mdp_engine_timeout (self->engine, now) != 0)
+        return;
     mdp_engine_tick (self->engine, now);
+    self->dirty = true;
     s_check (self);
 }
