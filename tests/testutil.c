@@ -158,3 +158,77 @@ void tu_assert_frames (zmsg_t *msg, int count, ...)
     }
     va_end (args);
 }
+
+//  Append count strings from args to msg and send it on router.
+static void s_send_strings (zsock_t *router, zmsg_t *msg, int count, va_list args)
+{
+    for (int index = 0; index < count; index++)
+        zmsg_addstr (msg, va_arg (args, const char *));
+    ck_assert_int_eq (zmsg_send (&msg, router), 0);
+}
+
+void tu_send_to (zsock_t *router, zmsg_t *request, zframe_t *first, int count, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    zframe_t *id = zframe_dup (zmsg_first (request));
+    zmsg_append (msg, &id);
+    if (first)
+        zmsg_append (msg, &first);
+    va_list args;
+    va_start (args, count);
+    s_send_strings (router, msg, count, args);
+    va_end (args);
+}
+
+void tu_answer (zsock_t *router, zmsg_t *request, int count, ...)
+{
+    zmsg_t *msg = zmsg_new ();
+    for (zframe_t *frame = zmsg_first (request); frame; frame = zmsg_next (request)) {
+        zframe_t *copy = zframe_dup (frame);
+        zmsg_append (msg, &copy);
+        if (zframe_size (frame) == 0)
+            break;
+    }
+    va_list args;
+    va_start (args, count);
+    s_send_strings (router, msg, count, args);
+    va_end (args);
+}
+
+zframe_t *tu_id_frame (uint64_t id)
+{
+    byte data[8];
+    for (int index = 0; index < 8; index++)
+        data[index] = (byte)(id >> (56 - 8 * index));
+    return zframe_new (data, 8);
+}
+
+tu_pair_t tu_pair_new (void)
+{
+    tu_pair_t pair;
+    char *a, *b;
+    pair.a = tu_router_bound (&a);
+    pair.b = tu_router_bound (&b);
+    ck_assert_ptr_nonnull (pair.a);
+    ck_assert_ptr_nonnull (pair.b);
+    pair.list = zsys_sprintf ("%s,%s", a, b);
+    free (a);
+    free (b);
+    return pair;
+}
+
+void tu_pair_destroy (tu_pair_t *pair)
+{
+    zsock_destroy (&pair->a);
+    zsock_destroy (&pair->b);
+    zstr_free (&pair->list);
+}
+
+int tu_run_suite (Suite *suite)
+{
+    SRunner *runner = srunner_create (suite);
+    srunner_run_all (runner, CK_NORMAL);
+    int failed = srunner_ntests_failed (runner);
+    srunner_free (runner);
+    return failed == 0 ? 0 : 1;
+}
