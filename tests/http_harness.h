@@ -392,16 +392,7 @@ __attribute__ ((unused)) static void s_worker_actor (zsock_t *pipe, void *arg)
     mdp_worker_set_protocol (self, 2);
     mdp_worker_set_handler (self, s_test_hook, NULL);
     mdp_worker_set_reconnect (self, 20, 200);
-    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (self), NULL);
-    zsock_signal (pipe, 0);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == pipe || !which)
-            break;
-        mdp_worker_process (self);
-    }
-    zpoller_destroy (&poller);
-    mdp_worker_destroy (&self);
+    tu_worker_run (pipe, &self);
 }
 
 //  ---------------------------------------------------------------------------

@@ -232,3 +232,69 @@ int tu_run_suite (Suite *suite)
     srunner_free (runner);
     return failed == 0 ? 0 : 1;
 }
+
+void tu_worker_run (zsock_t *pipe, mdp_worker_t **worker_p)
+{
+    mdp_worker_t *worker = *worker_p;
+    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
+    zsock_signal (pipe, 0);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == pipe || !which)
+            break; //  $TERM from the test
+        mdp_worker_process (worker);
+    }
+    zpoller_destroy (&poller);
+    mdp_worker_destroy (worker_p);
+}
+
+//  tu_wait_for's condition: args is {endpoint, service}.
+static bool s_has_service (void *arg)
+{
+    const char **args = arg;
+    mdp_client_t *client = mdp_client_new (args[0]);
+    if (!client)
+        return false;
+    mdp_client_set_timeout (client, tu_scale (500));
+    mdp_client_set_retries (client, 1);
+    bool found = mdp_client_has_service (client, args[1]) == 1;
+    mdp_client_destroy (&client);
+    return found;
+}
+
+bool tu_wait_service (const char *endpoint, const char *service, int timeout_ms)
+{
+    const char *args[] = {endpoint, service};
+    return tu_wait_for (s_has_service, args, timeout_ms);
+}
+
+int tu_run_capture (char *const argv[], char *out, size_t size, int msecs)
+{
+    int fds[2];
+    ck_assert_int_eq (pipe (fds), 0);
+    pid_t pid = tu_spawn (argv, fds[1]);
+    close (fds[1]);
+    size_t used = 0;
+    int64_t deadline = zclock_mono () + tu_scale (msecs);
+    while (used < size - 1 && zclock_mono () < deadline) {
+        zmq_pollitem_t item = {NULL, fds[0], ZMQ_POLLIN, 0};
+        if (zmq_poll (&item, 1, 50) <= 0)
+            continue;
+        ssize_t got = read (fds[0], out + used, size - 1 - used);
+        if (got <= 0)
+            break;
+        used += (size_t) got;
+    }
+    out[used] = 0;
+    close (fds[0]);
+    return tu_wait_exit (pid, msecs);
+}
+
+mdp_client_t *tu_client (const char *endpoint, int timeout_ms)
+{
+    mdp_client_t *client = mdp_client_new (endpoint);
+    ck_assert_ptr_nonnull (client);
+    mdp_client_set_timeout (client, tu_scale (timeout_ms));
+    mdp_client_set_retries (client, 1);
+    return client;
+}

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <czmq.h>
+#include "mdp.h"
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -70,6 +71,24 @@ typedef struct {
 //  Bind two fake brokers. tu_pair_destroy undoes it.
 tu_pair_t tu_pair_new (void);
 void tu_pair_destroy (tu_pair_t *pair);
+
+//  --- real peers ----------------------------------------------------------
+
+//  The body of a worker actor: signal pipe, then let the worker process
+//  what comes until the actor is destroyed; destroys the worker.
+void tu_worker_run (zsock_t *pipe, mdp_worker_t **worker_p);
+
+//  Poll the broker at endpoint (a fresh client each time) until it knows a
+//  worker for service, at most timeout_ms. Returns true if it does.
+bool tu_wait_service (const char *endpoint, const char *service, int timeout_ms);
+
+//  A client for the broker at endpoint: timeout_ms (scaled) per attempt, one
+//  attempt. The caller destroys it.
+mdp_client_t *tu_client (const char *endpoint, int timeout_ms);
+
+//  Run a program to its end, reading its stdout into out (NUL-ended) as it
+//  goes, at most msecs. Returns its exit code as tu_wait_exit.
+int tu_run_capture (char *const argv[], char *out, size_t size, int msecs);
 
 //  Run suite (taken) and return main's exit code: 0 when every test passed.
 int tu_run_suite (Suite *suite);
