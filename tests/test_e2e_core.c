@@ -323,9 +323,5 @@ int main (void)
     tcase_add_test (tc, test_worker_survives_broker_restart);
     tcase_add_test (tc, test_broker_program_serves_and_stops_on_sigterm);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }
