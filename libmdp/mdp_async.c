@@ -8,8 +8,9 @@
     broker's connection, every request keeps a copy of itself, and a request
     whose broker is silent for its timeout, or answers 503, is sent again to
     the next broker; replies from any broker but its current one are dropped.
+    Which broker, failover and probes live in mdp_async_brokers.c.
 */
-#include "mdp_curve.h"
+#include "mdp_async_brokers.h"
 #include "mdp.h"
 #include "mdp_client_private.h"
 #include "mdp_proto.h"
@@ -20,23 +21,8 @@
 
 #define ID_SIZE 8      //  bytes in the correlation frame
 #define MAX_READS 1000 //  messages read per call before timers get a turn
-#define MAX_PEERS 16   //  brokers one client may know
-#define PROBE_FIRST 250       //  msecs before a dead broker's first probe
-#define PROBE_MAX 5000        //  back-off cap between probes, msecs
 #define PROBE_ID 0            //  correlation id of probes (requests start at 1)
 #define PROBE_NAME "mmi.ping" //  what a probe asks mmi.service about
-
-//  One broker the client knows.
-typedef struct {
-    char *endpoint;      //  owned
-    char rid[4];         //  the routing id its connection gets ("p" + letter)
-    bool dead;           //  a request there went unanswered (or 503)
-    bool probing;        //  a probe is in flight
-    int backoff;         //  msecs between probes while dead
-    int64_t probe_at;    //  when to probe next (dead, not probing)
-    int64_t probe_until; //  when the probe in flight counts as lost
-    int64_t answered_at; //  zclock_mono time of its last message, 0 never
-} peer_t;
 
 //  One request in flight.
 typedef struct {
@@ -74,8 +60,7 @@ struct _mdp_async_t {
     int timer_id;          //  our armed zloop timer, or -1
     int64_t timer_at;      //  when that timer fires
     uint64_t discarded;    //  replies for no request in flight, and garbage
-    peer_t peers[MAX_PEERS]; //  the brokers, in the order given
-    size_t npeers;         //  brokers; with more than one the socket is a ROUTER
+    mdp_async_brokers_t brokers; //  the brokers, in the order given
     mdp_curve_t curve;     //  CURVE keys, when set
 };
 
@@ -194,37 +179,11 @@ static void s_forget (mdp_async_t *self, request_t *request)
 
 static int s_on_readable (zloop_t *loop, zsock_t *sock, void *arg);
 
-//  A new socket connected to every broker: a DEALER for one, a ROUTER that
-//  names each connection (its routing id) for several. NULL with errno.
-static zsock_t *s_socket_new (mdp_async_t *self)
-{
-    zsock_t *sock = zsock_new (self->npeers > 1 ? ZMQ_ROUTER : ZMQ_DEALER);
-    if (!sock) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    zsock_set_linger (sock, 0);
-    zsock_set_sndtimeo (sock, 0); //  a full pipe fails mdp_async_send, never blocks it
-    if (self->npeers > 1)
-        zsock_set_router_mandatory (sock, 1); //  EAGAIN, not a silent drop, when full
-    mdp_curve_apply (&self->curve, sock);
-    for (size_t index = 0; index < self->npeers; index++) {
-        if (self->npeers > 1)
-            zsock_set_connect_rid (sock, self->peers[index].rid);
-        if (zsock_connect (sock, "%s", self->peers[index].endpoint) != 0) {
-            zsock_destroy (&sock);
-            errno = EINVAL;
-            return NULL;
-        }
-    }
-    return sock;
-}
-
 //  Replace the socket (after a new broker or new keys), moving the zloop
 //  reader over when attached. 0, or -1 with errno (the old socket stays).
 static int s_socket_renew (mdp_async_t *self)
 {
-    zsock_t *sock = s_socket_new (self);
+    zsock_t *sock = mdp_async_brokers_socket_new (&self->brokers, &self->curve);
     if (!sock)
         return -1;
     if (self->loop) {
@@ -233,24 +192,6 @@ static int s_socket_renew (mdp_async_t *self)
     }
     zsock_destroy (&self->dealer);
     self->dealer = sock;
-    return 0;
-}
-
-//  Add one broker, endpoint being the first size bytes of text. 0 or -1.
-static int s_add (mdp_async_t *self, const char *text, size_t size)
-{
-    if (size == 0 || self->npeers == MAX_PEERS) {
-        errno = EINVAL;
-        return -1;
-    }
-    peer_t *peer = &self->peers[self->npeers];
-    *peer = (peer_t){.endpoint = strndup (text, size)};
-    if (!peer->endpoint) {
-        errno = ENOMEM;
-        return -1;
-    }
-    snprintf (peer->rid, sizeof peer->rid, "p%c", 'a' + (int)self->npeers);
-    self->npeers++;
     return 0;
 }
 
@@ -283,14 +224,14 @@ mdp_async_t *mdp_async_new (const char *endpoint)
     //  "tcp://a:5555,tcp://b:5555": one broker per comma-separated item
     for (const char *item = endpoint; *item;) {
         size_t size = strcspn (item, ",");
-        if (s_add (self, item, size) != 0 || (item[size] == ',' && !item[size + 1])) {
+        if (mdp_async_brokers_add (&self->brokers, item, size) != 0 || (item[size] == ',' && !item[size + 1])) {
             errno = errno == ENOMEM ? ENOMEM : EINVAL;
             mdp_async_destroy (&self);
             return NULL;
         }
         item += item[size] ? size + 1 : size;
     }
-    self->dealer = s_socket_new (self);
+    self->dealer = mdp_async_brokers_socket_new (&self->brokers, &self->curve);
     if (!self->dealer)
         mdp_async_destroy (&self);
     return self;
@@ -303,13 +244,12 @@ int mdp_async_add_endpoint (mdp_async_t *self, const char *endpoint)
         errno = EINVAL;
         return -1;
     }
-    if (s_add (self, endpoint, strlen (endpoint)) != 0)
+    if (mdp_async_brokers_add (&self->brokers, endpoint, strlen (endpoint)) != 0)
         return -1;
     if (s_socket_renew (self) == 0)
         return 0;
     int saved = errno;
-    self->npeers--; //  the endpoint was bad: forget it, keep the old socket
-    free (self->peers[self->npeers].endpoint);
+    mdp_async_brokers_drop_last (&self->brokers); //  the endpoint was bad: keep the old socket
     errno = saved;
     return -1;
 }
@@ -336,8 +276,7 @@ void mdp_async_destroy (mdp_async_t **self_p)
     zhashx_destroy (&self->requests);
     zlistx_destroy (&self->events);
     free (self->heap);
-    for (size_t index = 0; index < self->npeers; index++)
-        free (self->peers[index].endpoint);
+    mdp_async_brokers_clear (&self->brokers);
     free (self);
     errno = saved;
     *self_p = NULL;
@@ -369,13 +308,7 @@ zsock_t *mdp_async_socket (mdp_async_t *self)
 static int64_t s_next_due (mdp_async_t *self)
 {
     int64_t due = self->heap_size > 0 ? self->heap[0]->deadline : -1;
-    for (size_t index = 0; index < self->npeers; index++) {
-        peer_t *peer = &self->peers[index];
-        int64_t at = peer->probing ? peer->probe_until : peer->probe_at;
-        if (peer->dead && (due < 0 || at < due))
-            due = at;
-    }
-    return due;
+    return mdp_async_brokers_next_due (&self->brokers, due);
 }
 
 int mdp_async_next_timeout (mdp_async_t *self)
@@ -466,82 +399,19 @@ static zmsg_t *s_request_msg (uint64_t id, const char *service, int timeout, mdp
 }
 
 //  ---------------------------------------------------------------------------
-//  Brokers: which one to use, which are dead, probes
+//  Requests in flight, and their failover to another broker
 
-//  Send msg to peer (on a ROUTER, after its routing id). 0 and *msg_p NULLed,
-//  or -1 with msg left as it was.
-static int s_send_to (mdp_async_t *self, size_t peer, zmsg_t **msg_p)
-{
-    if (self->npeers > 1 && zmsg_pushstr (*msg_p, self->peers[peer].rid))
-        return -1;
-    if (zmsg_send (msg_p, self->dealer) == 0)
-        return 0;
-    if (self->npeers > 1) {
-        zframe_t *rid = zmsg_pop (*msg_p);
-        zframe_destroy (&rid);
-    }
-    return -1;
-}
-
-//  The broker for a request that tried those in tried (a bit each): one not
-//  tried if any, live before dead, then the one that answered last, then the
-//  first given.
-static size_t s_pick (mdp_async_t *self, uint32_t tried)
-{
-    size_t best = 0;
-    for (size_t index = 1; index < self->npeers; index++) {
-        peer_t *peer = &self->peers[index], *top = &self->peers[best];
-        bool untried = !(tried & (1u << index)), top_untried = !(tried & (1u << best));
-        if (untried != top_untried   ? untried
-            : peer->dead != top->dead ? !peer->dead
-                                      : peer->answered_at > top->answered_at)
-            best = index;
-    }
-    return best;
-}
-
-static void s_mark_dead (mdp_async_t *self, peer_t *peer)
-{
-    if (self->npeers > 1 && !peer->dead) {
-        peer->dead = true;
-        peer->probing = false;
-        peer->backoff = PROBE_FIRST;
-        peer->probe_at = zclock_mono () + PROBE_FIRST;
-    }
-}
-
-static void s_mark_alive (peer_t *peer)
-{
-    peer->dead = false;
-    peer->probing = false;
-    peer->answered_at = zclock_mono ();
-}
-
-//  Probe the dead brokers that are due (mmi.service, correlation id 0, which
-//  every broker answers) and give up on lost probes, doubling the back-off.
+//  Probe a dead broker (with the probe that is due): mmi.service about
+//  mmi.ping on correlation id 0, which every broker answers.
 static void s_probe_tick (mdp_async_t *self)
 {
-    int64_t now = zclock_mono ();
-    for (size_t index = 0; index < self->npeers; index++) {
-        peer_t *peer = &self->peers[index];
-        if (!peer->dead)
-            continue;
-        if (peer->probing && now >= peer->probe_until) {
-            peer->probing = false;
-            peer->backoff = peer->backoff * 2 < PROBE_MAX ? peer->backoff * 2 : PROBE_MAX;
-            peer->probe_at = now + peer->backoff;
-        }
-        if (peer->probing || now < peer->probe_at)
-            continue;
-        mdp_msg_t *body = mdp_msg_new (PROBE_NAME, NULL);
-        zmsg_t *msg = body ? s_request_msg (PROBE_ID, "mmi.service", self->timeout, body) : NULL;
-        mdp_msg_destroy (&body);
-        peer->probing = msg && s_send_to (self, index, &msg) == 0;
-        zmsg_destroy (&msg);
-        peer->probe_until = now + self->timeout;
-        if (!peer->probing)
-            peer->probe_at = now + peer->backoff;
-    }
+    if (!mdp_async_brokers_any_dead (&self->brokers))
+        return;
+    mdp_msg_t *body = mdp_msg_new (PROBE_NAME, NULL);
+    zmsg_t *probe = body ? s_request_msg (PROBE_ID, "mmi.service", self->timeout, body) : NULL;
+    mdp_msg_destroy (&body);
+    mdp_async_brokers_probe_tick (&self->brokers, self->dealer, probe, self->timeout);
+    zmsg_destroy (&probe);
 }
 
 //  A new request in flight, or NULL on ENOMEM. Takes copy (NULL with one
@@ -576,19 +446,10 @@ static request_t *s_request_new (mdp_async_t *self, uint64_t id, const char *ser
 //  came, every broker tried, or the send failed): the request then ends.
 static int s_failover (mdp_async_t *self, request_t *request)
 {
-    s_mark_dead (self, &self->peers[request->peer]);
-    if (self->npeers < 2 || request->partial_seen || !request->msg)
+    zmsg_t *msg = request->partial_seen ? NULL : request->msg;
+    if (mdp_async_brokers_failover (&self->brokers, self->dealer, msg, &request->peer,
+                                    &request->tried) != 0)
         return -1;
-    size_t peer = s_pick (self, request->tried);
-    if (request->tried & (1u << peer))
-        return -1;
-    zmsg_t *msg = zmsg_dup (request->msg);
-    if (!msg || s_send_to (self, peer, &msg) != 0) {
-        zmsg_destroy (&msg);
-        return -1;
-    }
-    request->peer = peer;
-    request->tried |= 1u << peer;
     request->deadline = zclock_mono () + request->timeout;
     s_heap_fix (self, request->slot);
     return 0;
@@ -607,14 +468,14 @@ uint64_t mdp_async_send (mdp_async_t *self, const char *service, mdp_msg_t **req
     uint64_t id = self->last_id + 1;
     zmsg_t *msg = s_request_msg (id, service, self->timeout, request);
     mdp_msg_destroy (&request);
-    zmsg_t *copy = msg && self->npeers > 1 ? zmsg_dup (msg) : NULL;
-    if (!msg || (self->npeers > 1 && !copy)) {
+    zmsg_t *copy = msg && self->brokers.size > 1 ? zmsg_dup (msg) : NULL;
+    if (!msg || (self->brokers.size > 1 && !copy)) {
         zmsg_destroy (&msg);
         errno = ENOMEM;
         return 0;
     }
-    size_t peer = s_pick (self, 0);
-    if (s_send_to (self, peer, &msg) != 0) {
+    size_t peer = mdp_async_brokers_pick (&self->brokers, 0);
+    if (mdp_async_brokers_send (&self->brokers, self->dealer, peer, &msg) != 0) {
         zmsg_destroy (&msg);
         zmsg_destroy (&copy);
         errno = EAGAIN; //  the socket's queue is full
@@ -673,18 +534,6 @@ static int s_reply_header (zmsg_t *msg, uint64_t *id)
     return command;
 }
 
-//  On a ROUTER, pop the routing id and return whose it is; -1 if none of ours.
-//  With one broker, 0.
-static int s_reply_peer (mdp_async_t *self, zmsg_t *msg)
-{
-    if (self->npeers < 2)
-        return 0;
-    zframe_t *rid = zmsg_pop (msg);
-    int peer = rid && zframe_size (rid) == 2 ? zframe_data (rid)[1] - 'a' : -1;
-    zframe_destroy (&rid);
-    return peer >= 0 && peer < (int)self->npeers ? peer : -1;
-}
-
 //  True when reply is an "mdp.error" 503: the broker never gave the request
 //  to a worker (shutting down, queue full), so another broker may.
 static bool s_unavailable (mdp_msg_t *reply)
@@ -697,10 +546,10 @@ static bool s_unavailable (mdp_msg_t *reply)
 static void s_on_message (mdp_async_t *self, zmsg_t *msg)
 {
     uint64_t id;
-    int peer = s_reply_peer (self, msg);
+    int peer = mdp_async_brokers_reply_peer (&self->brokers, msg);
     int command = peer >= 0 ? s_reply_header (msg, &id) : -1;
     if (command > 0)
-        s_mark_alive (&self->peers[peer]);
+        mdp_async_brokers_mark_alive (&self->brokers, (size_t)peer);
     zframe_t *service = zmsg_pop (msg);
     request_t *request = command > 0 ? zhashx_lookup (self->requests, &id) : NULL;
     if (command > 0 && id == PROBE_ID) {
@@ -760,8 +609,7 @@ static void s_collect (mdp_async_t *self)
         s_forget (self, request);
         s_push_event (self, id, NULL, true, ETIMEDOUT);
     }
-    if (self->npeers > 1)
-        s_probe_tick (self);
+    s_probe_tick (self);
 }
 
 int mdp_async_process (mdp_async_t *self)

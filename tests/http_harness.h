@@ -2,11 +2,14 @@
     talk to mdp-http (no curl needed): one request per connection
     (Connection: close), chunked bodies decoded, Server-Sent Events read
     incrementally until a needle, and a strict parser of the Prometheus text
-    format. Every wait is bounded.
+    format. Every wait is bounded. Then the processes every mdp-http
+    end-to-end suite starts, and its fixtures.
 */
 #ifndef HTTP_HARNESS_H_INCLUDED
 #define HTTP_HARNESS_H_INCLUDED
 
+#include "daemon_harness.h"
+#include "mdp.h"
 #include "testutil.h"
 #include <arpa/inet.h>
 #include <check.h>
@@ -14,6 +17,7 @@
 #include <math.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -333,6 +337,173 @@ static inline double hh_metric (const char *text, const char *series)
         if ((at == text || at[-1] == '\n') && at[len] == ' ')
             return strtod (at + len + 1, NULL);
     return NAN;
+}
+
+//  ===========================================================================
+//  The processes of the mdp-http end-to-end suites (test_e2e_http*.c):
+//  mdp-broker with its event forwarder, mdp-echo-worker, mdp-http, and an
+//  MDP/0.2 worker in a thread, service "test". Fixtures: s_setup (no
+//  mdp-http yet), s_setup_running (mdp-http up, both services seen), s_teardown.
+
+__attribute__ ((unused)) static pid_t broker_pid, echo_pid, http_pid;
+static int broker_out, broker_err, http_out, http_err;
+static char endpoint[256], pub_ep[256], sub_ep[256];
+static zactor_t *worker;
+static atomic_int seen;          //  requests the thread worker received
+
+//  ---------------------------------------------------------------------------
+//  The thread worker, service "test" (MDPW02): "fail" answers mdp.error with
+//  data's "code"; "sleep" waits data's "ms"; "stream" sends data's "partials"
+//  partial replies {"part": i}; anything else echoes the data.
+
+__attribute__ ((unused)) static mdp_msg_t *s_test_hook (mdp_worker_t *self, mdp_msg_t *request, void *arg)
+{
+    atomic_fetch_add (&seen, 1);
+    const char *action = mdp_msg_action (request);
+    cJSON *data = mdp_msg_data (request);
+    const cJSON *number = cJSON_GetObjectItem (data, "code");
+    if (streq (action, "fail"))
+        return mdp_msg_new_error (cJSON_IsNumber (number) ? number->valueint : 500,
+                                  "failed as asked");
+    if (streq (action, "sleep")) {
+        number = cJSON_GetObjectItem (data, "ms");
+        zclock_sleep (cJSON_IsNumber (number) ? number->valueint : 0);
+        return mdp_msg_new ("sleep.result", NULL);
+    }
+    if (streq (action, "stream")) {
+        number = cJSON_GetObjectItem (data, "partials");
+        int parts = cJSON_IsNumber (number) ? number->valueint : 0;
+        for (int part = 0; part < parts; part++) {
+            cJSON *body = cJSON_CreateObject ();
+            cJSON_AddNumberToObject (body, "part", part);
+            mdp_msg_t *partial = mdp_msg_new ("stream.partial", body);
+            mdp_worker_send_partial (self, &partial);
+        }
+        cJSON *body = cJSON_CreateObject ();
+        cJSON_AddNumberToObject (body, "parts", parts);
+        return mdp_msg_new ("stream.result", body);
+    }
+    return mdp_msg_new ("test.result", cJSON_Duplicate (data, 1));
+}
+
+__attribute__ ((unused)) static void s_worker_actor (zsock_t *pipe, void *arg)
+{
+    mdp_worker_t *self = mdp_worker_new (endpoint, "test");
+    mdp_worker_set_protocol (self, 2);
+    mdp_worker_set_handler (self, s_test_hook, NULL);
+    mdp_worker_set_reconnect (self, 20, 200);
+    tu_worker_run (pipe, &self);
+}
+
+//  ---------------------------------------------------------------------------
+//  Processes
+
+//  After "prefix", the first word of the line; copied to out.
+__attribute__ ((unused)) static void s_word_after (const char *line, const char *prefix, char *out, size_t size)
+{
+    const char *at = strstr (line, prefix);
+    ck_assert_msg (at != NULL, "no '%s' in '%s'", prefix, line);
+    at += strlen (prefix);
+    snprintf (out, size, "%.*s", (int) strcspn (at, " ,"), at);
+}
+
+__attribute__ ((unused)) static void s_start_broker (void)
+{
+    const char *args[] = {"-e", "tcp://127.0.0.1:*", "--pub-endpoint", "tcp://127.0.0.1:*",
+                          "--sub-endpoint", "tcp://127.0.0.1:*", NULL};
+    broker_pid = dh_spawn (args, &broker_out, &broker_err);
+    char *line = tu_read_line_with (broker_err, "events: publishers connect to", 10000);
+    ck_assert_ptr_nonnull (line);
+    s_word_after (line, "publishers connect to ", pub_ep, sizeof pub_ep);
+    s_word_after (line, "subscribers to ", sub_ep, sizeof sub_ep);
+    free (line);
+    ck_assert (dh_endpoint (broker_err, endpoint, sizeof endpoint, 10000));
+}
+
+//  Start mdp-http against our broker with extra args (NULL-ended); sets hh_port.
+__attribute__ ((unused)) static void s_start_http (const char *const extra[])
+{
+    const char *args[DH_MAX_ARGS] = {"--listen", "127.0.0.1:0", "-e", endpoint,
+                                     "--events", sub_ep};
+    int count = 6;
+    for (int i = 0; extra && extra[i] && count < DH_MAX_ARGS - 1; i++)
+        args[count++] = extra[i];
+    args[count] = NULL;
+    http_pid = dh_spawn_program ("mdp-http", args, &http_out, &http_err);
+    char *line = tu_read_line_with (http_err, "serving on http://", 10000);
+    ck_assert_msg (line != NULL, "mdp-http did not start");
+    char url[256];
+    s_word_after (line, "serving on ", url, sizeof url);
+    hh_port = atoi (strrchr (url, ':') + 1);
+    ck_assert_int_gt (hh_port, 0);
+    free (line);
+}
+
+__attribute__ ((unused)) static void s_stop_http (void)
+{
+    if (http_pid > 0) {
+        ck_assert_int_eq (tu_stop (http_pid, SIGTERM, 10000), 0);
+        close (http_out);
+        close (http_err);
+    }
+    http_pid = 0;
+}
+
+//  True once the thread worker has had a request.
+__attribute__ ((unused)) static bool s_worker_busy (void *arg)
+{
+    return atomic_load (&seen) > 0;
+}
+
+//  True when GET /v1/services lists both services with a worker each.
+__attribute__ ((unused)) static bool s_services_up (void *arg)
+{
+    hh_reply_t reply = hh_request ("GET", "/v1/services", arg, NULL);
+    cJSON *root = cJSON_Parse (reply.body ? reply.body : "");
+    cJSON *services = cJSON_GetObjectItem (root, "services");
+    bool up = reply.status == 200
+              && cJSON_GetObjectItem (cJSON_GetObjectItem (services, "echo"), "workers")
+              && cJSON_GetObjectItem (cJSON_GetObjectItem (services, "test"), "workers");
+    cJSON_Delete (root);
+    hh_free (&reply);
+    return up;
+}
+
+__attribute__ ((unused)) static void s_setup (void)
+{
+    dh_setup ();
+    s_start_broker ();
+    char *argv[] = {(char *) tu_program ("mdp-echo-worker"), "-e", endpoint, "echo", NULL};
+    echo_pid = tu_spawn (argv, -1);
+    ck_assert_int_gt (echo_pid, 0);
+    worker = zactor_new (s_worker_actor, NULL);
+    ck_assert_ptr_nonnull (worker);
+}
+
+//  The usual set-up plus mdp-http with no extra flags, both services up.
+__attribute__ ((unused)) static void s_setup_running (void)
+{
+    s_setup ();
+    s_start_http (NULL);
+    ck_assert_msg (tu_wait_for (s_services_up, NULL, 10000), "services never came up");
+}
+
+__attribute__ ((unused)) static void s_teardown (void)
+{
+    s_stop_http ();
+    zactor_destroy (&worker);
+    tu_stop (echo_pid, SIGTERM, 5000);
+    tu_stop (broker_pid, SIGTERM, 5000);
+    close (broker_out);
+    close (broker_err);
+    dh_teardown ();
+}
+
+__attribute__ ((unused)) static cJSON *s_json (const hh_reply_t *reply)
+{
+    cJSON *root = cJSON_Parse (reply->body);
+    ck_assert_msg (root != NULL, "not JSON: '%s'", reply->body);
+    return root;
 }
 
 #endif

@@ -362,9 +362,5 @@ int main (void)
     tcase_add_test (relay, test_relay_async_envelope_and_lru);
     tcase_add_test (relay, test_relay_disconnect_and_drops);
     suite_add_tcase (suite, relay);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

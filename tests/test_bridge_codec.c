@@ -240,9 +240,5 @@ int main (void)
     tcase_set_timeout (config, 60);
     tcase_add_test (config, test_bad_configs);
     suite_add_tcase (suite, config);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

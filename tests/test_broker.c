@@ -493,9 +493,5 @@ int main (void)
     tcase_add_test (tc, test_garbage_barrage);
     tcase_add_test (tc, test_shutdown_answers_everyone);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

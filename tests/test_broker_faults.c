@@ -116,9 +116,5 @@ int main (void)
     tcase_add_test (tc, test_request_record_out_of_memory_is_503);
     tcase_add_test (tc, test_run_reports_a_dead_context);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -353,9 +353,5 @@ int main (void)
     tcase_add_test (tc, test_bad_keys_refused);
     tcase_add_test (tc, test_curve_events);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -550,9 +550,5 @@ int main (void)
     tcase_set_timeout (install, tu_scale (600));
     tcase_add_test (install, test_make_install_and_uninstall);
     suite_add_tcase (suite, install);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

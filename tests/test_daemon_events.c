@@ -61,9 +61,5 @@ int main (void)
     tcase_set_timeout (tc, 60);
     tcase_add_test (tc, test_broker_forwards_events);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

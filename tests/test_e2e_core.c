@@ -72,16 +72,7 @@ static void s_worker_actor (zsock_t *pipe, void *args)
     if (wargs->heartbeat)
         mdp_worker_set_heartbeat (worker, wargs->heartbeat, 3);
     mdp_worker_set_reconnect (worker, 20, 200);
-    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
-    zsock_signal (pipe, 0);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == pipe || !which)
-            break;   //  $TERM from the test
-        mdp_worker_process (worker);
-    }
-    zpoller_destroy (&poller);
-    mdp_worker_destroy (&worker);
+    tu_worker_run (pipe, &worker);
 }
 
 static zactor_t *s_worker_start (const char *service, int heartbeat)
@@ -91,53 +82,16 @@ static zactor_t *s_worker_start (const char *service, int heartbeat)
     return zactor_new (s_worker_actor, &args);
 }
 
-static mdp_client_t *s_client (int timeout)
-{
-    mdp_client_t *client = mdp_client_new (endpoint);
-    ck_assert_ptr_nonnull (client);
-    mdp_client_set_timeout (client, tu_scale (timeout));
-    mdp_client_set_retries (client, 1);
-    return client;
-}
-
-typedef struct {
-    mdp_client_t *client;        //  the client asking
-    const char *service;         //  the service that must be there
-} has_args_t;
-
-static bool s_has_service (void *arg)
-{
-    has_args_t *has = arg;
-    return mdp_client_has_service (has->client, has->service) == 1;
-}
-
 //  Wait until the broker reports a worker for service.
 static void s_wait_service (const char *service)
 {
-    mdp_client_t *client = s_client (500);
-    has_args_t has = {client, service};
-    ck_assert_msg (tu_wait_for (s_has_service, &has, 5000), "no worker for %s", service);
-    mdp_client_destroy (&client);
-}
-
-//  Run a program to its end (at most msecs); its stdout goes to out.
-static int s_run (char *const argv[], char *out, size_t size, int msecs)
-{
-    int fds[2];
-    ck_assert_int_eq (pipe (fds), 0);
-    pid_t pid = tu_spawn (argv, fds[1]);
-    close (fds[1]);
-    int code = tu_wait_exit (pid, msecs);
-    ssize_t got = read (fds[0], out, size - 1);
-    out[got > 0 ? got : 0] = 0;
-    close (fds[0]);
-    return code;
+    ck_assert_msg (tu_wait_service (endpoint, service, 5000), "no worker for %s", service);
 }
 
 START_TEST (test_client_broker_worker)
 {
     zactor_t *worker = s_worker_start ("echo", 0);
-    mdp_client_t *client = s_client (3000);
+    mdp_client_t *client = tu_client (endpoint, 3000);
     for (int i = 0; i < 20; i++) {
         cJSON *data = cJSON_CreateObject ();
         cJSON_AddNumberToObject (data, "n", i);
@@ -171,7 +125,7 @@ START_TEST (test_unknown_service_gets_504)
     char out[4096];
     char *const argv[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "nobody",
                           "config.get", "{}", "--timeout", "0.3", "--wait", "10", NULL};
-    ck_assert_int_eq (s_run (argv, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "\"mdp.error\"") && strstr (out, "504"), "%s", out);
 }
 END_TEST
@@ -183,7 +137,7 @@ START_TEST (test_domogik_client_to_our_worker)
     char out[4096];
     char *const argv[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "dbmgr",
                           "config.get", "{\"key\": \"x\"}", "--timeout", "10", NULL};
-    ck_assert_int_eq (s_run (argv, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 0);
     //  REQ strips the delimiter: ["MDPC01"][service][action][json], no timeout frame.
     ck_assert_msg (strstr (out, "\"frames\": [\"MDPC01\", \"dbmgr\", \"config.get.result\""), "%s",
                    out);
@@ -192,12 +146,12 @@ START_TEST (test_domogik_client_to_our_worker)
     //  Domogik's "None" timeout is stripped too, not taken for the action.
     char *const none[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "dbmgr",
                           "config.get", "{}", "--no-timeout", "--wait", "10", NULL};
-    ck_assert_int_eq (s_run (none, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "\"config.get.result\""), "%s", out);
     //  MMI the Domogik way: [timeout][name].
     char *const mmi[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "mmi.service",
                          "dbmgr", "--mmi", NULL};
-    ck_assert_int_eq (s_run (mmi, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (mmi, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "[\"MDPC01\", \"mmi.service\", \"200\"]"), "%s", out);
     zactor_destroy (&worker);
 }
@@ -209,7 +163,7 @@ START_TEST (test_our_client_to_domogik_worker)
                           "--seconds", "60", NULL};
     pid_t pid = tu_spawn (argv, -1);
     s_wait_service ("manager");
-    mdp_client_t *client = s_client (5000);
+    mdp_client_t *client = tu_client (endpoint, 5000);
     cJSON *data = cJSON_Parse ("{\"id\": \"diskfree\"}");
     mdp_msg_t *request = mdp_msg_new ("plugin.start.do", data);
     mdp_msg_t *reply = mdp_client_request (client, "manager", &request);
@@ -233,7 +187,7 @@ START_TEST (test_mdp_req_and_echo_worker_programs)
     s_wait_service ("echo");
     char out[4096], *req = strdup (tu_program ("mdp-req"));
     char *const ok[] = {req, "-e", endpoint, "-t", "5000", "echo", "config.get", "{\"a\": 1}", NULL};
-    ck_assert_int_eq (s_run (ok, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (ok, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "\"action\":\"config.result\"") || strstr (out, "\"action\": \"config.result\""),
                    "%s", out);
     ck_assert_msg (strstr (out, "\"a\""), "%s", out);
@@ -243,7 +197,7 @@ START_TEST (test_mdp_req_and_echo_worker_programs)
     zstr_send (full, "ENDPOINT");
     char *full_endpoint = zstr_recv (full);
     char *const err[] = {req, "-e", full_endpoint, "nobody", "x.get", NULL};
-    ck_assert_int_eq (s_run (err, out, sizeof out, 15000), 1);
+    ck_assert_int_eq (tu_run_capture (err, out, sizeof out, 15000), 1);
     ck_assert_msg (strstr (out, "mdp.error") && strstr (out, "503"), "%s", out);
     zstr_free (&full_endpoint);
     zactor_destroy (&full);
@@ -251,14 +205,14 @@ START_TEST (test_mdp_req_and_echo_worker_programs)
     //  exit 3, the mdp.error line printed all the same.
     //  (-t 2000: the broker's margin is 100 ms, room enough on a loaded machine)
     char *const late[] = {req, "-e", endpoint, "-t", "2000", "nobody", "x.get", "{}", NULL};
-    ck_assert_int_eq (s_run (late, out, sizeof out, 15000), 3);
+    ck_assert_int_eq (tu_run_capture (late, out, sizeof out, 15000), 3);
     ck_assert_msg (strstr (out, "mdp.error") && strstr (out, "504"), "%s", out);
     //  Invalid JSON argument: exit 2.
     char *const bad[] = {req, "-e", endpoint, "echo", "x.get", "{not json", NULL};
-    ck_assert_int_eq (s_run (bad, out, sizeof out, 15000), 2);
+    ck_assert_int_eq (tu_run_capture (bad, out, sizeof out, 15000), 2);
     //  Nobody listening: exit 3 after the retries.
     char *const none[] = {req, "-e", "tcp://127.0.0.1:1", "-t", "100", "-r", "2", "echo", "x", NULL};
-    ck_assert_int_eq (s_run (none, out, sizeof out, 15000), 3);
+    ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 15000), 3);
     ck_assert_int_eq (tu_stop (worker, SIGTERM, 5000), 0);
     free (wargv[0]);
     free (req);
@@ -282,18 +236,18 @@ START_TEST (test_numbers_pass_as_written)
     char out[4096], *req = strdup (tu_program ("mdp-req"));
     char *const to_python[] = {req, "-e", endpoint, "-t", "10000", "svc", "x.get", TU_NUMBERS_IN,
                                NULL};
-    ck_assert_int_eq (s_run (to_python, out, sizeof out, 20000), 0);
+    ck_assert_int_eq (tu_run_capture (to_python, out, sizeof out, 20000), 0);
     ck_assert_str_eq (out, "{\"action\":\"x.result\",\"data\":{\"n\":[9007199254740993,"
                            "12345678901234567890,0.1,1e+308,-0.0,9223372036854775807,"
                            "-9223372036854775808,18446744073709551616],\"served_by\":\"pyzmq\"}}\n");
     char *const to_echo[] = {req, "-e", endpoint, "-t", "10000", "echo", "x.get", TU_NUMBERS_IN,
                              NULL};
-    ck_assert_int_eq (s_run (to_echo, out, sizeof out, 20000), 0);
+    ck_assert_int_eq (tu_run_capture (to_echo, out, sizeof out, 20000), 0);
     ck_assert_str_eq (out, "{\"action\":\"x.result\",\"data\":" TU_NUMBERS "}\n");
     char *async = strdup (tu_program ("mdp-async-req"));
     char *const async_echo[] = {async, "-e", endpoint, "-t", "10000", "echo", "x.get",
                                 TU_NUMBERS_IN, NULL};
-    ck_assert_int_eq (s_run (async_echo, out, sizeof out, 20000), 0);
+    ck_assert_int_eq (tu_run_capture (async_echo, out, sizeof out, 20000), 0);
     ck_assert_msg (strstr (out, "\"data\":{\"n\":[" TU_NUMBERS_LIST "],\"seq\":0}}\n"), "%s",
                    out);
     ck_assert_int_eq (tu_stop (worker, SIGTERM, 5000), 0);
@@ -318,7 +272,7 @@ START_TEST (test_worker_survives_broker_restart)
     zactor_destroy (&broker);
     broker = s_broker_start (endpoint, heartbeat);
     s_wait_service ("phoenix");
-    mdp_client_t *client = s_client (3000);
+    mdp_client_t *client = tu_client (endpoint, 3000);
     mdp_msg_t *request = mdp_msg_new ("x.get", NULL);
     mdp_msg_t *reply = mdp_client_request (client, "phoenix", &request);
     ck_assert_ptr_nonnull (reply);
@@ -369,9 +323,5 @@ int main (void)
     tcase_add_test (tc, test_worker_survives_broker_restart);
     tcase_add_test (tc, test_broker_program_serves_and_stops_on_sigterm);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

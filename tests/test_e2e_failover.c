@@ -303,16 +303,7 @@ static void s_worker_actor (zsock_t *pipe, void *args)
     mdp_worker_set_heartbeat (worker, tu_scale (HEARTBEAT), 3);
     mdp_worker_set_reconnect (worker, 20, 200);
     mdp_worker_set_handler (worker, worker_args.hook, &worker_args.partials);
-    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
-    zsock_signal (pipe, 0);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == pipe || !which)
-            break; //  $TERM from the test
-        mdp_worker_process (worker);
-    }
-    zpoller_destroy (&poller);
-    mdp_worker_destroy (&worker);
+    tu_worker_run (pipe, &worker);
 }
 
 static void s_count_partial (mdp_msg_t *partial, void *arg)
@@ -458,9 +449,5 @@ int main (void)
     tcase_add_test (tc, test_stream_not_restarted_after_a_partial);
     tcase_add_test (tc, test_async_req_fails_over);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed == 0 ? 0 : 1;
+    return tu_run_suite (suite);
 }

@@ -92,9 +92,5 @@ int main (void)
     tcase_set_timeout (tc, 120);
     tcase_add_test (tc, test_workers_started_before_the_broker);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -4,10 +4,8 @@
     shapes to each other through our forwarder, and the mdp-pub and mdp-sub
     programs as a script would use them.
 */
-#include "forwarder.h"
-#include "mdp.h"
 #include "mdp_topic.h"
-#include "testutil.h"
+#include "pubsub_harness.h"
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,23 +16,6 @@
 #define PYTHON "/usr/bin/python3"
 #define SCRIPT "tests/interop/domogik_pubsub.py"
 #define EVENTS 20
-
-static forwarder_t *forwarder;
-static const char *pub_ep; //  where publishers connect (XSUB)
-static const char *sub_ep; //  where subscribers connect (XPUB)
-
-static void s_setup (void)
-{
-    forwarder = forwarder_new ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*");
-    ck_assert_ptr_nonnull (forwarder);
-    pub_ep = forwarder_pub_endpoint (forwarder);
-    sub_ep = forwarder_sub_endpoint (forwarder);
-}
-
-static void s_teardown (void)
-{
-    forwarder_destroy (&forwarder);
-}
 
 //  A child process with pipes: we write its stdin, read its stdout/stderr.
 typedef struct {
@@ -131,14 +112,6 @@ static int s_check_line (const char *line, const char *category, const char *key
     int result = cJSON_IsNumber (seq) ? seq->valueint : -1;
     cJSON_Delete (event);
     return result;
-}
-
-static mdp_publisher_t *s_publisher (void)
-{
-    mdp_publisher_t *publisher = mdp_publisher_new (pub_ep);
-    ck_assert_ptr_nonnull (publisher);
-    mdp_publisher_set_sync_timeout (publisher, tu_scale (3000));
-    return publisher;
 }
 
 START_TEST (test_our_publisher_to_domogik_subscriber)
@@ -337,9 +310,5 @@ int main (void)
     tcase_add_test (tc, test_mdp_pub_sub_numbers_as_written);
     tcase_add_test (tc, test_mdp_pub_and_mdp_sub_programs);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -201,9 +201,5 @@ int main (void)
     tcase_add_test (tc, test_workers_back_after_crash);
     tcase_add_test (tc, test_workers_back_after_outage);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

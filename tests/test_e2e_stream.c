@@ -98,16 +98,7 @@ static void s_worker_actor (zsock_t *pipe, void *arg)
     mdp_worker_set_protocol (worker, args.protocol);
     mdp_worker_set_handler (worker, s_stream_hook, &args);
     mdp_worker_set_reconnect (worker, 20, 200);
-    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
-    zsock_signal (pipe, 0);
-    while (true) {
-        void *which = zpoller_wait (poller, -1);
-        if (which == pipe || !which)
-            break; //  $TERM from the test
-        mdp_worker_process (worker);
-    }
-    zpoller_destroy (&poller);
-    mdp_worker_destroy (&worker);
+    tu_worker_run (pipe, &worker);
 }
 
 static zactor_t *s_worker_start (worker_args_t args)
@@ -117,20 +108,9 @@ static zactor_t *s_worker_start (worker_args_t args)
     return actor;
 }
 
-static bool s_has_service (void *arg)
-{
-    mdp_client_t *client = mdp_client_new (endpoint);
-    mdp_client_set_timeout (client, tu_scale (500));
-    mdp_client_set_retries (client, 1);
-    bool found = mdp_client_has_service (client, arg) == 1;
-    mdp_client_destroy (&client);
-    return found;
-}
-
 static void s_wait_service (const char *service)
 {
-    ck_assert_msg (tu_wait_for (s_has_service, (void *)service, 20000), "no worker for %s",
-                   service);
+    ck_assert_msg (tu_wait_service (endpoint, service, 20000), "no worker for %s", service);
 }
 
 //  --- each client, reporting what it got as one transcript --------------------
@@ -216,28 +196,12 @@ static char *s_via_async (const char *service, const char *action, const char *j
     return s_transcript_end (&transcript);
 }
 
-//  Run a program to its end (at most msecs); its stdout goes to out.
-static int s_run (char *const argv[], char *out, size_t size, int msecs)
-{
-    int fds[2];
-    ck_assert_int_eq (pipe (fds), 0);
-    pid_t pid = tu_spawn (argv, fds[1]);
-    close (fds[1]);
-    size_t used = 0;
-    ssize_t got;
-    while (used < size - 1 && (got = read (fds[0], out + used, size - 1 - used)) > 0)
-        used += (size_t)got;
-    out[used] = 0;
-    close (fds[0]);
-    return tu_wait_exit (pid, msecs);
-}
-
 //  One client program that prints a JSON line per reply; field names the
 //  reply's kind ("command" or "final") and how to tell a partial.
 static char *s_via_program (char *const argv[], bool pyzmq_peer)
 {
     static char out[65536];
-    int code = s_run (argv, out, sizeof out, 20000);
+    int code = tu_run_capture (argv, out, sizeof out, 20000);
     ck_assert_msg (code == 0, "%s exited %d: %s", argv[1], code, out);
     zchunk_t *transcript = zchunk_new (NULL, 0);
     for (char *line = strtok (out, "\n"); line; line = strtok (NULL, "\n")) {
@@ -369,14 +333,14 @@ START_TEST (test_majortomo_mmi_and_errors)
     s_wait_service ("mt");
     static char out[4096];
     char *const mmi[] = {PYTHON, PEER, "majortomo", endpoint, "mmi.service", "mt", NULL};
-    ck_assert_int_eq (s_run (mmi, out, sizeof out, 20000), 0);
+    ck_assert_int_eq (tu_run_capture (mmi, out, sizeof out, 20000), 0);
     ck_assert_str_eq (out, "{\"command\": \"final\", \"frames\": [\"200\"], \"action\": "
                            "\"200\", \"data\": null}\n");
     //  The first body frame is a number, so the broker takes it as the timeout
     //  (spec section 6): no worker within 0.3 s is a 504.
     char *const none[] = {PYTHON, PEER, "majortomo", endpoint, "nobody", "0.3", "x.get", "{}",
                           NULL};
-    ck_assert_int_eq (s_run (none, out, sizeof out, 20000), 0);
+    ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 20000), 0);
     cJSON *line = cJSON_Parse (out);
     ck_assert_ptr_nonnull (line);
     ck_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (line, "action")), "mdp.error");
@@ -462,7 +426,7 @@ START_TEST (test_mdp_req_stream_program)
     char *req = strdup (tu_program ("mdp-req"));
     char *const argv[] = {req,        "-e",  endpoint, "-t",        "20000",
                           "--stream", "llm", "ask",    "{\"q\":1}", NULL};
-    ck_assert_int_eq (s_run (argv, out, sizeof out, 30000), 0);
+    ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 30000), 0);
     const char *expected = "{\"action\":\"ask.partial\",\"data\":{\"part\":0}}\n"
                            "{\"action\":\"ask.partial\",\"data\":{\"part\":1}}\n"
                            "{\"action\":\"ask.partial\",\"data\":{\"part\":2}}\n"
@@ -470,10 +434,10 @@ START_TEST (test_mdp_req_stream_program)
     ck_assert_str_eq (out, expected);
     //  -s is --stream; without it, only the final line
     char *const plain[] = {req, "-e", endpoint, "-t", "20000", "llm", "ask", "{\"q\":1}", NULL};
-    ck_assert_int_eq (s_run (plain, out, sizeof out, 30000), 0);
+    ck_assert_int_eq (tu_run_capture (plain, out, sizeof out, 30000), 0);
     ck_assert_str_eq (out, "{\"action\":\"ask.result\",\"data\":{\"q\":1,\"parts\":3}}\n");
     char *const shortopt[] = {req, "-e", endpoint, "-s", "llm", "ask", NULL};
-    ck_assert_int_eq (s_run (shortopt, out, sizeof out, 30000), 0);
+    ck_assert_int_eq (tu_run_capture (shortopt, out, sizeof out, 30000), 0);
     ck_assert_int_eq (s_count_lines (out, "ask.partial"), PARTIALS);
     free (req);
 
@@ -481,7 +445,7 @@ START_TEST (test_mdp_req_stream_program)
     char *async = strdup (tu_program ("mdp-async-req"));
     char *const many[] = {async, "-e",  endpoint, "-t",        "20000", "-n",
                           "5",   "llm", "ask",    "{\"q\":2}", NULL};
-    ck_assert_int_eq (s_run (many, out, sizeof out, 30000), 0);
+    ck_assert_int_eq (tu_run_capture (many, out, sizeof out, 30000), 0);
     ck_assert_int_eq (s_count_lines (out, "\"final\":false"), 5 * PARTIALS);
     ck_assert_int_eq (s_count_lines (out, "\"final\":true"), 5);
     for (int seq = 0; seq < 5; seq++) {
@@ -502,7 +466,7 @@ START_TEST (test_mdp_req_stream_program)
     zstr_send (full, "ENDPOINT");
     char *full_endpoint = zstr_recv (full);
     char *const lost[] = {async, "-e", full_endpoint, "-t", wait, "-n", "2", "nobody", "x", NULL};
-    ck_assert_int_eq (s_run (lost, out, sizeof out, 30000), 1);
+    ck_assert_int_eq (tu_run_capture (lost, out, sizeof out, 30000), 1);
     ck_assert_int_eq (s_count_lines (out, "\"action\":\"mdp.error\""), 2);
     ck_assert_int_eq (s_count_lines (out, "503"), 2);
     zstr_free (&full_endpoint);
@@ -513,11 +477,11 @@ START_TEST (test_mdp_req_stream_program)
     //  (On a starved machine our own deadline can still come first: then no
     //  line, and exit 3 all the same; every line printed must be the 504.)
     char *const late[] = {async, "-e", endpoint, "-t", "2000", "-n", "2", "nobody", "x", NULL};
-    ck_assert_int_eq (s_run (late, out, sizeof out, 30000), 3);
+    ck_assert_int_eq (tu_run_capture (late, out, sizeof out, 30000), 3);
     ck_assert_int_eq (s_count_lines (out, "\"action\":\"mdp.error\""), s_count_lines (out, "504"));
     //  No broker at all: every request times out, exit 3
     char *const none[] = {async, "-e", "tcp://127.0.0.1:1", "-t", "100", "-n", "3", "x", "y", NULL};
-    ck_assert_int_eq (s_run (none, out, sizeof out, 30000), 3);
+    ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 30000), 3);
     ck_assert_str_eq (out, "");
     free (async);
     zactor_destroy (&worker);
@@ -537,9 +501,5 @@ int main (void)
     tcase_add_test (tc, test_async_many_in_flight_reordered);
     tcase_add_test (tc, test_mdp_req_stream_program);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -52,71 +52,19 @@ static void s_echo_actor (zsock_t *pipe, void *args)
 {
     mdp_worker_t *worker = mdp_worker_new (endpoint, "echo");
     mdp_worker_set_handler (worker, s_echo, NULL);
-    zpoller_t *poller = zpoller_new (pipe, mdp_worker_socket (worker), NULL);
-    zsock_signal (pipe, 0);
-    while (zpoller_wait (poller, -1) == mdp_worker_socket (worker))
-        mdp_worker_process (worker);
-    zpoller_destroy (&poller);
-    mdp_worker_destroy (&worker);
-}
-
-static mdp_client_t *s_client (int timeout)
-{
-    mdp_client_t *client = mdp_client_new (endpoint);
-    ck_assert_ptr_nonnull (client);
-    mdp_client_set_timeout (client, tu_scale (timeout));
-    mdp_client_set_retries (client, 1);
-    return client;
-}
-
-typedef struct {
-    mdp_client_t *client;        //  the client asking
-    const char *service;         //  the service that must be there
-} has_args_t;
-
-static bool s_has_service (void *arg)
-{
-    has_args_t *has = arg;
-    return mdp_client_has_service (has->client, has->service) == 1;
+    tu_worker_run (pipe, &worker);
 }
 
 //  Wait until the broker has a worker for service.
 static void s_wait_service (const char *service)
 {
-    mdp_client_t *client = s_client (500);
-    has_args_t has = {client, service};
-    ck_assert_msg (tu_wait_for (s_has_service, &has, 10000), "no worker for %s", service);
-    mdp_client_destroy (&client);
-}
-
-//  Run a program to its end, reading its stdout into out as it goes (at most
-//  msecs in all). Returns its exit code as tu_wait_exit.
-static int s_run (char *const argv[], char *out, size_t size, int msecs)
-{
-    int fds[2];
-    ck_assert_int_eq (pipe (fds), 0);
-    pid_t pid = tu_spawn (argv, fds[1]);
-    close (fds[1]);
-    size_t used = 0;
-    int64_t deadline = zclock_mono () + tu_scale (msecs);
-    while (zclock_mono () < deadline) {
-        struct pollfd item = {fds[0], POLLIN, 0};
-        if (poll (&item, 1, 50) <= 0)
-            continue;
-        ssize_t got = read (fds[0], out + used, size - 1 - used);
-        if (got <= 0)
-            break;
-        used += (size_t) got;
-    }
-    out[used] = 0;
-    close (fds[0]);
-    return tu_wait_exit (pid, 1000);
+    ck_assert_msg (tu_wait_service (endpoint, service, 10000), "no worker for %s", service);
 }
 
 //  Send action with data (JSON text) to service; the reply, which must come.
 static mdp_msg_t *s_request (const char *service, const char *action, const char *json)
 {
-    mdp_client_t *client = s_client (10000);
+    mdp_client_t *client = tu_client (endpoint, 10000);
     mdp_msg_t *request = mdp_msg_new (action, mdp_json_parse (json, strlen (json)));
     mdp_msg_t *reply = mdp_client_request (client, service, &request);
     ck_assert_msg (reply != NULL, "no reply to %s from %s", action, service);
@@ -142,7 +90,7 @@ START_TEST (test_stat_table_and_json)
     s_make_traffic (3);
     char out[8192], *program = strdup (tu_program ("mdp-stat"));
     char *const argv[] = {program, "-e", endpoint, "-t", "5000", NULL};
-    ck_assert_int_eq (s_run (argv, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "  up ") && strstr (out, "  requests "), "%s", out);
     ck_assert_msg (strstr (out, "\nSERVICE "), "%s", out);
     char *row = strstr (out, "\necho ");
@@ -159,7 +107,7 @@ START_TEST (test_stat_table_and_json)
     ck_assert_int_eq (replies, 3);
     //  The same figures for scripts: the two answers as one JSON object.
     char *const json_argv[] = {program, "-e", endpoint, "--json", NULL};
-    ck_assert_int_eq (s_run (json_argv, out, sizeof out, 15000), 0);
+    ck_assert_int_eq (tu_run_capture (json_argv, out, sizeof out, 15000), 0);
     const char *end = NULL;
     cJSON *json = cJSON_ParseWithOpts (out, &end, 1);
     ck_assert_msg (json != NULL, "not JSON: %s", out);
@@ -185,7 +133,7 @@ START_TEST (test_stat_silent_broker)
     ck_assert_ptr_nonnull (silent);
     char out[4096], *program = strdup (tu_program ("mdp-stat"));
     char *const argv[] = {program, "-e", silent_endpoint, "-t", "300", NULL};
-    ck_assert_int_eq (s_run (argv, out, sizeof out, 15000), 3);
+    ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 3);
     free (program);
     zstr_free (&silent_endpoint);
     zsock_destroy (&silent);
@@ -377,7 +325,7 @@ START_TEST (test_exec_command_not_found)
     //  every request.
     char *program = strdup (tu_program ("mdp-worker-exec")), out[1024];
     char *const argv[] = {program, "-e", endpoint, "missing", "--", "no-such-command-xyz", NULL};
-    ck_assert_int_eq (s_run (argv, out, sizeof out, 15000), 2);
+    ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 2);
     free (program);
 }
 END_TEST
@@ -396,9 +344,5 @@ int main (void)
     tcase_add_test (tc, test_exec_failures);
     tcase_add_test (tc, test_exec_command_not_found);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -155,9 +155,5 @@ int main (void)
     tcase_add_test (tc, test_refuses_what_rfc_8259_refuses);
     tcase_add_test (tc, test_parse_reads_only_size_bytes);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed == 0 ? 0 : 1;
+    return tu_run_suite (suite);
 }

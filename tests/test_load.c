@@ -1,157 +1,16 @@
 /*  test_load.c - the load and fault proof, through real processes (an
-    mdp-broker, mdp-echo-workers) and client threads. Every request carries a
-    unique id; every id must be answered exactly once, with its own id: under
-    plain load, and while workers are SIGKILLed and the broker restarts (then an
-    mdp.error reply is also an answer, silence never is). Also the
-    --max-msg-size bound. Too heavy for valgrind, hence not an e2e suite;
-    figures go to the log, never asserted.
+    mdp-broker, mdp-echo-workers; load_harness.h) and client threads. Every
+    request carries a unique id; every id must be answered exactly once, with
+    its own id: under plain load, and while workers are SIGKILLed and the
+    broker restarts (then an mdp.error reply is also an answer, silence never
+    is). The --max-msg-size bound: test_load_bounds.c. Too heavy for
+    valgrind, hence not an e2e suite; figures go to the log, never asserted.
 */
-#include "mdp.h"
-#include "testutil.h"
+#include "load_harness.h"
 #include <check.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#define WORKERS 5                //  mdp-echo-worker slots in every test
-
-//  Every process a test starts, so that every failure path can stop them all.
-//  (Check also SIGKILLs the test's process group when a test ends.)
-static pid_t s_broker;           //  the mdp-broker, 0 when none
-static pid_t s_workers[WORKERS]; //  mdp-echo-worker slots, 0 when empty
-static char s_endpoint[256];     //  where the broker serves
-static int s_log = -1;           //  the programs' stdout and stderr (appended)
-static char s_log_path[512];     //  its path, in the build's tests/ folder
-
-static void s_stop_all (void)
-{
-    for (int slot = 0; slot < WORKERS; slot++)
-        if (s_workers[slot] > 0)
-            tu_stop (s_workers[slot], SIGTERM, 5000);
-    memset (s_workers, 0, sizeof s_workers);
-    if (s_broker > 0)
-        tu_stop (s_broker, SIGTERM, 5000);
-    s_broker = 0;
-}
-
-//  Assert, after stopping every process this test started.
-#define LOAD_ASSERT(cond, ...)                                                                     \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            s_stop_all ();                                                                         \
-            ck_abort_msg (__VA_ARGS__);                                                            \
-        }                                                                                          \
-    } while (0)
-
-static void s_setup (void)
-{
-    s_log = open (s_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    ck_assert_int_ge (s_log, 0);
-}
-
-static void s_teardown (void)
-{
-    s_stop_all ();
-    close (s_log);
-}
-
-//  --- the programs -----------------------------------------------------------
-
-typedef struct {
-    off_t offset;                //  where this broker's lines start in the log
-    pid_t pid;                   //  the broker
-    bool exited;                 //  it ended (e.g. the port was still busy)
-    char endpoint[256];          //  what it serves on, once it said so
-} started_t;
-
-//  True when the broker logged "serving on ENDPOINT" or has exited.
-static bool s_broker_said (void *arg)
-{
-    started_t *started = arg;
-    static char text[65536];
-    int fd = open (s_log_path, O_RDONLY | O_CLOEXEC);
-    ssize_t size = fd >= 0 ? pread (fd, text, sizeof text - 1, started->offset) : -1;
-    if (fd >= 0)
-        close (fd);
-    text[size > 0 ? size : 0] = 0;
-    char *line = strstr (text, "mdp-broker: serving on tcp://");
-    char *end = line ? strchr (line + 23, ' ') : NULL;
-    if (end) {
-        snprintf (started->endpoint, sizeof started->endpoint, "%.*s", (int) (end - line - 23),
-                  line + 23);
-        return true;
-    }
-    started->exited = waitpid (started->pid, NULL, WNOHANG) == started->pid;
-    return started->exited;
-}
-
-//  Start mdp-broker bound to bind with up to 4 extra arguments (NULL-ended),
-//  wait until it serves and note its endpoint. Returns 0, or -1 if it exited.
-static int s_broker_start (const char *bind, const char *extra[])
-{
-    char program[512], *argv[8] = {program, "-e", (char *) bind};
-    snprintf (program, sizeof program, "%s", tu_program ("mdp-broker"));
-    for (int arg = 0; arg < 4 && extra && extra[arg]; arg++)
-        argv[3 + arg] = (char *) extra[arg];
-    started_t started = {lseek (s_log, 0, SEEK_END), 0, false, ""};
-    started.pid = s_broker = tu_spawn_err (argv, s_log, s_log);
-    if (!tu_wait_for (s_broker_said, &started, 10000) || started.exited) {
-        if (!started.exited)
-            tu_stop (s_broker, SIGKILL, 1000);
-        s_broker = 0;
-        return -1;
-    }
-    snprintf (s_endpoint, sizeof s_endpoint, "%s", started.endpoint);
-    return 0;
-}
-
-//  SIGTERM the broker (it answers 503 to all it holds and exits 0) and start
-//  a new one on the same endpoint, retrying briefly if the port is still busy.
-//  Returns the old broker's exit code, or -1 if no new broker came up.
-static int s_broker_restart (const char *extra[])
-{
-    int status = tu_stop (s_broker, SIGTERM, 5000);
-    s_broker = 0;
-    char bind[256];
-    snprintf (bind, sizeof bind, "%s", s_endpoint);
-    int64_t until = zclock_mono () + tu_scale (3000);
-    while (s_broker_start (bind, extra) != 0) {
-        if (zclock_mono () > until)
-            return -1;
-        zclock_sleep (50);   //  then try the port again
-    }
-    return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
-}
-
-//  Start an mdp-echo-worker for "echo" (heartbeat msecs; 0: the default).
-static pid_t s_worker_start (int heartbeat)
-{
-    char program[512], beat[16];
-    snprintf (program, sizeof program, "%s", tu_program ("mdp-echo-worker"));
-    snprintf (beat, sizeof beat, "%d", heartbeat > 0 ? heartbeat : MDP_DEFAULT_HEARTBEAT);
-    char *const argv[] = {program, "-e", s_endpoint, "-H", beat, "echo", NULL};
-    return tu_spawn_err (argv, s_log, s_log);
-}
-
-static bool s_has_echo (void *arg)
-{
-    return mdp_client_has_service ((mdp_client_t *) arg, "echo") == 1;
-}
-
-//  True once the broker knows a worker for "echo" (bounded wait).
-static bool s_wait_echo (void)
-{
-    mdp_client_t *client = mdp_client_new (s_endpoint);
-    mdp_client_set_timeout (client, 500);
-    mdp_client_set_retries (client, 1);
-    bool ok = client && tu_wait_for (s_has_echo, client, 10000);
-    mdp_client_destroy (&client);
-    return ok;
-}
 
 //  --- the clients ------------------------------------------------------------
 
@@ -547,72 +406,13 @@ START_TEST (test_faults_workers_killed_broker_restarted)
 }
 END_TEST
 
-//  True when reply is an echo of {"id": id}.
-static bool s_echoes (mdp_msg_t *reply, const char *id)
-{
-    cJSON *item = reply ? cJSON_GetObjectItemCaseSensitive (mdp_msg_data (reply), "id") : NULL;
-    return cJSON_IsString (item) && streq (item->valuestring, id) && !mdp_msg_is_error (reply);
-}
-
-START_TEST (test_max_msg_size_drops_only_the_offender)
-{
-    const char *extra[] = {"--max-msg-size", "1000", NULL};
-    LOAD_ASSERT (s_broker_start ("tcp://127.0.0.1:*", extra) == 0, "no broker");
-    s_workers[0] = s_worker_start (0);
-    LOAD_ASSERT (s_wait_echo (), "no echo worker registered");
-    //  A 10,000-byte JSON frame: libzmq closes that client's connection, so
-    //  the request never reaches the broker and gets no answer at all.
-    mdp_client_t *big = mdp_client_new (s_endpoint), *other = mdp_client_new (s_endpoint);
-    LOAD_ASSERT (big && other, "cannot create clients");
-    mdp_client_set_timeout (big, 2000);
-    mdp_client_set_retries (big, 1);
-    mdp_client_set_timeout (other, 5000);
-    cJSON *data = cJSON_CreateObject ();
-    char *pad = calloc (10001, 1);
-    memset (pad, 'x', 10000);
-    cJSON_AddStringToObject (data, "pad", pad);
-    free (pad);
-    mdp_msg_t *request = mdp_msg_new ("config.get", data);
-    mdp_msg_t *big_reply = mdp_client_request (big, "echo", &request);
-    bool big_silent = !big_reply && errno == EAGAIN;
-    //  The broker lives on and serves another client, and the offender too
-    //  once it sends something of a proper size (on its fresh socket).
-    request = mdp_msg_new ("config.get", cJSON_Parse ("{\"id\": \"other\"}"));
-    mdp_msg_t *other_reply = mdp_client_request (other, "echo", &request);
-    request = mdp_msg_new ("config.get", cJSON_Parse ("{\"id\": \"small\"}"));
-    mdp_client_set_timeout (big, 5000);
-    mdp_msg_t *small_reply = mdp_client_request (big, "echo", &request);
-    bool alive = waitpid (s_broker, NULL, WNOHANG) == 0;
-    bool other_ok = s_echoes (other_reply, "other"), small_ok = s_echoes (small_reply, "small");
-    mdp_msg_destroy (&big_reply);
-    mdp_msg_destroy (&other_reply);
-    mdp_msg_destroy (&small_reply);
-    mdp_client_destroy (&big);
-    mdp_client_destroy (&other);
-    LOAD_ASSERT (alive, "the broker died");
-    int status = tu_stop (s_broker, SIGTERM, 5000);
-    s_broker = 0;
-    s_stop_all ();
-    ck_assert_msg (big_silent, "the 10,000-byte request was answered");
-    ck_assert_msg (other_ok, "another client was not served");
-    ck_assert_msg (small_ok, "the offender was not served afterwards");
-    ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
-}
-END_TEST
-
 int main (void)
 {
-    const char *build = getenv ("MDP_BUILD");
-    snprintf (s_log_path, sizeof s_log_path, "%s/tests/test_load.programs.log",
-              build && *build ? build : "build");
-    int fd = open (s_log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd >= 0)
-        close (fd);
+    s_log_init ("test_load");
     Suite *suite = suite_create ("load");
     struct { const char *name; const TTest *test; } cases[] = {
         {"load", test_load_50_clients_5_workers},
-        {"faults", test_faults_workers_killed_broker_restarted},
-        {"bounds", test_max_msg_size_drops_only_the_offender}};
+        {"faults", test_faults_workers_killed_broker_restarted}};
     for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
         TCase *tc = tcase_create (cases[index].name);
         tcase_add_checked_fixture (tc, s_setup, s_teardown);
@@ -620,9 +420,5 @@ int main (void)
         tcase_add_test (tc, cases[index].test);
         suite_add_tcase (suite, tc);
     }
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -436,9 +436,5 @@ int main (void)
     tcase_add_test (tc, test_stats_log_line);
     tcase_add_test (tc, test_stats_log_off_by_default);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

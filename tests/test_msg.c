@@ -329,9 +329,5 @@ int main (void)
     tcase_add_test (tc, test_to_json_escapes);
     tcase_add_test (tc, test_numbers_pass_through);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed == 0 ? 0 : 1;
+    return tu_run_suite (suite);
 }

@@ -426,9 +426,5 @@ int main (void)
     tcase_add_test (tc, test_client_cap_counts_per_key);
     tcase_add_test (tc, test_refusals_logged_with_key);
     suite_add_tcase (suite, tc);
-    SRunner *runner = srunner_create (suite);
-    srunner_run_all (runner, CK_NORMAL);
-    int failed = srunner_ntests_failed (runner);
-    srunner_free (runner);
-    return failed ? 1 : 0;
+    return tu_run_suite (suite);
 }

@@ -5,7 +5,9 @@
 #ifndef TESTUTIL_H_INCLUDED
 #define TESTUTIL_H_INCLUDED
 
+#include <check.h>
 #include <czmq.h>
+#include "mdp.h"
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -46,6 +48,50 @@ zmsg_t *tu_recv (zsock_t *sock, int timeout_ms);
 //  Assert (Check) that msg has exactly count frames, equal to the strings
 //  given (NULL skips a frame, e.g. the routing id). msg stays the caller's.
 void tu_assert_frames (zmsg_t *msg, int count, ...);
+
+//  --- a fake broker: a bare ROUTER in the test's own thread ---------------
+
+//  Send to the peer of request (whose first frame is its routing id): that
+//  routing id, then first (taken; may be NULL), then count string frames.
+void tu_send_to (zsock_t *router, zmsg_t *request, zframe_t *first, int count, ...);
+
+//  Answer request on its envelope: its frames up to and with the empty
+//  delimiter, then count string frames (MDP/0.2 asynchronous clients).
+void tu_answer (zsock_t *router, zmsg_t *request, int count, ...);
+
+//  The 8-byte big-endian correlation frame of request id.
+zframe_t *tu_id_frame (uint64_t id);
+
+//  Two fake brokers and the endpoint list "A,B" a client is given.
+typedef struct {
+    zsock_t *a, *b; //  the fake brokers
+    char *list;     //  "endpointA,endpointB"
+} tu_pair_t;
+
+//  Bind two fake brokers. tu_pair_destroy undoes it.
+tu_pair_t tu_pair_new (void);
+void tu_pair_destroy (tu_pair_t *pair);
+
+//  --- real peers ----------------------------------------------------------
+
+//  The body of a worker actor: signal pipe, then let the worker process
+//  what comes until the actor is destroyed; destroys the worker.
+void tu_worker_run (zsock_t *pipe, mdp_worker_t **worker_p);
+
+//  Poll the broker at endpoint (a fresh client each time) until it knows a
+//  worker for service, at most timeout_ms. Returns true if it does.
+bool tu_wait_service (const char *endpoint, const char *service, int timeout_ms);
+
+//  A client for the broker at endpoint: timeout_ms (scaled) per attempt, one
+//  attempt. The caller destroys it.
+mdp_client_t *tu_client (const char *endpoint, int timeout_ms);
+
+//  Run a program to its end, reading its stdout into out (NUL-ended) as it
+//  goes, at most msecs. Returns its exit code as tu_wait_exit.
+int tu_run_capture (char *const argv[], char *out, size_t size, int msecs);
+
+//  Run suite (taken) and return main's exit code: 0 when every test passed.
+int tu_run_suite (Suite *suite);
 
 //  The numbers of issue 12 item 3, which every data path must carry as
 //  written (compared as text): TU_NUMBERS_IN as a user types it, TU_NUMBERS
