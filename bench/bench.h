@@ -20,30 +20,30 @@
 typedef enum { BROKER_MDP, BROKER_RAW } broker_kind_t;
 
 typedef struct {
-    broker_kind_t kind;          //  which broker: mdp-broker or mdp-relay
-    bool both;                   //  --broker both: mdp and raw, alternately
-    const char *endpoint;        //  -e: use this running broker, spawn none
-    bool async;                  //  --mode async: W requests in flight, correlation frame
-    bool pipe;                   //  --mode pipe: W in flight, plain MDP/0.1, oldest first
-    int window;                  //  -W: requests in flight per client (async, pipe)
-    int clients;                 //  -c: client count
-    int workers;                 //  -w: echo worker count
-    size_t size;                 //  -s: payload bytes per request
-    long requests;               //  -n: measured requests over all clients, or 0
-    double duration;             //  -d: seconds to measure, when no -n
-    int services;                //  --services K: distinct registered services
-    int idle;                    //  --idle-workers J: connected, registered, never used
-    bool procs;                  //  --procs: peers as processes, not threads
-    bool json;                   //  --json: one JSON object on stdout
-    bool callgrind;              //  --callgrind: broker instructions per request
-    const char *cg_dir;          //  --callgrind-dir: keep callgrind files here
-    long queue;                  //  --queue N: queue-overhead measurement
-    int heartbeat;               //  --heartbeat MS: broker and worker heartbeat
-    int warmup;                  //  --warmup N: unmeasured requests per client first
-    int repeat;                  //  --repeat N: runs per broker, best kept
-    int timeout;                 //  --timeout MS: a reply later than this fails the run
-    bool pipeline;               //  --relay-pipeline: mdp-relay --pipeline
-    bool verbose;                //  -v: the broker's log on stderr at the end
+    broker_kind_t kind;   //  which broker: mdp-broker or mdp-relay
+    bool both;            //  --broker both: mdp and raw, alternately
+    const char *endpoint; //  -e: use this running broker, spawn none
+    bool async;           //  --mode async: W requests in flight, correlation frame
+    bool pipe;            //  --mode pipe: W in flight, plain MDP/0.1, oldest first
+    int window;           //  -W: requests in flight per client (async, pipe)
+    int clients;          //  -c: client count
+    int workers;          //  -w: echo worker count
+    size_t size;          //  -s: payload bytes per request
+    long requests;        //  -n: measured requests over all clients, or 0
+    double duration;      //  -d: seconds to measure, when no -n
+    int services;         //  --services K: distinct registered services
+    int idle;             //  --idle-workers J: connected, registered, never used
+    bool procs;           //  --procs: peers as processes, not threads
+    bool json;            //  --json: one JSON object on stdout
+    bool callgrind;       //  --callgrind: broker instructions per request
+    const char *cg_dir;   //  --callgrind-dir: keep callgrind files here
+    long queue;           //  --queue N: queue-overhead measurement
+    int heartbeat;        //  --heartbeat MS: broker and worker heartbeat
+    int warmup;           //  --warmup N: unmeasured requests per client first
+    int repeat;           //  --repeat N: runs per broker, best kept
+    int timeout;          //  --timeout MS: a reply later than this fails the run
+    bool pipeline;        //  --relay-pipeline: mdp-relay --pipeline
+    bool verbose;         //  -v: the broker's log on stderr at the end
 } bench_opts_t;
 
 //  What one client measured.
@@ -59,26 +59,26 @@ typedef enum { PHASE_SETUP, PHASE_WARM, PHASE_MEASURE, PHASE_STOP } bench_phase_
 //  Shared by the driver and every peer: anonymous shared memory, so the same
 //  code works with threads and with --procs processes.
 typedef struct {
-    _Atomic int phase;           //  bench_phase_t, set by the driver
-    _Atomic int ready;           //  worker sockets whose registration is confirmed
-    _Atomic int warmed;          //  clients done with their warm-up
-    _Atomic int done;            //  clients done measuring
-    _Atomic int failed;          //  peers that gave up (the run is void)
-    char endpoint[256];          //  the broker's endpoint
-    char error[256];             //  the first failure, for the report
-    bench_result_t results[];    //  one per client
+    _Atomic int phase;        //  bench_phase_t, set by the driver
+    _Atomic int ready;        //  worker sockets whose registration is confirmed
+    _Atomic int warmed;       //  clients done with their warm-up
+    _Atomic int done;         //  clients done measuring
+    _Atomic int failed;       //  peers that gave up (the run is void)
+    char endpoint[256];       //  the broker's endpoint
+    char error[256];          //  the first failure, for the report
+    bench_result_t results[]; //  one per client
 } bench_shared_t;
 
 //  One peer's job: which role, which index, and the run it belongs to.
 typedef struct {
-    const bench_opts_t *opts;    //  the run's options
-    bench_shared_t *shared;      //  the shared block
-    void *ctx;                   //  ZeroMQ context (threads), NULL: make one
-    int stop_fd;                 //  readable (EOF) when the run ends
-    int index;                   //  client or worker number
-    long quota;                  //  client: measured requests, 0 = by duration
-    int first;                   //  idle pool: its first pooled worker
-    int count;                   //  idle pool: how many it runs
+    const bench_opts_t *opts; //  the run's options
+    bench_shared_t *shared;   //  the shared block
+    void *ctx;                //  ZeroMQ context (threads), NULL: make one
+    int stop_fd;              //  readable (EOF) when the run ends
+    int index;                //  client or worker number
+    long quota;               //  client: measured requests, 0 = by duration
+    int first;                //  idle pool: its first pooled worker
+    int count;                //  idle pool: how many it runs
 } bench_peer_t;
 
 //  Pooled workers per pool peer: a pool bigger than this runs as processes,
@@ -87,24 +87,24 @@ typedef struct {
 
 //  What one run measured.
 typedef struct {
-    broker_kind_t kind;          //  the broker it ran against
-    bool ok;                     //  the run completed
-    bench_result_t total;        //  all clients' results merged
-    double seconds;              //  length of the measured phase
-    double cpu_s;                //  broker CPU in the measured phase, or -1
-    long rss_kib;                //  broker VmRSS when the measured phase began, or -1
-    long rss_end_kib;            //  broker VmRSS when it ended, or -1
-    long hwm_kib;                //  broker VmHWM before it was stopped, or -1
-    int64_t ir;                  //  callgrind: broker instructions while measuring, or -1
-    int64_t ir_main;             //  callgrind: the same, main thread only
+    broker_kind_t kind;   //  the broker it ran against
+    bool ok;              //  the run completed
+    bench_result_t total; //  all clients' results merged
+    double seconds;       //  length of the measured phase
+    double cpu_s;         //  broker CPU in the measured phase, or -1
+    long rss_kib;         //  broker VmRSS when the measured phase began, or -1
+    long rss_end_kib;     //  broker VmRSS when it ended, or -1
+    long hwm_kib;         //  broker VmHWM before it was stopped, or -1
+    int64_t ir;           //  callgrind: broker instructions while measuring, or -1
+    int64_t ir_main;      //  callgrind: the same, main thread only
 } bench_run_t;
 
 //  The queue-overhead measurement (--queue).
 typedef struct {
-    long requests;               //  requests queued
-    long rss_before_kib;         //  broker VmRSS before
-    long rss_after_kib;          //  broker VmRSS with all of them queued
-    size_t body_bytes;           //  body bytes per request (action + payload)
+    long requests;       //  requests queued
+    long rss_before_kib; //  broker VmRSS before
+    long rss_after_kib;  //  broker VmRSS with all of them queued
+    size_t body_bytes;   //  body bytes per request (action + payload)
 } bench_queue_t;
 
 //  The mode's name and a client's requests in flight.
@@ -135,10 +135,10 @@ uint64_t bench_hist_percentile (const bench_result_t *result, double q);
 
 //  bench_broker.c
 typedef struct {
-    pid_t pid;                   //  the broker process (valgrind's under --callgrind)
-    int log_fd;                  //  its stderr, an unlinked temporary file
-    char endpoint[256];          //  where it serves
-    char cg_file[512];           //  callgrind output file, or ""
+    pid_t pid;          //  the broker process (valgrind's under --callgrind)
+    int log_fd;         //  its stderr, an unlinked temporary file
+    char endpoint[256]; //  where it serves
+    char cg_file[512];  //  callgrind output file, or ""
 } bench_broker_t;
 
 //  Start the broker of kind (under callgrind if cg_file is given). extra

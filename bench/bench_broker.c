@@ -42,7 +42,7 @@ static bool s_find_endpoint (bench_broker_t *self)
         return false;
     size_t len = strcspn (endpoint, " \t\r\n");
     if (len == strlen (endpoint) || len >= sizeof self->endpoint)
-        return false;   //  the line is not complete yet
+        return false; //  the line is not complete yet
     memcpy (self->endpoint, endpoint, len);
     self->endpoint[len] = 0;
     return true;
@@ -54,7 +54,7 @@ static void s_show_log (bench_broker_t *self)
     ssize_t size;
     off_t at = 0;
     while ((size = pread (self->log_fd, text, sizeof text, at)) > 0) {
-        fwrite (text, 1, (size_t) size, stderr);
+        fwrite (text, 1, (size_t)size, stderr);
         at += size;
     }
 }
@@ -101,7 +101,7 @@ int bench_broker_start (bench_broker_t *self, broker_kind_t kind, const char *cg
         fprintf (stderr, "mdp-bench: cannot run %s: %s\n", argv[0], strerror (errno));
         _exit (127);
     }
-    int64_t deadline = bench_now_ns () + (int64_t) wait_ms * 1000000;
+    int64_t deadline = bench_now_ns () + (int64_t)wait_ms * 1000000;
     while (self->pid > 0 && !s_find_endpoint (self)) {
         if (waitpid (self->pid, NULL, WNOHANG) == self->pid || bench_now_ns () > deadline) {
             fprintf (stderr, "mdp-bench: %s did not start; its log:\n", program);
@@ -119,7 +119,7 @@ int bench_broker_stop (bench_broker_t *self, int wait_ms, bool show_log)
     int status = 0, code = -1;
     if (self->pid > 0) {
         kill (self->pid, SIGTERM);
-        int64_t deadline = bench_now_ns () + (int64_t) wait_ms * 1000000;
+        int64_t deadline = bench_now_ns () + (int64_t)wait_ms * 1000000;
         pid_t rc;
         while ((rc = waitpid (self->pid, &status, WNOHANG)) == 0 && bench_now_ns () < deadline)
             usleep (5000);
@@ -127,9 +127,7 @@ int bench_broker_stop (bench_broker_t *self, int wait_ms, bool show_log)
             fprintf (stderr, "mdp-bench: the broker did not stop within %d ms; killed\n", wait_ms);
             kill (self->pid, SIGKILL);
             waitpid (self->pid, &status, 0);
-        }
-        else
-        if (rc == self->pid && WIFEXITED (status))
+        } else if (rc == self->pid && WIFEXITED (status))
             code = WEXITSTATUS (status);
         self->pid = -1;
     }
@@ -145,7 +143,7 @@ int bench_broker_stop (bench_broker_t *self, int wait_ms, bool show_log)
 int64_t bench_proc_cpu_ns (pid_t pid)
 {
     char path[64];
-    snprintf (path, sizeof path, "/proc/%d/task", (int) pid);
+    snprintf (path, sizeof path, "/proc/%d/task", (int)pid);
     DIR *dir = opendir (path);
     if (!dir)
         return -1;
@@ -170,7 +168,7 @@ int64_t bench_proc_cpu_ns (pid_t pid)
 long bench_proc_status_kib (pid_t pid, const char *field)
 {
     char path[64], line[256];
-    snprintf (path, sizeof path, "/proc/%d/status", (int) pid);
+    snprintf (path, sizeof path, "/proc/%d/status", (int)pid);
     FILE *file = fopen (path, "r");
     long kib = -1;
     size_t len = strlen (field);
@@ -192,8 +190,7 @@ static int64_t s_callgrind_file_ir (const char *path)
     while (file && fgets (line, sizeof line, file)) {
         if (strncmp (line, "summary:", 8) == 0)
             summary = strtoll (line + 8, NULL, 10);
-        else
-        if (strncmp (line, "totals:", 7) == 0)
+        else if (strncmp (line, "totals:", 7) == 0)
             totals = strtoll (line + 7, NULL, 10);
     }
     if (file)
@@ -229,13 +226,13 @@ int64_t bench_callgrind_ir (const char *path, int64_t *main_ir, bool remove)
 int bench_callgrind_control (pid_t pid, const char *state)
 {
     char pidtext[32];
-    snprintf (pidtext, sizeof pidtext, "%d", (int) pid);
+    snprintf (pidtext, sizeof pidtext, "%d", (int)pid);
     pid_t child = fork ();
     if (child == 0) {
         int devnull = open ("/dev/null", O_RDWR);
         dup2 (devnull, STDOUT_FILENO);
         dup2 (devnull, STDERR_FILENO);
-        execlp ("callgrind_control", "callgrind_control", "-i", state, pidtext, (char *) NULL);
+        execlp ("callgrind_control", "callgrind_control", "-i", state, pidtext, (char *)NULL);
         _exit (127);
     }
     int status = 0;
@@ -247,13 +244,13 @@ int bench_callgrind_control (pid_t pid, const char *state)
 void bench_raise_fd_limit (long want)
 {
     struct rlimit limit;
-    if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= (rlim_t) want)
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= (rlim_t)want)
         return;
-    if (limit.rlim_max < (rlim_t) want) {
-        struct rlimit more = {(rlim_t) want, (rlim_t) want};
+    if (limit.rlim_max < (rlim_t)want) {
+        struct rlimit more = {(rlim_t)want, (rlim_t)want};
         if (setrlimit (RLIMIT_NOFILE, &more) == 0)
-            return;   //  allowed (root): done
+            return; //  allowed (root): done
     }
-    limit.rlim_cur = limit.rlim_max < (rlim_t) want ? limit.rlim_max : (rlim_t) want;
+    limit.rlim_cur = limit.rlim_max < (rlim_t)want ? limit.rlim_max : (rlim_t)want;
     setrlimit (RLIMIT_NOFILE, &limit);
 }

@@ -325,11 +325,13 @@ static void s_usage (FILE *out)
 
 static int s_options (int argc, char *argv[], options_t *opt, bool *rabbit)
 {
-    struct option longs[] = {
-        {"rabbit", no_argument, NULL, 'R'},       {"amqp", required_argument, NULL, 'A'},
-        {"bridge", required_argument, NULL, 'B'}, {"json", no_argument, NULL, 'J'},
-        {"no-confirms", no_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+    struct option longs[] = {{"rabbit", no_argument, NULL, 'R'},
+                             {"amqp", required_argument, NULL, 'A'},
+                             {"bridge", required_argument, NULL, 'B'},
+                             {"json", no_argument, NULL, 'J'},
+                             {"no-confirms", no_argument, NULL, 'C'},
+                             {"help", no_argument, NULL, 'h'},
+                             {NULL, 0, NULL, 0}};
     static char host[256] = "127.0.0.1";
     *opt = (options_t){host, 5672, 10000, 16, 64, false, true, ""};
     char *self = strdup (argv[0]);

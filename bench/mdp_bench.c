@@ -27,7 +27,8 @@ static const char *s_kind_name (broker_kind_t kind)
 
 static void s_usage (FILE *out)
 {
-    fprintf (out,
+    fprintf (
+        out,
         "usage: mdp-bench [--broker mdp|raw|both] [-e ENDPOINT] [--mode sync|async|pipe] [-W W]\n"
         "                 [-c CLIENTS] [-w WORKERS] [-s BYTES] [-n N | -d SECONDS]\n"
         "                 [--services K] [--idle-workers J] [--procs] [--json] [--repeat N]\n"
@@ -43,7 +44,8 @@ static void s_usage (FILE *out)
         "  -W, --window W    requests in flight per async or pipe client (default 16)\n"
         "  -c, --clients N   clients (default 1)        -w, --workers N  echo workers (default 1)\n"
         "  -s, --size BYTES  payload per request (default 16)\n"
-        "  -n N              measured requests over all clients; -d S: measure S seconds (default 2)\n"
+        "  -n N              measured requests over all clients; -d S: measure S seconds (default "
+        "2)\n"
         "  --services K      K registered services: the workers spread over the first ones,\n"
         "                    idle placeholder workers hold the rest; clients address the served\n"
         "                    ones round robin (default 1)\n"
@@ -71,15 +73,29 @@ static long s_number (const char *text, long min, long max, const char *what)
     errno = 0;
     long value = strtol (text, &end, 10);
     if (errno || end == text || *end || value < min || value > max) {
-        fprintf (stderr, "mdp-bench: %s must be a whole number from %ld to %ld, not '%s'\n",
-                 what, min, max, text);
+        fprintf (stderr, "mdp-bench: %s must be a whole number from %ld to %ld, not '%s'\n", what,
+                 min, max, text);
         exit (2);
     }
     return value;
 }
 
-enum { O_BROKER = 256, O_MODE, O_SERVICES, O_IDLE, O_PROCS, O_JSON, O_CG, O_CGDIR, O_QUEUE,
-       O_HB, O_WARMUP, O_REPEAT, O_TIMEOUT, O_PIPELINE };
+enum {
+    O_BROKER = 256,
+    O_MODE,
+    O_SERVICES,
+    O_IDLE,
+    O_PROCS,
+    O_JSON,
+    O_CG,
+    O_CGDIR,
+    O_QUEUE,
+    O_HB,
+    O_WARMUP,
+    O_REPEAT,
+    O_TIMEOUT,
+    O_PIPELINE
+};
 
 static void s_bad (const char *message)
 {
@@ -91,65 +107,121 @@ static void s_bad (const char *message)
 static void s_option (bench_opts_t *opts, int opt, const char *arg)
 {
     switch (opt) {
-        case O_BROKER:
-            opts->both = strcmp (arg, "both") == 0;
-            opts->kind = strcmp (arg, "raw") == 0 ? BROKER_RAW : BROKER_MDP;
-            if (!opts->both && strcmp (arg, "raw") && strcmp (arg, "mdp"))
-                s_bad ("--broker is mdp, raw or both");
-            break;
-        case O_MODE:
-            opts->async = strcmp (arg, "async") == 0;
-            opts->pipe = strcmp (arg, "pipe") == 0;
-            if (!opts->async && !opts->pipe && strcmp (arg, "sync"))
-                s_bad ("--mode is sync, async or pipe");
-            break;
-        case 'd':
-            opts->duration = atof (arg);
-            if (!(opts->duration > 0 && opts->duration < 86400))
-                s_bad ("-d needs a number of seconds");
-            break;
-        case 'e': opts->endpoint = arg; break;
-        case 'W': opts->window = (int) s_number (arg, 1, 1000000, "-W"); break;
-        case 'c': opts->clients = (int) s_number (arg, 1, 1000, "-c"); break;
-        case 'w': opts->workers = (int) s_number (arg, 1, 1000, "-w"); break;
-        case 's': opts->size = (size_t) s_number (arg, 0, 64 << 20, "-s"); break;
-        case 'n': opts->requests = s_number (arg, 1, 1L << 40, "-n"); break;
-        case O_SERVICES: opts->services = (int) s_number (arg, 1, 100000, "--services"); break;
-        case O_IDLE: opts->idle = (int) s_number (arg, 0, 100000, "--idle-workers"); break;
-        case O_PROCS: opts->procs = true; break;
-        case O_JSON: opts->json = true; break;
-        case O_CG: opts->callgrind = true; break;
-        case O_CGDIR: opts->cg_dir = arg; break;
-        case O_QUEUE: opts->queue = s_number (arg, 1, 1000000, "--queue"); break;
-        case O_HB: opts->heartbeat = (int) s_number (arg, 10, 3600000, "--heartbeat"); break;
-        case O_WARMUP: opts->warmup = (int) s_number (arg, 0, 1000000, "--warmup"); break;
-        case O_REPEAT: opts->repeat = (int) s_number (arg, 1, 100, "--repeat"); break;
-        case O_TIMEOUT: opts->timeout = (int) s_number (arg, 1, 3600000, "--timeout"); break;
-        case O_PIPELINE: opts->pipeline = true; break;
-        case 'v': opts->verbose = true; break;
-        case 'h': s_usage (stdout); exit (0);
-        default: s_usage (stderr); exit (2);
+    case O_BROKER:
+        opts->both = strcmp (arg, "both") == 0;
+        opts->kind = strcmp (arg, "raw") == 0 ? BROKER_RAW : BROKER_MDP;
+        if (!opts->both && strcmp (arg, "raw") && strcmp (arg, "mdp"))
+            s_bad ("--broker is mdp, raw or both");
+        break;
+    case O_MODE:
+        opts->async = strcmp (arg, "async") == 0;
+        opts->pipe = strcmp (arg, "pipe") == 0;
+        if (!opts->async && !opts->pipe && strcmp (arg, "sync"))
+            s_bad ("--mode is sync, async or pipe");
+        break;
+    case 'd':
+        opts->duration = atof (arg);
+        if (!(opts->duration > 0 && opts->duration < 86400))
+            s_bad ("-d needs a number of seconds");
+        break;
+    case 'e':
+        opts->endpoint = arg;
+        break;
+    case 'W':
+        opts->window = (int)s_number (arg, 1, 1000000, "-W");
+        break;
+    case 'c':
+        opts->clients = (int)s_number (arg, 1, 1000, "-c");
+        break;
+    case 'w':
+        opts->workers = (int)s_number (arg, 1, 1000, "-w");
+        break;
+    case 's':
+        opts->size = (size_t)s_number (arg, 0, 64 << 20, "-s");
+        break;
+    case 'n':
+        opts->requests = s_number (arg, 1, 1L << 40, "-n");
+        break;
+    case O_SERVICES:
+        opts->services = (int)s_number (arg, 1, 100000, "--services");
+        break;
+    case O_IDLE:
+        opts->idle = (int)s_number (arg, 0, 100000, "--idle-workers");
+        break;
+    case O_PROCS:
+        opts->procs = true;
+        break;
+    case O_JSON:
+        opts->json = true;
+        break;
+    case O_CG:
+        opts->callgrind = true;
+        break;
+    case O_CGDIR:
+        opts->cg_dir = arg;
+        break;
+    case O_QUEUE:
+        opts->queue = s_number (arg, 1, 1000000, "--queue");
+        break;
+    case O_HB:
+        opts->heartbeat = (int)s_number (arg, 10, 3600000, "--heartbeat");
+        break;
+    case O_WARMUP:
+        opts->warmup = (int)s_number (arg, 0, 1000000, "--warmup");
+        break;
+    case O_REPEAT:
+        opts->repeat = (int)s_number (arg, 1, 100, "--repeat");
+        break;
+    case O_TIMEOUT:
+        opts->timeout = (int)s_number (arg, 1, 3600000, "--timeout");
+        break;
+    case O_PIPELINE:
+        opts->pipeline = true;
+        break;
+    case 'v':
+        opts->verbose = true;
+        break;
+    case 'h':
+        s_usage (stdout);
+        exit (0);
+    default:
+        s_usage (stderr);
+        exit (2);
     }
 }
 
 static void s_parse (bench_opts_t *opts, int argc, char *argv[])
 {
-    static const struct option options[] = {
-        {"broker", required_argument, 0, O_BROKER}, {"mode", required_argument, 0, O_MODE},
-        {"window", required_argument, 0, 'W'},      {"clients", required_argument, 0, 'c'},
-        {"workers", required_argument, 0, 'w'},     {"size", required_argument, 0, 's'},
-        {"services", required_argument, 0, O_SERVICES},
-        {"idle-workers", required_argument, 0, O_IDLE},
-        {"procs", no_argument, 0, O_PROCS},         {"json", no_argument, 0, O_JSON},
-        {"callgrind", no_argument, 0, O_CG},        {"callgrind-dir", required_argument, 0, O_CGDIR},
-        {"queue", required_argument, 0, O_QUEUE},   {"heartbeat", required_argument, 0, O_HB},
-        {"warmup", required_argument, 0, O_WARMUP}, {"repeat", required_argument, 0, O_REPEAT},
-        {"timeout", required_argument, 0, O_TIMEOUT}, {"help", no_argument, 0, 'h'},
-        {"relay-pipeline", no_argument, 0, O_PIPELINE},
-        {0, 0, 0, 0}};
-    *opts = (bench_opts_t){.kind = BROKER_MDP, .window = 16, .clients = 1, .workers = 1,
-                           .size = 16, .services = 1, .heartbeat = 2500, .warmup = -1,
-                           .repeat = 1, .timeout = -1};
+    static const struct option options[] = {{"broker", required_argument, 0, O_BROKER},
+                                            {"mode", required_argument, 0, O_MODE},
+                                            {"window", required_argument, 0, 'W'},
+                                            {"clients", required_argument, 0, 'c'},
+                                            {"workers", required_argument, 0, 'w'},
+                                            {"size", required_argument, 0, 's'},
+                                            {"services", required_argument, 0, O_SERVICES},
+                                            {"idle-workers", required_argument, 0, O_IDLE},
+                                            {"procs", no_argument, 0, O_PROCS},
+                                            {"json", no_argument, 0, O_JSON},
+                                            {"callgrind", no_argument, 0, O_CG},
+                                            {"callgrind-dir", required_argument, 0, O_CGDIR},
+                                            {"queue", required_argument, 0, O_QUEUE},
+                                            {"heartbeat", required_argument, 0, O_HB},
+                                            {"warmup", required_argument, 0, O_WARMUP},
+                                            {"repeat", required_argument, 0, O_REPEAT},
+                                            {"timeout", required_argument, 0, O_TIMEOUT},
+                                            {"help", no_argument, 0, 'h'},
+                                            {"relay-pipeline", no_argument, 0, O_PIPELINE},
+                                            {0, 0, 0, 0}};
+    *opts = (bench_opts_t){.kind = BROKER_MDP,
+                           .window = 16,
+                           .clients = 1,
+                           .workers = 1,
+                           .size = 16,
+                           .services = 1,
+                           .heartbeat = 2500,
+                           .warmup = -1,
+                           .repeat = 1,
+                           .timeout = -1};
     int opt;
     while ((opt = getopt_long (argc, argv, "e:W:c:w:s:n:d:vh", options, NULL)) != -1)
         s_option (opts, opt, optarg);
@@ -175,11 +247,11 @@ static void s_parse (bench_opts_t *opts, int argc, char *argv[])
 //  One run
 
 typedef struct {
-    bench_peer_t peer;           //  what the peer gets
-    void (*role) (bench_peer_t *peer);   //  client, worker or idle pool
-    bool process;                //  runs as a process (--procs, big pools)
-    pthread_t thread;            //  its thread
-    pid_t pid;                   //  its process
+    bench_peer_t peer;                 //  what the peer gets
+    void (*role) (bench_peer_t *peer); //  client, worker or idle pool
+    bool process;                      //  runs as a process (--procs, big pools)
+    pthread_t thread;                  //  its thread
+    pid_t pid;                         //  its process
 } peer_slot_t;
 
 static void *s_thread (void *arg)
@@ -234,9 +306,8 @@ static void s_join_peers (peer_slot_t *slots, int count, bench_shared_t *shared)
         int status = 0;
         if (!slots[i].process && slots[i].thread)
             pthread_join (slots[i].thread, NULL);
-        else
-        if (slots[i].process && slots[i].pid > 0 && waitpid (slots[i].pid, &status, 0) > 0
-            && !(WIFEXITED (status) && WEXITSTATUS (status) == 0))
+        else if (slots[i].process && slots[i].pid > 0 && waitpid (slots[i].pid, &status, 0) > 0 &&
+                 !(WIFEXITED (status) && WEXITSTATUS (status) == 0))
             bench_fail (shared, "a peer process ended with status %d", status);
     }
 }
@@ -245,7 +316,7 @@ static void s_join_peers (peer_slot_t *slots, int count, bench_shared_t *shared)
 static bool s_await (bench_shared_t *shared, _Atomic int *counter, int want, long timeout_ms,
                      const char *what)
 {
-    int64_t deadline = bench_now_ns () + (int64_t) timeout_ms * 1000000;
+    int64_t deadline = bench_now_ns () + (int64_t)timeout_ms * 1000000;
     while (atomic_load (counter) < want) {
         if (atomic_load (&shared->failed))
             return false;
@@ -254,7 +325,7 @@ static bool s_await (bench_shared_t *shared, _Atomic int *counter, int want, lon
                         timeout_ms);
             return false;
         }
-        usleep (1000);   //  the driver shares the CPUs with what it measures
+        usleep (1000); //  the driver shares the CPUs with what it measures
     }
     return true;
 }
@@ -262,7 +333,7 @@ static bool s_await (bench_shared_t *shared, _Atomic int *counter, int want, lon
 static double s_cpu_s (pid_t pid)
 {
     int64_t ns = pid > 0 ? bench_proc_cpu_ns (pid) : -1;
-    return ns >= 0 ? (double) ns / 1e9 : -1;
+    return ns >= 0 ? (double)ns / 1e9 : -1;
 }
 
 //  The phases, from the driver's side: registrations confirmed, warm-up,
@@ -278,19 +349,19 @@ static void s_drive (const bench_opts_t *opts, bench_shared_t *shared, pid_t pid
     if (!s_await (shared, &shared->warmed, opts->clients, 60000 * slow, "clients warmed up"))
         return;
     if (opts->callgrind && bench_callgrind_control (pid, "on") != 0) {
-        bench_fail (shared, "callgrind_control -i on %d failed", (int) pid);
+        bench_fail (shared, "callgrind_control -i on %d failed", (int)pid);
         return;
     }
     double cpu0 = s_cpu_s (pid);
     run->rss_kib = pid > 0 ? bench_proc_status_kib (pid, "VmRSS") : -1;
     int64_t start = bench_now_ns ();
     atomic_store (&shared->phase, PHASE_MEASURE);
-    long limit = opts->requests ? 3600000L : (long) (opts->duration * 1000) + opts->timeout + 10000;
+    long limit = opts->requests ? 3600000L : (long)(opts->duration * 1000) + opts->timeout + 10000;
     if (!s_await (shared, &shared->done, opts->clients, limit, "clients done"))
         return;
-    run->seconds = (double) (bench_now_ns () - start) / 1e9;
+    run->seconds = (double)(bench_now_ns () - start) / 1e9;
     if (opts->callgrind && bench_callgrind_control (pid, "off") != 0)
-        bench_fail (shared, "callgrind_control -i off %d failed", (int) pid);
+        bench_fail (shared, "callgrind_control -i off %d failed", (int)pid);
     double cpu1 = s_cpu_s (pid);
     run->cpu_s = cpu0 >= 0 && cpu1 >= 0 ? cpu1 - cpu0 : -1;
     run->rss_end_kib = pid > 0 ? bench_proc_status_kib (pid, "VmRSS") : -1;
@@ -305,9 +376,11 @@ static int s_spawn_broker (const bench_opts_t *opts, broker_kind_t kind, const c
     //  Room for every request a run can have waiting, and no expiry while a
     //  whole pipe window waits (under callgrind that can take minutes).
     snprintf (queue, sizeof queue, "%ld",
-              opts->queue + (long) bench_window (opts) * opts->clients + 10000);
-    char *mdp_args[] = {"--heartbeat", heartbeat, "--max-queue", queue, "--request-timeout",
-                        opts->queue || opts->pipe ? "86400" : "30", NULL};
+              opts->queue + (long)bench_window (opts) * opts->clients + 10000);
+    char *mdp_args[] = {
+        "--heartbeat", heartbeat,           "--max-queue",
+        queue,         "--request-timeout", opts->queue || opts->pipe ? "86400" : "30",
+        NULL};
     char *raw_args[] = {opts->pipeline ? "--pipeline" : NULL, NULL};
     return bench_broker_start (broker, kind, cg_file, kind == BROKER_MDP ? mdp_args : raw_args,
                                cg_file ? 120000 : 60000);
@@ -328,8 +401,8 @@ static void s_make_slots (const bench_opts_t *opts, bench_shared_t *shared, int 
         peer.index = i;
         peer.first = i * BENCH_POOL_CHUNK;
         peer.count = pool - peer.first < BENCH_POOL_CHUNK ? pool - peer.first : BENCH_POOL_CHUNK;
-        slots[n++] = (peer_slot_t){.peer = peer, .role = bench_idle_pool,
-                                   .process = opts->procs || chunks > 1};
+        slots[n++] = (peer_slot_t){
+            .peer = peer, .role = bench_idle_pool, .process = opts->procs || chunks > 1};
     }
     peer.first = 0;
     peer.count = 1;
@@ -342,30 +415,35 @@ static void s_make_slots (const bench_opts_t *opts, bench_shared_t *shared, int 
 
 //  One complete run against a fresh broker of kind (or opts->endpoint).
 //  Returns 0 with run filled in, or -1 with a message on stderr.
-static int s_run (const bench_opts_t *base, broker_kind_t kind, const char *cg_file, bench_run_t *run)
+static int s_run (const bench_opts_t *base, broker_kind_t kind, const char *cg_file,
+                  bench_run_t *run)
 {
     bench_opts_t opts = *base;
     opts.kind = kind;
-    *run = (bench_run_t){.kind = kind, .cpu_s = -1, .rss_kib = -1, .rss_end_kib = -1,
-                         .hwm_kib = -1, .ir = -1, .ir_main = -1};
+    *run = (bench_run_t){.kind = kind,
+                         .cpu_s = -1,
+                         .rss_kib = -1,
+                         .rss_end_kib = -1,
+                         .hwm_kib = -1,
+                         .ir = -1,
+                         .ir_main = -1};
     int pool = bench_pool_size (&opts), chunks = (pool + BENCH_POOL_CHUNK - 1) / BENCH_POOL_CHUNK;
     int npeers = opts.workers + chunks + opts.clients;
     bench_raise_fd_limit (2L * (npeers + (chunks > 1 ? BENCH_POOL_CHUNK : pool)) + 512);
-    size_t shared_size = sizeof (bench_shared_t) + (size_t) opts.clients * sizeof (bench_result_t);
-    bench_shared_t *shared = mmap (NULL, shared_size, PROT_READ | PROT_WRITE,
-                                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    peer_slot_t *slots = calloc ((size_t) npeers, sizeof (peer_slot_t));
+    size_t shared_size = sizeof (bench_shared_t) + (size_t)opts.clients * sizeof (bench_result_t);
+    bench_shared_t *shared =
+        mmap (NULL, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    peer_slot_t *slots = calloc ((size_t)npeers, sizeof (peer_slot_t));
     bench_broker_t broker = {.pid = -1, .log_fd = -1};
     int stop_fds[2] = {-1, -1};
-    if (shared == MAP_FAILED || !slots || bench_payload_init (opts.size) != 0
-        || pipe2 (stop_fds, O_CLOEXEC) != 0) {
+    if (shared == MAP_FAILED || !slots || bench_payload_init (opts.size) != 0 ||
+        pipe2 (stop_fds, O_CLOEXEC) != 0) {
         fprintf (stderr, "mdp-bench: out of resources\n");
         exit (1);
     }
     if (opts.endpoint)
         snprintf (shared->endpoint, sizeof shared->endpoint, "%s", opts.endpoint);
-    else
-    if (s_spawn_broker (&opts, kind, cg_file, &broker) == 0)
+    else if (s_spawn_broker (&opts, kind, cg_file, &broker) == 0)
         snprintf (shared->endpoint, sizeof shared->endpoint, "%s", broker.endpoint);
     else
         bench_fail (shared, "the %s broker did not start", s_kind_name (kind));
@@ -384,8 +462,7 @@ static int s_run (const bench_opts_t *base, broker_kind_t kind, const char *cg_f
     if (ctx)
         zmq_ctx_term (ctx);
     close (stop_fds[0]);
-    if (broker.pid > 0
-        && bench_broker_stop (&broker, cg_file ? 120000 : 30000, opts.verbose) != 0)
+    if (broker.pid > 0 && bench_broker_stop (&broker, cg_file ? 120000 : 30000, opts.verbose) != 0)
         bench_fail (shared, "the %s broker did not exit cleanly", s_kind_name (kind));
     if (cg_file)
         run->ir = bench_callgrind_ir (cg_file, &run->ir_main, !opts.cg_dir);
@@ -445,7 +522,8 @@ static int s_probe (void *sock, int timeout_ms)
 static int s_queue (const bench_opts_t *opts)
 {
     bench_broker_t broker;
-    if (bench_payload_init (opts->size) != 0 || s_spawn_broker (opts, BROKER_MDP, NULL, &broker) != 0)
+    if (bench_payload_init (opts->size) != 0 ||
+        s_spawn_broker (opts, BROKER_MDP, NULL, &broker) != 0)
         return 1;
     bench_queue_t queue = {opts->queue, -1, -1, strlen ("bench.echo") + opts->size};
     char *payload = calloc (1, opts->size + 1);
@@ -483,9 +561,9 @@ static int s_queue (const bench_opts_t *opts)
 
 static double s_score (const bench_opts_t *opts, const bench_run_t *run)
 {
-    if (opts->callgrind)   //  fewer instructions per request is better
-        return -(double) run->ir;
-    return run->seconds > 0 ? (double) run->total.count / run->seconds : 0;
+    if (opts->callgrind) //  fewer instructions per request is better
+        return -(double)run->ir;
+    return run->seconds > 0 ? (double)run->total.count / run->seconds : 0;
 }
 
 int main (int argc, char *argv[])

@@ -35,44 +35,44 @@
 #include <string.h>
 #include <zmq.h>
 
-#define MAX_FRAMES 64            //  a longer message is dropped, as by the broker
-#define TOKEN_MAX 512            //  largest client envelope, packed
-#define RING_MIN 4096            //  frames the FIFO holds before it first grows
-#define RING_MAX (1u << 22)      //  frames the FIFO holds at most
-#define NONE UINT32_MAX          //  no worker
+#define MAX_FRAMES 64       //  a longer message is dropped, as by the broker
+#define TOKEN_MAX 512       //  largest client envelope, packed
+#define RING_MIN 4096       //  frames the FIFO holds before it first grows
+#define RING_MAX (1u << 22) //  frames the FIFO holds at most
+#define NONE UINT32_MAX     //  no worker
 
 typedef struct {
-    unsigned char id[255];       //  routing id bytes
-    uint8_t len;                 //  routing id length, 0 for a free slot
-    bool busy;                   //  holds a request (never with --pipeline)
-    bool listed;                 //  on the idle list
-    uint32_t hash;               //  hash of the routing id
-    uint32_t prev;               //  idle list: previous (older) worker, or NONE
-    uint32_t next;               //  idle list: next worker; free slot: next free
+    unsigned char id[255]; //  routing id bytes
+    uint8_t len;           //  routing id length, 0 for a free slot
+    bool busy;             //  holds a request (never with --pipeline)
+    bool listed;           //  on the idle list
+    uint32_t hash;         //  hash of the routing id
+    uint32_t prev;         //  idle list: previous (older) worker, or NONE
+    uint32_t next;         //  idle list: next worker; free slot: next free
 } worker_t;
 
 typedef struct {
-    void *router;                //  the one ROUTER socket
-    bool pipeline;               //  --pipeline: round robin, no limit per worker
-    zmq_msg_t frames[MAX_FRAMES];   //  the message in hand, each always initialised
-    size_t sizes[MAX_FRAMES];    //  their sizes
-    worker_t *workers;           //  worker slots, by number
-    uint32_t nslots;             //  slots in use or freed
-    uint32_t capslots;           //  slots allocated
-    uint32_t free;               //  first free slot, or NONE
-    uint32_t *index;             //  open addressing: routing id -> slot + 1, 0 empty
-    uint32_t mask;               //  index size - 1 (a power of two)
-    uint32_t nworkers;           //  workers that sent READY and are still here
-    uint32_t idle_head;          //  idle workers, longest idle first, or NONE
-    uint32_t idle_tail;          //  the most recently idle, or NONE
-    zmq_msg_t *ring;             //  frames of waiting requests: token, body...
-    uint8_t *counts;             //  frames per waiting request, same capacity
-    size_t ring_mask;            //  ring capacity - 1 (a power of two), or 0
-    size_t head;                 //  first frame waiting
-    size_t tail;                 //  one past the last frame waiting
-    size_t count_head;           //  first waiting request's count
-    size_t count_tail;           //  one past the last request's count
-    uint64_t dropped;            //  messages dropped
+    void *router;                 //  the one ROUTER socket
+    bool pipeline;                //  --pipeline: round robin, no limit per worker
+    zmq_msg_t frames[MAX_FRAMES]; //  the message in hand, each always initialised
+    size_t sizes[MAX_FRAMES];     //  their sizes
+    worker_t *workers;            //  worker slots, by number
+    uint32_t nslots;              //  slots in use or freed
+    uint32_t capslots;            //  slots allocated
+    uint32_t free;                //  first free slot, or NONE
+    uint32_t *index;              //  open addressing: routing id -> slot + 1, 0 empty
+    uint32_t mask;                //  index size - 1 (a power of two)
+    uint32_t nworkers;            //  workers that sent READY and are still here
+    uint32_t idle_head;           //  idle workers, longest idle first, or NONE
+    uint32_t idle_tail;           //  the most recently idle, or NONE
+    zmq_msg_t *ring;              //  frames of waiting requests: token, body...
+    uint8_t *counts;              //  frames per waiting request, same capacity
+    size_t ring_mask;             //  ring capacity - 1 (a power of two), or 0
+    size_t head;                  //  first frame waiting
+    size_t tail;                  //  one past the last frame waiting
+    size_t count_head;            //  first waiting request's count
+    size_t count_tail;            //  one past the last request's count
+    uint64_t dropped;             //  messages dropped
 } relay_t;
 
 static const uint8_t s_request_cmd = 0x02;
@@ -110,7 +110,7 @@ static bool s_same_id (const unsigned char *a, const unsigned char *b, size_t le
 
 static uint32_t s_hash (const unsigned char *id, size_t len)
 {
-    uint32_t hash = 2166136261u;   //  FNV-1a
+    uint32_t hash = 2166136261u; //  FNV-1a
     for (size_t i = 0; i < len; i++)
         hash = (hash ^ id[i]) * 16777619u;
     return hash;
@@ -152,7 +152,8 @@ static int s_index_grow (relay_t *self)
     self->mask = size - 1;
     for (uint32_t n = 0; n < self->nslots; n++)
         if (self->workers[n].len)
-            *s_cell (self, self->workers[n].id, self->workers[n].len, self->workers[n].hash) = n + 1;
+            *s_cell (self, self->workers[n].id, self->workers[n].len, self->workers[n].hash) =
+                n + 1;
     return 0;
 }
 
@@ -299,7 +300,7 @@ static size_t s_pack (relay_t *self, size_t delim, unsigned char *token)
     for (size_t i = 0; i < delim; i++) {
         if (self->sizes[i] > 255 || size + 1 + self->sizes[i] > TOKEN_MAX)
             return 0;
-        token[size++] = (unsigned char) self->sizes[i];
+        token[size++] = (unsigned char)self->sizes[i];
         memcpy (token + size, s_data (self, i), self->sizes[i]);
         size += self->sizes[i];
     }
@@ -342,8 +343,8 @@ static void s_request_send (relay_t *self, uint32_t n, size_t count, size_t deli
 }
 
 //  The request in hand into the FIFO: its token and body frames, moved.
-static void s_request_hold (relay_t *self, size_t count, size_t delim,
-                            const unsigned char *token, size_t size)
+static void s_request_hold (relay_t *self, size_t count, size_t delim, const unsigned char *token,
+                            size_t size)
 {
     size_t frames = 1 + count - (delim + 3);
     if (s_ring_room (self, frames) != 0) {
@@ -355,12 +356,11 @@ static void s_request_hold (relay_t *self, size_t count, size_t delim,
         zmq_msg_close (slot);
         zmq_msg_init_size (slot, size);
         memcpy (zmq_msg_data (slot), token, size);
-    }
-    else
+    } else
         zmq_msg_move (slot, &self->frames[0]);
     for (size_t i = delim + 3; i < count; i++)
         zmq_msg_move (s_ring_slot (self), &self->frames[i]);
-    self->counts[self->count_tail++ & self->ring_mask] = (uint8_t) frames;
+    self->counts[self->count_tail++ & self->ring_mask] = (uint8_t)frames;
 }
 
 //  The oldest waiting request to worker n (dest as for s_send_head).
@@ -380,7 +380,7 @@ static void s_client (relay_t *self, size_t count, size_t delim)
     unsigned char token[TOKEN_MAX];
     size_t size = 0;
     if (count < delim + 4 || (!s_bare (self, delim) && (size = s_pack (self, delim, token)) == 0)) {
-        self->dropped++;   //  no service, no body, or an envelope too big for a token
+        self->dropped++; //  no service, no body, or an envelope too big for a token
         return;
     }
     uint32_t n = s_worker_take (self);
@@ -401,9 +401,7 @@ static void s_worker_free (relay_t *self, uint32_t n, zmq_msg_t *dest)
     if (self->pipeline) {
         while (s_waiting (self))
             s_request_unhold (self, s_worker_take (self), NULL);
-    }
-    else
-    if (s_waiting (self))
+    } else if (s_waiting (self))
         s_request_unhold (self, n, dest);
     else
         s_idle_push (self, n);
@@ -411,9 +409,9 @@ static void s_worker_free (relay_t *self, uint32_t n, zmq_msg_t *dest)
 
 static void s_ready (relay_t *self)
 {
-    if (s_find (self) != NONE || self->sizes[0] == 0 || self->sizes[0] > 255
-        || ((self->nworkers + 1) * 2 > self->mask + 1 && s_index_grow (self) != 0)) {
-        self->dropped++;   //  a second READY, or out of memory
+    if (s_find (self) != NONE || self->sizes[0] == 0 || self->sizes[0] > 255 ||
+        ((self->nworkers + 1) * 2 > self->mask + 1 && s_index_grow (self) != 0)) {
+        self->dropped++; //  a second READY, or out of memory
         return;
     }
     uint32_t n = s_slot_new (self);
@@ -422,7 +420,7 @@ static void s_ready (relay_t *self)
         return;
     }
     worker_t *worker = &self->workers[n];
-    worker->len = (uint8_t) self->sizes[0];
+    worker->len = (uint8_t)self->sizes[0];
     memcpy (worker->id, s_data (self, 0), worker->len);
     worker->hash = s_hash (worker->id, worker->len);
     worker->busy = worker->listed = false;
@@ -438,8 +436,8 @@ static void s_leave (relay_t *self, uint32_t n)
     worker_t *worker = &self->workers[n];
     if (worker->listed)
         s_idle_unlink (self, n);
-    s_index_remove (self, (uint32_t) (s_cell (self, worker->id, worker->len, worker->hash)
-                                      - self->index));
+    s_index_remove (self,
+                    (uint32_t)(s_cell (self, worker->id, worker->len, worker->hash) - self->index));
     worker->len = 0;
     worker->next = self->free;
     self->free = n;
@@ -463,8 +461,8 @@ static bool s_token_valid (relay_t *self)
 //  to the client as [<c>][env...][""]["MDPC01"]["relay"][body...].
 static void s_reply (relay_t *self, uint32_t n, size_t count)
 {
-    if (count < 7 || self->sizes[5] != 0 || !s_token_valid (self)
-        || (!self->pipeline && !self->workers[n].busy)) {
+    if (count < 7 || self->sizes[5] != 0 || !s_token_valid (self) ||
+        (!self->pipeline && !self->workers[n].busy)) {
         self->dropped++;
         return;
     }
@@ -488,17 +486,13 @@ static void s_worker (relay_t *self, size_t count, size_t delim)
     uint32_t n = command == 0x01 || command == 0x04 ? NONE : s_find (self);
     if (command == 0x01 && count == 5)
         s_ready (self);
-    else
-    if (command == 0x04)
-        ;   //  HEARTBEAT: nothing is ever due here
-    else
-    if (n == NONE)
-        self->dropped++;   //  not READY, or a READY without its one service frame
-    else
-    if (command == 0x03)
+    else if (command == 0x04)
+        ; //  HEARTBEAT: nothing is ever due here
+    else if (n == NONE)
+        self->dropped++; //  not READY, or a READY without its one service frame
+    else if (command == 0x03)
         s_reply (self, n, count);
-    else
-    if (command == 0x05)
+    else if (command == 0x05)
         s_leave (self, n);
     else
         self->dropped++;
@@ -515,11 +509,9 @@ static void s_handle (relay_t *self, size_t count)
         delim++;
     if (delim + 2 >= count)
         self->dropped++;
-    else
-    if (s_is_protocol (self, delim + 1, "MDPC01"))
+    else if (s_is_protocol (self, delim + 1, "MDPC01"))
         s_client (self, count, delim);
-    else
-    if (s_is_protocol (self, delim + 1, "MDPW01"))
+    else if (s_is_protocol (self, delim + 1, "MDPW01"))
         s_worker (self, count, delim);
     else
         self->dropped++;
@@ -540,7 +532,7 @@ static size_t s_recv (relay_t *self)
                 continue;
             return 0;
         }
-        self->sizes[at] = (size_t) size;
+        self->sizes[at] = (size_t)size;
         more = zmq_msg_more (&self->frames[at]);
         count++;
     }
@@ -573,8 +565,7 @@ static int s_args (int argc, char *argv[], const char **endpoint, bool *pipeline
     while ((opt = getopt_long (argc, argv, "e:ph", options, NULL)) != -1) {
         if (opt == 'e')
             *endpoint = optarg;
-        else
-        if (opt == 'p')
+        else if (opt == 'p')
             *pipeline = true;
         else {
             fprintf (opt == 'h' ? stdout : stderr,
@@ -635,8 +626,8 @@ static void s_destroy (relay_t *self)
 //  SIGINT or SIGTERM, taken by this thread alone: shut the context down, so
 //  that the main thread's blocking read returns.
 typedef struct {
-    sigset_t signals;            //  the stop signals, blocked everywhere
-    void *ctx;                   //  the context to shut down
+    sigset_t signals; //  the stop signals, blocked everywhere
+    void *ctx;        //  the context to shut down
 } stopper_t;
 
 static void *s_stopper (void *arg)
@@ -666,20 +657,19 @@ int main (int argc, char *argv[])
     pthread_t thread;
     bool stopper_runs = stopper.ctx && pthread_create (&thread, NULL, s_stopper, &stopper) == 0;
     char bound[256];
-    if (!stopper_runs || s_init (&self) != 0
-        || s_bind (&self, stopper.ctx, endpoint, bound, sizeof bound) != 0) {
+    if (!stopper_runs || s_init (&self) != 0 ||
+        s_bind (&self, stopper.ctx, endpoint, bound, sizeof bound) != 0) {
         fprintf (stderr, "mdp-relay: cannot bind '%s': %s\n", endpoint, zmq_strerror (errno));
         code = 2;
-    }
-    else {
+    } else {
         fprintf (stderr, "mdp-relay: serving on %s\n", bound);
         fflush (stderr);
         s_serve (&self);
         fprintf (stderr, "mdp-relay: stopping, %llu messages dropped, %zu requests waiting\n",
-                 (unsigned long long) self.dropped, self.count_tail - self.count_head);
+                 (unsigned long long)self.dropped, self.count_tail - self.count_head);
     }
     s_destroy (&self);
-    if (stopper_runs) {   //  a no-op if it already took a signal and ended
+    if (stopper_runs) { //  a no-op if it already took a signal and ended
         pthread_kill (thread, SIGTERM);
         pthread_join (thread, NULL);
     }

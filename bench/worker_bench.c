@@ -26,13 +26,13 @@
 
 #define ACTION "bench.echo"
 
-static int s_requests = 20000;  //  -n: requests per measurement
-static int s_clients = 8;       //  -c: clients of the pipelined measurement
-static int s_rounds = 3;        //  --rounds
-static int s_cg_requests = 0;   //  --callgrind N: worker Ir/req over N requests
-static size_t s_size = 16;      //  -s: payload bytes
-static char s_body[70000];      //  the JSON body {"p":"xxx..."}
-static int s_cg_warm = 0;       //  --call child: round trips before callgrind counts
+static int s_requests = 20000; //  -n: requests per measurement
+static int s_clients = 8;      //  -c: clients of the pipelined measurement
+static int s_rounds = 3;       //  --rounds
+static int s_cg_requests = 0;  //  --callgrind N: worker Ir/req over N requests
+static size_t s_size = 16;     //  -s: payload bytes
+static char s_body[70000];     //  the JSON body {"p":"xxx..."}
+static int s_cg_warm = 0;      //  --call child: round trips before callgrind counts
 static volatile sig_atomic_t s_stop = 0;
 
 //  ---------------------------------------------------------------------------
@@ -64,11 +64,11 @@ static int s_serve_bare (const char *endpoint, const char *service)
     s_send_str (sock, "\x01", ZMQ_SNDMORE);
     s_send_str (sock, service, 0);
     zmq_pollitem_t item = {sock, 0, ZMQ_POLLIN, 0};
-    int64_t beat_at = bench_now_ns () + (int64_t) MDP_DEFAULT_HEARTBEAT * 1000000;
+    int64_t beat_at = bench_now_ns () + (int64_t)MDP_DEFAULT_HEARTBEAT * 1000000;
     zmq_msg_t frames[16];
     while (!s_stop) {
         int64_t wait = (beat_at - bench_now_ns ()) / 1000000;
-        zmq_poll (&item, 1, wait < 0 ? 0 : wait > 200 ? 200 : (long) wait);
+        zmq_poll (&item, 1, wait < 0 ? 0 : wait > 200 ? 200 : (long)wait);
         while (true) {
             size_t count = 0;
             int more = 1;
@@ -84,13 +84,13 @@ static int s_serve_bare (const char *endpoint, const char *service)
             if (count == 0)
                 break;
             bool request = count >= 5 && zmq_msg_size (&frames[2]) == 1 &&
-                           *(char *) zmq_msg_data (&frames[2]) == 0x02;
+                           *(char *)zmq_msg_data (&frames[2]) == 0x02;
             for (size_t i = 0; i < count; i++) {
                 if (request && i == 2) {
                     zmq_msg_close (&frames[i]);
                     zmq_send_const (sock, "\x03", 1, ZMQ_SNDMORE);
-                } else if (!request || zmq_msg_send (&frames[i], sock,
-                                                     i + 1 < count ? ZMQ_SNDMORE : 0) < 0)
+                } else if (!request ||
+                           zmq_msg_send (&frames[i], sock, i + 1 < count ? ZMQ_SNDMORE : 0) < 0)
                     zmq_msg_close (&frames[i]);
             }
         }
@@ -98,7 +98,7 @@ static int s_serve_bare (const char *endpoint, const char *service)
             s_send_str (sock, "", ZMQ_SNDMORE);
             s_send_str (sock, "MDPW01", ZMQ_SNDMORE);
             s_send_str (sock, "\x04", 0);
-            beat_at = bench_now_ns () + (int64_t) MDP_DEFAULT_HEARTBEAT * 1000000;
+            beat_at = bench_now_ns () + (int64_t)MDP_DEFAULT_HEARTBEAT * 1000000;
         }
     }
     s_send_str (sock, "", ZMQ_SNDMORE);
@@ -130,12 +130,12 @@ static int s_serve_libmdp (const char *endpoint, const char *service)
 //  The clients
 
 typedef struct {
-    const char *endpoint;   //  broker
-    const char *service;    //  service to call
-    bool libmdp;            //  mdp_client_t, else a bare DEALER
-    int requests;           //  round trips to make
-    void *ctx;              //  libzmq context (bare)
-    int errors;             //  replies that were not the echo
+    const char *endpoint; //  broker
+    const char *service;  //  service to call
+    bool libmdp;          //  mdp_client_t, else a bare DEALER
+    int requests;         //  round trips to make
+    void *ctx;            //  libzmq context (bare)
+    int errors;           //  replies that were not the echo
 } client_job_t;
 
 static void *s_client (void *arg)
@@ -184,7 +184,7 @@ static void *s_client (void *arg)
             size_t length = sizeof more;
             zmq_getsockopt (sock, ZMQ_RCVMORE, &more, &length);
         }
-        if (frames != 5 || size != (int) strlen (s_body))
+        if (frames != 5 || size != (int)strlen (s_body))
             job->errors++;
         if (size < 0)
             break;
@@ -212,13 +212,13 @@ static double s_measure (const char *endpoint, const char *service, bool libmdp,
         pthread_join (threads[i], NULL);
         errors += jobs[i].errors;
     }
-    double seconds = (double) (bench_now_ns () - start) / 1e9;
+    double seconds = (double)(bench_now_ns () - start) / 1e9;
     zmq_ctx_term (ctx);
     if (errors) {
         fprintf (stderr, "mdp-worker-bench: %d bad replies from %s\n", errors, service);
         return -1;
     }
-    return (double) (requests / clients * clients) / seconds;
+    return (double)(requests / clients * clients) / seconds;
 }
 
 //  ---------------------------------------------------------------------------
@@ -233,8 +233,18 @@ static pid_t s_worker_start (const char *endpoint, const char *kind, const char 
     ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = 0;
     snprintf (cg_arg, sizeof cg_arg, "--callgrind-out-file=%s", cg_file ? cg_file : "");
-    char *argv[] = {"valgrind", "--tool=callgrind", "-q", "--instr-atstart=no", "--separate-threads=yes", cg_arg, self,
-                    "--serve", (char *) kind, (char *) endpoint, (char *) service, NULL};
+    char *argv[] = {"valgrind",
+                    "--tool=callgrind",
+                    "-q",
+                    "--instr-atstart=no",
+                    "--separate-threads=yes",
+                    cg_arg,
+                    self,
+                    "--serve",
+                    (char *)kind,
+                    (char *)endpoint,
+                    (char *)service,
+                    NULL};
     pid_t pid = fork ();
     if (pid == 0) {
         execvp (cg_file ? argv[0] : self, cg_file ? argv : argv + 6);
@@ -243,7 +253,7 @@ static pid_t s_worker_start (const char *endpoint, const char *kind, const char 
     mdp_client_t *client = mdp_client_new (endpoint);
     mdp_client_set_timeout (client, 200);
     mdp_client_set_retries (client, 1);
-    int64_t deadline = bench_now_ns () + 60 * (int64_t) 1000000000;
+    int64_t deadline = bench_now_ns () + 60 * (int64_t)1000000000;
     while (mdp_client_has_service (client, service) != 1 && bench_now_ns () < deadline)
         usleep (10000);
     mdp_client_destroy (&client);
@@ -271,7 +281,7 @@ static int s_number (const char *text, int low)
 static double s_callgrind (const char *endpoint, const char *kind, double *main_p)
 {
     char cg_file[128], service[64];
-    snprintf (cg_file, sizeof cg_file, "/tmp/mdp-worker-bench.%s.%d", kind, (int) getpid ());
+    snprintf (cg_file, sizeof cg_file, "/tmp/mdp-worker-bench.%s.%d", kind, (int)getpid ());
     snprintf (service, sizeof service, "bench.cg.%s", kind);
     pid_t pid = s_worker_start (endpoint, kind, service, cg_file);
     s_measure (endpoint, service, false, 1, 200); //  warm
@@ -281,8 +291,8 @@ static double s_callgrind (const char *endpoint, const char *kind, double *main_
     s_worker_stop (pid);
     int64_t main_ir = 0;
     int64_t ir = bench_callgrind_ir (cg_file, &main_ir, !getenv ("MDP_BENCH_KEEP"));
-    *main_p = main_ir > 0 ? (double) main_ir / s_cg_requests : -1;
-    return ir > 0 ? (double) ir / s_cg_requests : -1;
+    *main_p = main_ir > 0 ? (double)main_ir / s_cg_requests : -1;
+    return ir > 0 ? (double)ir / s_cg_requests : -1;
 }
 
 //  Client Ir per request of kind (libmdp: mdp_client_t, else a bare
@@ -294,15 +304,25 @@ static double s_callgrind_client (const char *endpoint, const char *service, boo
 {
     char cg_file[128], self[400], cg_arg[600], count[32], size[32];
     snprintf (cg_file, sizeof cg_file, "/tmp/mdp-worker-bench.client-%s.%d",
-              libmdp ? "libmdp" : "bare", (int) getpid ());
+              libmdp ? "libmdp" : "bare", (int)getpid ());
     ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
     self[len > 0 ? len : 0] = 0;
     snprintf (cg_arg, sizeof cg_arg, "--callgrind-out-file=%s", cg_file);
     snprintf (count, sizeof count, "%d", s_cg_requests);
     snprintf (size, sizeof size, "%zu", s_size);
-    char *argv[] = {"valgrind", "--tool=callgrind", "-q", "--instr-atstart=no",
-                    "--separate-threads=yes", cg_arg, self, "--call",
-                    libmdp ? "libmdp" : "bare", (char *) endpoint, (char *) service, count, size,
+    char *argv[] = {"valgrind",
+                    "--tool=callgrind",
+                    "-q",
+                    "--instr-atstart=no",
+                    "--separate-threads=yes",
+                    cg_arg,
+                    self,
+                    "--call",
+                    libmdp ? "libmdp" : "bare",
+                    (char *)endpoint,
+                    (char *)service,
+                    count,
+                    size,
                     NULL};
     pid_t pid = fork ();
     if (pid == 0) {
@@ -314,18 +334,19 @@ static double s_callgrind_client (const char *endpoint, const char *service, boo
     int64_t main_ir = 0;
     int64_t ir = bench_callgrind_ir (cg_file, &main_ir, !getenv ("MDP_BENCH_KEEP"));
     bool ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
-    return ok && ir > 0 ? (double) ir / s_cg_requests : -1;
+    return ok && ir > 0 ? (double)ir / s_cg_requests : -1;
 }
 
 int main (int argc, char *argv[])
 {
     if (argc == 7 && streq (argv[1], "--call")) { //  a client child, see s_callgrind_client
-        s_size = (size_t) s_number (argv[6], 0);
-        snprintf (s_body, sizeof s_body, "{\"p\":\"%0*d\"}", (int) s_size, 0);
+        s_size = (size_t)s_number (argv[6], 0);
+        snprintf (s_body, sizeof s_body, "{\"p\":\"%0*d\"}", (int)s_size, 0);
         s_cg_warm = 200;
         int requests = s_number (argv[5], 1);
-        return s_measure (argv[3], argv[4], streq (argv[2], "libmdp"), 1,
-                          requests + s_cg_warm) > 0 ? 0 : 1;
+        return s_measure (argv[3], argv[4], streq (argv[2], "libmdp"), 1, requests + s_cg_warm) > 0
+                   ? 0
+                   : 1;
     }
     if (argc == 5 && streq (argv[1], "--serve"))
         return streq (argv[2], "bare") ? s_serve_bare (argv[3], argv[4])
@@ -340,7 +361,7 @@ int main (int argc, char *argv[])
         else if (opt == 'c')
             s_clients = s_number (optarg, 1) > 64 ? 64 : s_number (optarg, 1);
         else if (opt == 's')
-            s_size = (size_t) s_number (optarg, 0) > 60000 ? 60000 : (size_t) s_number (optarg, 0);
+            s_size = (size_t)s_number (optarg, 0) > 60000 ? 60000 : (size_t)s_number (optarg, 0);
         else if (opt == 'r')
             s_rounds = s_number (optarg, 0);
         else if (opt == 'g')
@@ -353,7 +374,7 @@ int main (int argc, char *argv[])
             return opt == 'h' ? 0 : 2;
         }
     }
-    snprintf (s_body, sizeof s_body, "{\"p\":\"%0*d\"}", (int) s_size, 0);
+    snprintf (s_body, sizeof s_body, "{\"p\":\"%0*d\"}", (int)s_size, 0);
     zsys_init ();
     zsys_handler_set (NULL); //  the driver handles no signals: Ctrl-C ends it
     bench_broker_t broker;
@@ -372,12 +393,12 @@ int main (int argc, char *argv[])
             double sync = s_measure (broker.endpoint, service, false, 1, s_requests);
             double pipelined = s_measure (broker.endpoint, service, false, s_clients, s_requests);
             //  The clients, against the bare worker
-            double client = kind == 0 ? s_measure (broker.endpoint, service, (round % 2) == 0, 1,
-                                                   s_requests)
-                                      : 0;
-            double other = kind == 0 ? s_measure (broker.endpoint, service, (round % 2) != 0, 1,
-                                                  s_requests)
-                                     : 0;
+            double client =
+                kind == 0 ? s_measure (broker.endpoint, service, (round % 2) == 0, 1, s_requests)
+                          : 0;
+            double other =
+                kind == 0 ? s_measure (broker.endpoint, service, (round % 2) != 0, 1, s_requests)
+                          : 0;
             s_worker_stop (pid);
             fprintf (stderr, "round %d %-6s worker: sync %.0f req/s, %d clients %.0f req/s\n",
                      round + 1, kinds[kind], sync, s_clients, pipelined);
@@ -388,7 +409,8 @@ int main (int argc, char *argv[])
             if (kind == 0) {
                 double libmdp_client = (round % 2) == 0 ? client : other;
                 double bare_client = (round % 2) == 0 ? other : client;
-                fprintf (stderr, "round %d client: bare DEALER %.0f req/s, mdp_client_t %.0f req/s\n",
+                fprintf (stderr,
+                         "round %d client: bare DEALER %.0f req/s, mdp_client_t %.0f req/s\n",
                          round + 1, bare_client, libmdp_client);
                 if (bare_client > client_best[0])
                     client_best[0] = bare_client;
@@ -399,28 +421,31 @@ int main (int argc, char *argv[])
     }
     printf ("| measurement | bare libzmq | libmdp | libmdp/bare |\n|---|---:|---:|---:|\n");
     if (s_rounds > 0) {
-    printf ("| worker, sync round trips (1 client), req/s | %.0f | %.0f | **%.2f** |\n",
-            best[0][0], best[1][0], best[1][0] / best[0][0]);
-    printf ("| worker, pipelined (%d sync clients), req/s | %.0f | %.0f | **%.2f** |\n", s_clients,
-            best[0][1], best[1][1], best[1][1] / best[0][1]);
-    printf ("| client (mdp_client_t vs DEALER), sync, req/s | %.0f | %.0f | **%.2f** |\n",
-            client_best[0], client_best[1], client_best[1] / client_best[0]);
+        printf ("| worker, sync round trips (1 client), req/s | %.0f | %.0f | **%.2f** |\n",
+                best[0][0], best[1][0], best[1][0] / best[0][0]);
+        printf ("| worker, pipelined (%d sync clients), req/s | %.0f | %.0f | **%.2f** |\n",
+                s_clients, best[0][1], best[1][1], best[1][1] / best[0][1]);
+        printf ("| client (mdp_client_t vs DEALER), sync, req/s | %.0f | %.0f | **%.2f** |\n",
+                client_best[0], client_best[1], client_best[1] / client_best[0]);
     }
     if (s_cg_requests) {
         double bare_main, libmdp_main;
         double bare = s_callgrind (broker.endpoint, "bare", &bare_main);
         double libmdp = s_callgrind (broker.endpoint, "libmdp", &libmdp_main);
-        printf ("| worker process, Ir per request, main thread (callgrind) | %.0f | %.0f | %.2f |\n",
-                bare_main, libmdp_main, libmdp_main / bare_main);
-        printf ("| worker process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
-                bare, libmdp, libmdp / bare);
+        printf (
+            "| worker process, Ir per request, main thread (callgrind) | %.0f | %.0f | %.2f |\n",
+            bare_main, libmdp_main, libmdp_main / bare_main);
+        printf (
+            "| worker process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
+            bare, libmdp, libmdp / bare);
         const char *service = "bench.cg.client";
         pid_t pid = s_worker_start (broker.endpoint, "bare", service, NULL);
         double bare_client = s_callgrind_client (broker.endpoint, service, false);
         double libmdp_client = s_callgrind_client (broker.endpoint, service, true);
         s_worker_stop (pid);
-        printf ("| client process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
-                bare_client, libmdp_client, libmdp_client / bare_client);
+        printf (
+            "| client process, Ir per request, all threads (callgrind) | %.0f | %.0f | %.2f |\n",
+            bare_client, libmdp_client, libmdp_client / bare_client);
     }
     bench_broker_stop (&broker, 5000, false);
     return 0;

@@ -145,10 +145,9 @@ static bridge_t *s_bridge_new (bridge_config_t **cfg_p, bool verbose)
         reverse = reverse || route->direction == DIR_AMQP_TO_MDP;
     }
     if (ok && reverse)
-        ok = bridge_reverse_start (self, self->cfg->endpoint) == 0
-             && (!self->cfg->curve_server
-                 || mdp_async_set_curve (self->async, self->cfg->curve_server,
-                                         self->cfg->curve_cert) == 0);
+        ok = bridge_reverse_start (self, self->cfg->endpoint) == 0 &&
+             (!self->cfg->curve_server || mdp_async_set_curve (self->async, self->cfg->curve_server,
+                                                               self->cfg->curve_cert) == 0);
     if (ok)
         ok = bridge_events_start (self) == 0;
     if (!ok)

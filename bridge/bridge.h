@@ -7,8 +7,8 @@
 #ifndef AMQP_BRIDGE_H_INCLUDED
 #define AMQP_BRIDGE_H_INCLUDED
 
-#include "mdp_curve.h"
 #include "mdp.h"
+#include "mdp_curve.h"
 #include <amqp.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -146,9 +146,9 @@ void bridge_link_process (link_t *self);
 //  Time-driven work: reconnect when due, service heartbeats.
 void bridge_link_tick (link_t *self, int64_t now);
 //  Publish; 0 or -1 (the link is then marked down and will reconnect).
-int bridge_link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
-                  bool mandatory, const amqp_basic_properties_t *props, const void *body,
-                  size_t size);
+int bridge_link_publish (link_t *self, uint16_t channel, const char *exchange,
+                         const char *routing_key, bool mandatory,
+                         const amqp_basic_properties_t *props, const void *body, size_t size);
 int bridge_link_ack (link_t *self, uint16_t channel, uint64_t tag);
 //  Acknowledge a reply on the forward channel (with the others read in the
 //  same turn, by one multiple ack at its end).
@@ -215,7 +215,8 @@ void bridge_forward_abandon (slot_t *slot);
 void bridge_forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *delivery);
 //  A publisher confirm on the forward channel: basic.ack (ack true) or
 //  basic.nack of tag (and every tag before it when multiple).
-void bridge_forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack);
+void bridge_forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple,
+                                bool ack);
 void bridge_forward_tick (bridge_t *bridge, int64_t now);
 int bridge_forward_timeout (bridge_t *bridge, int64_t now);
 //  The link went down: every request in flight on it gets 502.
@@ -224,7 +225,8 @@ void bridge_forward_link_down (bridge_t *bridge, link_t *link);
 void bridge_forward_channel_closed (bridge_t *bridge, link_t *link, int code, const char *text);
 //  The five headers every nuropb message carries (type "request" or
 //  "response"; trace_id NULL is sent as void). Values point to the arguments.
-void bridge_forward_nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id);
+void bridge_forward_nuropb_headers (amqp_table_entry_t entries[5], const char *type,
+                                    const char *trace_id);
 //  Shutting down: every request in flight gets 503.
 void bridge_forward_fail_all (bridge_t *bridge, int code, const char *reason);
 //  Per-slot request state lives in slot_t; these reach it.
@@ -249,7 +251,8 @@ int bridge_reverse_start (bridge_t *bridge, const char *endpoint);
 void bridge_reverse_stop (bridge_t *bridge);
 //  Declare the route's queue (and topology) and start consuming: 0 or -1.
 int bridge_reverse_subscribe (link_t *link, route_t *route);
-void bridge_reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery);
+void bridge_reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route,
+                                 delivery_t *delivery);
 void bridge_reverse_link_down (bridge_t *bridge, link_t *link);
 //  The server closed the route's channel: its deliveries are void.
 void bridge_reverse_channel_closed (bridge_t *bridge, link_t *link, route_t *route);

@@ -92,11 +92,27 @@ static int s_check_keys (const cJSON *obj, const char *const *known, const char 
     return 0;
 }
 
-static const char *const s_route_keys[] = {
-    "service",  "direction",   "profile",      "vhost",  "user",       "queue",     "action_queues",
-    "exchange", "routing_key", "context",      "action", "action_key", "error_key", "timeout",
-    "ttl",      "concurrency", "mdp_protocol", "stream", "on_missing_queue",
-    "fail_fast_no_consumer", NULL};
+static const char *const s_route_keys[] = {"service",
+                                           "direction",
+                                           "profile",
+                                           "vhost",
+                                           "user",
+                                           "queue",
+                                           "action_queues",
+                                           "exchange",
+                                           "routing_key",
+                                           "context",
+                                           "action",
+                                           "action_key",
+                                           "error_key",
+                                           "timeout",
+                                           "ttl",
+                                           "concurrency",
+                                           "mdp_protocol",
+                                           "stream",
+                                           "on_missing_queue",
+                                           "fail_fast_no_consumer",
+                                           NULL};
 
 static int s_route_enums (const cJSON *obj, route_t *route, const char *where)
 {
@@ -196,8 +212,10 @@ static int s_route_user (const cJSON *users, route_t *route, const char *where)
     const char *password =
         cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (entry, "password"));
     if (!username || !password)
-        return s_fail (where, "no \"users\" entry \"%s\" with a \"user\" (or \"username\") "
-                       "and a \"password\"", route->user);
+        return s_fail (where,
+                       "no \"users\" entry \"%s\" with a \"user\" (or \"username\") "
+                       "and a \"password\"",
+                       route->user);
     route->username = strdup (username);
     route->password = strdup (password);
     return route->username && route->password ? 0 : s_fail (where, "out of memory");
@@ -333,8 +351,7 @@ static int s_tls (bridge_config_t *self, const cJSON *root)
     const cJSON *tls = cJSON_GetObjectItemCaseSensitive (root, "tls");
     if (!tls)
         return 0;
-    static const char *const keys[] = {"ca", "cert", "key", "verify_peer", "verify_hostname",
-                                       NULL};
+    static const char *const keys[] = {"ca", "cert", "key", "verify_peer", "verify_hostname", NULL};
     if (!cJSON_IsObject (tls))
         return s_fail ("tls", "must be an object");
     self->tls = true;
@@ -365,10 +382,11 @@ static int s_curve (bridge_config_t *self, const cJSON *root)
         return 0;
     if (!cJSON_IsString (server) || !cJSON_IsString (cert))
         return s_fail ("top level", "\"mdp_curve_server\" and \"mdp_curve_cert\" go together, "
-                       "as strings");
+                                    "as strings");
     if (mdp_curve_load (&self->curve, server->valuestring, cert->valuestring) != 0)
-        return s_fail ("top level", errno == EINVAL ? "\"mdp_curve_server\" is not a Z85 key"
-                                                    : "\"mdp_curve_cert\": cannot read '%s'",
+        return s_fail ("top level",
+                       errno == EINVAL ? "\"mdp_curve_server\" is not a Z85 key"
+                                       : "\"mdp_curve_cert\": cannot read '%s'",
                        cert->valuestring);
     self->curve_server = strdup (server->valuestring);
     self->curve_cert = strdup (cert->valuestring);
@@ -417,8 +435,8 @@ bridge_config_t *bridge_config_new (const char *path)
     bridge_config_t *self = calloc (1, sizeof (bridge_config_t));
     int protocol = 2;
     if (!self || s_neon_shape (root) || s_top (self, root, &protocol) || s_servers (self, root) ||
-        s_tls (self, root) || s_curve (self, root) ||
-        s_routes (self, root, protocol) || bridge_events_config_parse (self, root))
+        s_tls (self, root) || s_curve (self, root) || s_routes (self, root, protocol) ||
+        bridge_events_config_parse (self, root))
         bridge_config_destroy (&self);
     cJSON_Delete (root);
     return self;

@@ -429,7 +429,8 @@ static void s_read (event_route_t *self)
 
 int bridge_events_start (bridge_t *bridge)
 {
-    if (bridge->cfg->nevents && !bridge->guard && !(bridge->guard = calloc (1, sizeof (ev_guard_t))))
+    if (bridge->cfg->nevents && !bridge->guard &&
+        !(bridge->guard = calloc (1, sizeof (ev_guard_t))))
         return -1;
     for (size_t index = 0; index < bridge->cfg->nevents; index++) {
         event_route_t *self = bridge->cfg->events[index];

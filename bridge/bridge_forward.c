@@ -148,13 +148,15 @@ static int s_publish_neon (route_t *route, const char *id, mdp_msg_t *msg)
     s_props (&props, route, id, expiration, sizeof expiration, false);
     props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
     props.message_id = amqp_cstring_bytes (id);
-    int rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, "", queue, true, &props, body, size);
+    int rc =
+        bridge_link_publish (route->link, BRIDGE_CH_FORWARD, "", queue, true, &props, body, size);
     free (body);
     return rc;
 }
 
 //  The nuropb headers every message carries; type is request or response.
-void bridge_forward_nuropb_headers (amqp_table_entry_t entries[5], const char *type, const char *trace_id)
+void bridge_forward_nuropb_headers (amqp_table_entry_t entries[5], const char *type,
+                                    const char *trace_id)
 {
     static const char *const keys[5] = {"nuropb_protocol", "nuropb_version", "nuropb_type",
                                         "trace_id", "encrypted"};
@@ -210,8 +212,8 @@ static int s_publish_nuropb (route_t *route, const char *id, mdp_msg_t *msg)
     props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_HEADERS_FLAG;
     props.content_type = amqp_cstring_bytes ("application/json");
     props.headers = (amqp_table_t){5, headers};
-    rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, route->exchange, route->routing_key, true,
-                       &props, text, strlen (text));
+    rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, route->exchange, route->routing_key,
+                              true, &props, text, strlen (text));
     free (text);
     return rc;
 }
@@ -231,8 +233,8 @@ static int s_publish_raw (route_t *route, const char *id, mdp_msg_t *msg)
     s_props (&props, route, id, expiration, sizeof expiration, true);
     props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
     props.content_type = amqp_cstring_bytes ("application/json");
-    int rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, "", route->queue, true, &props, text,
-                           strlen (text));
+    int rc = bridge_link_publish (route->link, BRIDGE_CH_FORWARD, "", route->queue, true, &props,
+                                  text, strlen (text));
     free (text);
     return rc;
 }
@@ -246,8 +248,8 @@ static void s_target_queue (route_t *route, const char *action, char *queue, siz
         return;
     }
     if (route->action_queues)
-        named = cJSON_GetStringValue (
-            cJSON_GetObjectItemCaseSensitive (route->action_queues, action));
+        named =
+            cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (route->action_queues, action));
     snprintf (queue, size, "%s", named ? named : route->queue ? route->queue : "");
 }
 
@@ -523,8 +525,8 @@ void bridge_forward_on_delivery (bridge_t *bridge, link_t *link, delivery_t *del
         bridge_slot_request (slot)->link_gen == bridge_link_generation (link))
         s_dispatch (slot, delivery, dict);
     else if (bridge->verbose)
-        zsys_debug ("amqp-bridge: link %s: dropped a %s for no request in flight", bridge_link_name (link),
-                    delivery->returned ? "returned message" : "reply");
+        zsys_debug ("amqp-bridge: link %s: dropped a %s for no request in flight",
+                    bridge_link_name (link), delivery->returned ? "returned message" : "reply");
     cJSON_Delete (dict);
     if (!delivery->returned)
         bridge_link_ack_forward (link, delivery->delivery_tag);
@@ -609,7 +611,8 @@ void bridge_forward_fail_all (bridge_t *bridge, int code, const char *reason)
     s_fail_where (bridge, NULL, code, reason);
 }
 
-void bridge_forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple, bool ack)
+void bridge_forward_on_confirm (bridge_t *bridge, link_t *link, uint64_t tag, bool multiple,
+                                bool ack)
 {
     for (size_t r = 0; r < bridge->cfg->nroutes; r++) {
         route_t *route = &bridge->cfg->routes[r];

@@ -69,7 +69,7 @@ char *bridge_link_props_header (const amqp_basic_properties_t *props, const char
     for (int index = 0; index < props->headers.num_entries; index++) {
         const amqp_table_entry_t *entry = &props->headers.entries[index];
         if (bridge_link_bytes_eq (entry->key, key) && (entry->value.kind == AMQP_FIELD_KIND_UTF8 ||
-                                           entry->value.kind == AMQP_FIELD_KIND_BYTES))
+                                                       entry->value.kind == AMQP_FIELD_KIND_BYTES))
             return bridge_link_bytes_dup (entry->value.value.bytes);
     }
     return NULL;
@@ -294,8 +294,7 @@ static int s_login (link_t *self)
 {
     const char *host = self->cfg->hosts[self->server];
     int port = self->cfg->ports[self->server];
-    amqp_socket_t *socket =
-        self->cfg->tls ? s_tls_socket (self) : amqp_tcp_socket_new (self->conn);
+    amqp_socket_t *socket = self->cfg->tls ? s_tls_socket (self) : amqp_tcp_socket_new (self->conn);
     struct timeval tv = s_tv (self->cfg->amqp_connect_timeout);
     int rc = socket ? amqp_socket_open_noblock (socket, host, port, &tv) : AMQP_STATUS_NO_MEMORY;
     self->tls_status = self->cfg->tls && (!socket || s_tls_failure (rc)) ? rc : 0;
@@ -483,8 +482,8 @@ void bridge_link_process (link_t *self)
     //  One read from the socket takes all it holds; after that, only what
     //  rabbitmq-c buffered (asking the socket again is a recv that fails
     //  with EAGAIN and a poll, per turn: the fd wakes us when more comes)
-    for (int count = 0; self->conn && count < MAX_FRAMES_PER_TURN &&
-                        (count == 0 || bridge_link_buffered (self));
+    for (int count = 0;
+         self->conn && count < MAX_FRAMES_PER_TURN && (count == 0 || bridge_link_buffered (self));
          count++) {
         amqp_frame_t frame;
         int rc = amqp_simple_wait_frame_noblock (self->conn, &frame, &zero);
@@ -559,9 +558,9 @@ void bridge_link_tick (link_t *self, int64_t now)
 //  ---------------------------------------------------------------------------
 //  Sending
 
-int bridge_link_publish (link_t *self, uint16_t channel, const char *exchange, const char *routing_key,
-                  bool mandatory, const amqp_basic_properties_t *props, const void *body,
-                  size_t size)
+int bridge_link_publish (link_t *self, uint16_t channel, const char *exchange,
+                         const char *routing_key, bool mandatory,
+                         const amqp_basic_properties_t *props, const void *body, size_t size)
 {
     if (!self->conn)
         return -1;

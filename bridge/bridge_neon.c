@@ -552,8 +552,7 @@ static cJSON *s_parse_container (parser_t *p, char close, int depth)
             break;
         }
         if (object) { //  keys become strings, as json.dumps makes them
-            char *name =
-                cJSON_IsString (key) ? strdup (key->valuestring) : mdp_json_print (key);
+            char *name = cJSON_IsString (key) ? strdup (key->valuestring) : mdp_json_print (key);
             cJSON_Delete (key);
             if (!name) {
                 cJSON_Delete (value);

@@ -72,8 +72,8 @@ static void s_publish (inbound_t *self, amqp_basic_properties_t *props, const ch
                        size_t size)
 {
     if (self->reply_to && *self->reply_to)
-        bridge_link_publish (self->link, s_channel (self->route), "", self->reply_to, true, props, body,
-                      size);
+        bridge_link_publish (self->link, s_channel (self->route), "", self->reply_to, true, props,
+                             body, size);
 }
 
 //  Neon: the reply data (an object, else {"data": D}) with message_id, and
@@ -347,7 +347,8 @@ static mdp_msg_t *s_take_raw (inbound_t *self, delivery_t *delivery)
     return mdp_msg_new (self->route->action, body);
 }
 
-void bridge_reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route, delivery_t *delivery)
+void bridge_reverse_on_delivery (bridge_t *bridge, link_t *link, route_t *route,
+                                 delivery_t *delivery)
 {
     if (delivery->returned) {
         zsys_warning ("amqp-bridge: %s: a reply was unroutable (%d %s): the client has gone",
@@ -477,7 +478,8 @@ int bridge_reverse_subscribe (link_t *link, route_t *route)
                         0, amqp_empty_table);
     if (s_check (link, channel, "consume"))
         return -1;
-    zsys_info ("amqp-bridge: %s: consuming %s on %s", route->service, queue, bridge_link_name (link));
+    zsys_info ("amqp-bridge: %s: consuming %s on %s", route->service, queue,
+               bridge_link_name (link));
     return 0;
 }
 

@@ -23,7 +23,7 @@ struct _slot_t {
 
 int bridge_slot_start_all (bridge_t *bridge, route_t *route)
 {
-    route->slots = calloc ((size_t) route->concurrency, sizeof (slot_t));
+    route->slots = calloc ((size_t)route->concurrency, sizeof (slot_t));
     if (!route->slots)
         return -1;
     const bridge_config_t *cfg = bridge->cfg;
@@ -40,8 +40,7 @@ int bridge_slot_start_all (bridge_t *bridge, route_t *route)
         }
         mdp_engine_set_heartbeat (self->engine, cfg->mdp_heartbeat, cfg->mdp_liveness,
                                   zclock_mono ());
-        mdp_engine_set_reconnect (self->engine, cfg->mdp_reconnect_initial,
-                                  cfg->mdp_reconnect_max);
+        mdp_engine_set_reconnect (self->engine, cfg->mdp_reconnect_initial, cfg->mdp_reconnect_max);
         mdp_engine_set_curve (self->engine, &cfg->curve);
     }
     return 0;

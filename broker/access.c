@@ -9,15 +9,15 @@
 #include <string.h>
 
 typedef struct {
-    char *key;                   //  Z85 public key, or "*"
-    char **patterns;             //  service patterns (fnmatch)
-    size_t npatterns;            //  number of patterns
+    char *key;        //  Z85 public key, or "*"
+    char **patterns;  //  service patterns (fnmatch)
+    size_t npatterns; //  number of patterns
 } rule_t;
 
 typedef struct {
-    bool present;                //  given in the JSON (even empty): closed
-    rule_t *rules;               //  rules in the order given
-    size_t nrules;               //  number of rules
+    bool present;  //  given in the JSON (even empty): closed
+    rule_t *rules; //  rules in the order given
+    size_t nrules; //  number of rules
 } rule_set_t;
 
 //  The four kinds of rules, in the order of s_kinds.
@@ -25,8 +25,8 @@ enum { SET_OFFER, SET_CALL, SET_PUBLISH, SET_SUBSCRIBE, SET_COUNT };
 static const char *s_kinds[SET_COUNT] = {"offer", "call", "publish", "subscribe"};
 
 struct access_t {
-    rule_set_t sets[SET_COUNT];  //  who may offer / call services, publish /
-                                 //  subscribe to event categories
+    rule_set_t sets[SET_COUNT]; //  who may offer / call services, publish /
+                                //  subscribe to event categories
 };
 
 static void s_rules_free (rule_set_t *set)
@@ -61,11 +61,12 @@ static int s_rules_parse (rule_set_t *set, const cJSON *json, const char *what, 
         snprintf (error, size, "access.%s must be an object of key: [patterns]", what);
         return -1;
     }
-    set->rules = calloc ((size_t) cJSON_GetArraySize (json) + 1, sizeof (rule_t));
+    set->rules = calloc ((size_t)cJSON_GetArraySize (json) + 1, sizeof (rule_t));
     if (!set->rules)
         return -1;
     const cJSON *entry;
-    cJSON_ArrayForEach (entry, json) {
+    cJSON_ArrayForEach (entry, json)
+    {
         if (!s_valid_key (entry->string)) {
             snprintf (error, size, "access.%s: '%s' is not a Z85 public key or \"*\"", what,
                       entry->string);
@@ -78,18 +79,19 @@ static int s_rules_parse (rule_set_t *set, const cJSON *json, const char *what, 
         }
         rule_t *rule = &set->rules[set->nrules++];
         rule->key = strdup (entry->string);
-        rule->patterns = calloc ((size_t) cJSON_GetArraySize (entry) + 1, sizeof (char *));
+        rule->patterns = calloc ((size_t)cJSON_GetArraySize (entry) + 1, sizeof (char *));
         if (!rule->key || !rule->patterns) {
             snprintf (error, size, "out of memory");
             return -1;
         }
         const cJSON *pattern;
-        cJSON_ArrayForEach (pattern, entry) {
+        cJSON_ArrayForEach (pattern, entry)
+        {
             //  Publish and subscribe rules are prefixes; "" is every category.
             bool prefix = strcmp (what, "publish") == 0 || strcmp (what, "subscribe") == 0;
             if (!cJSON_IsString (pattern) || (!prefix && !*pattern->valuestring)) {
-                snprintf (error, size, "access.%s.%s holds a pattern that is not a string",
-                          what, entry->string);
+                snprintf (error, size, "access.%s.%s holds a pattern that is not a string", what,
+                          entry->string);
                 return -1;
             }
             if (!(rule->patterns[rule->npatterns] = strdup (pattern->valuestring))) {
@@ -114,13 +116,16 @@ access_t *access_new (const cJSON *json, char *error, size_t size)
         return NULL;
     }
     const cJSON *item;
-    cJSON_ArrayForEach (item, json) {
+    cJSON_ArrayForEach (item, json)
+    {
         int kind = 0;
         while (kind < SET_COUNT && strcmp (item->string, s_kinds[kind]) != 0)
             kind++;
         if (kind == SET_COUNT) {
-            snprintf (error, size, "access: unknown key '%s' (expected offer, call, publish, "
-                      "subscribe)", item->string);
+            snprintf (error, size,
+                      "access: unknown key '%s' (expected offer, call, publish, "
+                      "subscribe)",
+                      item->string);
             access_destroy (&self);
             return NULL;
         }
@@ -191,8 +196,7 @@ bool access_may_call (const access_t *self, const char *user_id, const char *ser
     return !self || s_allowed (&self->sets[SET_CALL], user_id, service);
 }
 
-bool access_may_publish (const access_t *self, const char *user_id, const char *topic,
-                         size_t len)
+bool access_may_publish (const access_t *self, const char *user_id, const char *topic, size_t len)
 {
     return !self || s_allowed_prefix (&self->sets[SET_PUBLISH], user_id, topic, len);
 }

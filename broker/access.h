@@ -14,8 +14,9 @@
 typedef struct access_t access_t;
 
 //  Build rules from a JSON object {"offer": {KEY: [PATTERN...]}, "call": {...},
-//  "publish": {KEY: [PREFIX...]}, "subscribe": {...}} where KEY is a 40-character Z85 public key or "*". Returns NULL and fills
-//  error (a message naming the bad key or value) if the object is invalid.
+//  "publish": {KEY: [PREFIX...]}, "subscribe": {...}} where KEY is a 40-character Z85 public key or
+//  "*". Returns NULL and fills error (a message naming the bad key or value) if the object is
+//  invalid.
 access_t *access_new (const cJSON *json, char *error, size_t error_size);
 
 //  Free the rules and NULL the pointer. Accepts NULL.
@@ -31,8 +32,7 @@ bool access_may_call (const access_t *self, const char *user_id, const char *ser
 //  one of its publish prefixes / may subscribe to prefix (len bytes): a
 //  subscription must start with one of its subscribe prefixes, so "" (all
 //  events) needs the rule "". A NULL self allows everything.
-bool access_may_publish (const access_t *self, const char *user_id, const char *topic,
-                         size_t len);
+bool access_may_publish (const access_t *self, const char *user_id, const char *topic, size_t len);
 bool access_may_subscribe (const access_t *self, const char *user_id, const char *prefix,
                            size_t len);
 

@@ -35,7 +35,6 @@
 #include <errno.h>
 #include <string.h>
 
-
 //  ---------------------------------------------------------------------------
 //  Receive. broker_handle classifies each message (below).
 
@@ -50,7 +49,7 @@ static size_t s_recv (broker_t *self, zmq_msg_t *frames)
         zmq_msg_init (frame);
         if (zmq_msg_recv (frame, self->router, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close (frame);
-            break;   //  EAGAIN before the first frame; nothing else can happen mid-message
+            break; //  EAGAIN before the first frame; nothing else can happen mid-message
         }
         more = zmq_msg_more (frame);
         if (count < BROKER_MAX_FRAMES) {
@@ -103,22 +102,21 @@ void broker_handle (broker_t *self, zmq_msg_t *frames, size_t count)
                               broker_frame_is (&frames[1], MDPW02, MDP_PROTO_LEN));
     size_t delim = 1;
     if (bare)
-        delim = 0;   //  no delimiter: the protocol frame is frame 1
+        delim = 0; //  no delimiter: the protocol frame is frame 1
     else
         while (delim < count && zmq_msg_size (&frames[delim]) != 0)
             delim++;
     size_t proto_i = bare ? 1 : delim + 1, nenv = bare ? 1 : delim;
     zmq_msg_t *proto = proto_i + 1 < count ? &frames[proto_i] : NULL;
     if (!proto) {
-        broker_drop (self, DROP_MALFORMED, "%zu frames, no delimiter, protocol and command",
-                     count);
+        broker_drop (self, DROP_MALFORMED, "%zu frames, no delimiter, protocol and command", count);
     } else if (broker_frame_is (proto, MDPC01, MDP_PROTO_LEN)) {
         s_client_request (self, frames, count, nenv, proto_i + 1, (framing_t){1, false, false});
     } else if (broker_frame_is (proto, MDPC02, MDP_PROTO_LEN)) {
         //  RFC 18's REQUEST is 0x01. A client never sends 0x02 (PARTIAL goes
         //  broker to client), except majortomo's, whose REQUEST it is.
         zmq_msg_t *command = &frames[proto_i + 1];
-        uint8_t code = zmq_msg_size (command) == 1 ? *(uint8_t *) zmq_msg_data (command) : 0;
+        uint8_t code = zmq_msg_size (command) == 1 ? *(uint8_t *)zmq_msg_data (command) : 0;
         if (code == MDPC02_REQUEST || code == MDPC02_MAJORTOMO_REQUEST)
             s_client_request (self, frames, count, nenv, proto_i + 2,
                               (framing_t){2, bare, code == MDPC02_MAJORTOMO_REQUEST});
@@ -175,7 +173,7 @@ static void s_refuse (broker_t *self, zmq_msg_t *env, size_t nenv, framing_t fra
                       const char *name, size_t namelen, int code, const char *reason,
                       const char *user)
 {
-    broker_log_refusal (self, "%d (%s) for '%.*s' to key '%s'", code, reason, (int) namelen, name,
+    broker_log_refusal (self, "%d (%s) for '%.*s' to key '%s'", code, reason, (int)namelen, name,
                         *user ? user : "(none)");
     broker_wire_error (self, env, nenv, framing, name, namelen, code, reason);
 }
@@ -189,8 +187,8 @@ static request_t *s_request_take (broker_t *self, zmq_msg_t *frames, size_t coun
                                   int64_t timeout, const char *user)
 {
     size_t nbody = count - body;
-    request_t *request = broker_request_new (self, service, nenv, nbody,
-                                             s_deadline_in (self, timeout));
+    request_t *request =
+        broker_request_new (self, service, nenv, nbody, s_deadline_in (self, timeout));
     if (!request) {
         s_refuse (self, frames, nenv, framing, service->name, service->namelen, 503,
                   "out of memory", user);
@@ -206,7 +204,7 @@ static request_t *s_request_take (broker_t *self, zmq_msg_t *frames, size_t coun
     for (size_t i = body; i < count; i++)
         zmq_msg_init (&frames[i]);
     if (broker_client_admit (self, request, &request->frames[0], user) != 0) {
-        bool at_cap = errno == EBUSY;   //  else out of memory: never a 429
+        bool at_cap = errno == EBUSY; //  else out of memory: never a 429
         s_refuse (self, request->frames, nenv, framing, service->name, service->namelen,
                   at_cap ? 429 : 503, at_cap ? "too many requests" : "out of memory", user);
         broker_request_destroy (self, &request);
@@ -233,7 +231,7 @@ static void s_client_request (broker_t *self, zmq_msg_t *frames, size_t count, s
     }
     int64_t timeout = 0;
     if (count - body >= 2 && broker_parse_timeout (&frames[body], &timeout))
-        body++;   //  the timeout frame stays behind and is closed with the rest
+        body++; //  the timeout frame stays behind and is closed with the rest
     const char *name = zmq_msg_data (service);
     if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
         self->stats.requests++;
@@ -278,8 +276,7 @@ static void s_worker_ready (broker_t *self, worker_t *worker, zmq_msg_t *frames,
         return;
     }
     if (namelen >= 4 && memcmp (name, MDP_MMI_PREFIX, 4) == 0) {
-        broker_drop (self, DROP_UNEXPECTED, "READY for reserved service %.*s", (int) namelen,
-                     name);
+        broker_drop (self, DROP_UNEXPECTED, "READY for reserved service %.*s", (int)namelen, name);
         s_disconnect_peer (self, frames, version, bare);
         return;
     }
@@ -354,8 +351,8 @@ static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, s
                      proto_i);
         return;
     }
-    uint8_t code = *(uint8_t *) zmq_msg_data (&frames[cmd_i]);
-    int op = mdp_proto_command (version, code);   //  MDP_PROTO_*, -1 if none
+    uint8_t code = *(uint8_t *)zmq_msg_data (&frames[cmd_i]);
+    int op = mdp_proto_command (version, code); //  MDP_PROTO_*, -1 if none
     zmq_msg_t *args = frames + cmd_i + 1;
     size_t nargs = count - cmd_i - 1;
     worker_t *worker = broker_worker_lookup (self, &frames[0]);
@@ -371,7 +368,8 @@ static void s_worker_message (broker_t *self, zmq_msg_t *frames, size_t count, s
     } else if (op == MDP_PROTO_DISCONNECT && nargs == 0) {
         if (worker)
             broker_worker_remove (self, worker, false, 502, "worker disconnected");
-    } else if (!worker && (op == MDP_PROTO_FINAL || op == MDP_PROTO_PARTIAL || op == MDP_PROTO_HEARTBEAT)) {
+    } else if (!worker &&
+               (op == MDP_PROTO_FINAL || op == MDP_PROTO_PARTIAL || op == MDP_PROTO_HEARTBEAT)) {
         //  Typically a worker of a broker that restarted: tell it to READY again.
         broker_drop (self, DROP_UNEXPECTED, "command %d from an unregistered worker", code);
         s_disconnect_peer (self, frames, version, bare);
@@ -390,7 +388,7 @@ static void s_send_request (broker_t *self, worker_t *worker, request_t *request
 {
     broker_wire_request (self, worker, request);
     request->dispatched = broker_now ();
-    broker_worker_beaten (self, worker, request->dispatched);   //  a REQUEST is a heartbeat
+    broker_worker_beaten (self, worker, request->dispatched); //  a REQUEST is a heartbeat
     request->worker = worker;
     worker->request = request;
 }
@@ -421,8 +419,7 @@ static void s_route (broker_t *self, request_t *request)
     } else if (broker_request_enqueue (self, request) == 0) {
         broker_dispatch (self, service);
     } else {
-        broker_request_fail (self, request, 503,
-                             errno == EBUSY ? "queue full" : "out of memory");
+        broker_request_fail (self, request, 503, errno == EBUSY ? "queue full" : "out of memory");
     }
 }
 
@@ -490,14 +487,13 @@ int64_t broker_tick (broker_t *self, int64_t now)
             broker_request_fail (self, request, 504, "worker did not answer in time");
             dlist_append (&worker->service->idle, &worker->idle_link);
             broker_dispatch (self, worker->service);
-        }
-        else
+        } else
             broker_request_fail (self, request, 504,
                                  request->service->nworkers ? "deadline passed while queued"
                                                             : "no worker for service");
     }
     broker_metrics_tick (self, now);
-    int64_t next = now + self->cfg.heartbeat;   //  periodic work (stats) at the latest
+    int64_t next = now + self->cfg.heartbeat; //  periodic work (stats) at the latest
     if (!dlist_empty (&self->by_beat)) {
         worker_t *worker = DLIST_ITEM (self->by_beat.next, worker_t, beat_link);
         if (worker->beat_at < next)
@@ -510,12 +506,11 @@ int64_t broker_tick (broker_t *self, int64_t now)
     }
     if ((request = broker_heap_top (self)) && request->deadline < next)
         next = request->deadline;
-    int64_t due = broker_metrics_due (self);   //  the next stats log line
+    int64_t due = broker_metrics_due (self); //  the next stats log line
     if (due && due < next)
         next = due;
     return next;
 }
-
 
 //  ---------------------------------------------------------------------------
 //  Run, poll, shutdown.
@@ -526,7 +521,7 @@ void broker_poll (broker_t *self, int msecs)
     int64_t wait = broker_tick (self, broker_now ()) - broker_now ();
     if (wait > msecs)
         wait = msecs;
-    if (zmq_poll (&item, 1, wait < 0 ? 0 : (long) wait) > 0)
+    if (zmq_poll (&item, 1, wait < 0 ? 0 : (long)wait) > 0)
         s_drain (self);
     broker_tick (self, broker_now ());
 }
@@ -544,10 +539,10 @@ int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on
         fd_item = nitems++;
     }
     int64_t next = broker_tick (self, broker_now ());
-    int failed = 0;   //  errno of a fatal poll error
+    int failed = 0; //  errno of a fatal poll error
     while (!self->stopping && !zsys_interrupted) {
         int64_t wait = next - broker_now ();
-        int rc = zmq_poll (items, nitems, wait < 0 ? 0 : (long) wait);
+        int rc = zmq_poll (items, nitems, wait < 0 ? 0 : (long)wait);
         if (rc < 0 && errno != EINTR) {
             failed = errno;
             zsys_error ("broker: poll failed: %s", zmq_strerror (failed));
@@ -559,8 +554,7 @@ int broker_run (broker_t *self, zsock_t *ctl_sock, int ctl_fd, broker_ctl_fn *on
             char *command = zstr_recv (ctl_sock);
             if (!command || streq (command, "$TERM"))
                 self->stopping = true;
-            else
-            if (streq (command, "ENDPOINT"))
+            else if (streq (command, "ENDPOINT"))
                 zstr_send (ctl_sock, self->endpoint);
             zstr_free (&command);
         }

@@ -11,39 +11,39 @@
 #include <stdint.h>
 #include <zmq.h>
 
-#define BROKER_MAX_FRAMES 64     //  a message with more frames is malformed
+#define BROKER_MAX_FRAMES 64 //  a message with more frames is malformed
 
 typedef struct broker_t broker_t;
 
 typedef struct {
-    int heartbeat;               //  msecs between heartbeats, both ways
-    int liveness;                //  heartbeats missed before a worker is dead
-    int request_timeout;         //  default request deadline, msecs
-    size_t max_queue;            //  queued requests per service
-    size_t max_queued_total;     //  queued requests over all services
-    int64_t max_msg_size;        //  ZMQ_MAXMSGSIZE for every frame, -1 = none
-    bool verbose;                //  log every message
-    int stats_interval;          //  msecs between one-line stats logs, 0 = off
-    size_t max_client_requests;  //  requests one client connection may have pending, 0 = no cap
+    int heartbeat;              //  msecs between heartbeats, both ways
+    int liveness;               //  heartbeats missed before a worker is dead
+    int request_timeout;        //  default request deadline, msecs
+    size_t max_queue;           //  queued requests per service
+    size_t max_queued_total;    //  queued requests over all services
+    int64_t max_msg_size;       //  ZMQ_MAXMSGSIZE for every frame, -1 = none
+    bool verbose;               //  log every message
+    int stats_interval;         //  msecs between one-line stats logs, 0 = off
+    size_t max_client_requests; //  requests one client connection may have pending, 0 = no cap
 } broker_config_t;
 
 //  Reasons a message is dropped; counted in broker_stats_t.dropped.
 typedef enum {
-    DROP_MALFORMED,              //  frames do not form any known command
-    DROP_TOO_MANY_FRAMES,        //  more than BROKER_MAX_FRAMES frames
-    DROP_BAD_SERVICE,            //  empty or over-long service name
-    DROP_UNEXPECTED,             //  valid command at the wrong time (DISCONNECT sent)
-    DROP_STALE_REPLY,            //  reply whose token is not outstanding
-    DROP_REFUSED,                //  READY refused by the access rules (DISCONNECT sent)
+    DROP_MALFORMED,       //  frames do not form any known command
+    DROP_TOO_MANY_FRAMES, //  more than BROKER_MAX_FRAMES frames
+    DROP_BAD_SERVICE,     //  empty or over-long service name
+    DROP_UNEXPECTED,      //  valid command at the wrong time (DISCONNECT sent)
+    DROP_STALE_REPLY,     //  reply whose token is not outstanding
+    DROP_REFUSED,         //  READY refused by the access rules (DISCONNECT sent)
     DROP_REASONS
 } broker_drop_t;
 
 typedef struct {
-    uint64_t requests;           //  client requests accepted (MMI included)
-    uint64_t replies;            //  worker replies forwarded to clients
-    uint64_t errors[6];          //  error replies by code: 400, 403, 429, 502, 503, 504
+    uint64_t requests;              //  client requests accepted (MMI included)
+    uint64_t replies;               //  worker replies forwarded to clients
+    uint64_t errors[6];             //  error replies by code: 400, 403, 429, 502, 503, 504
     uint64_t dropped[DROP_REASONS]; //  dropped messages by reason
-    uint64_t workers_expired;    //  workers removed for silence
+    uint64_t workers_expired;       //  workers removed for silence
 } broker_stats_t;
 
 //  Fill cfg with the built-in defaults.
@@ -117,8 +117,8 @@ void broker_counts (broker_t *self, size_t *services, size_t *workers, size_t *q
 //  broker_actor_args_t. Signals 0 when bound (-1 if the bind failed); answers
 //  "ENDPOINT" with the bound endpoint; "$TERM" stops it gracefully.
 typedef struct {
-    const char *endpoint;        //  to bind; NULL means tcp://127.0.0.1:*
-    const broker_config_t *cfg;  //  NULL means the defaults
+    const char *endpoint;       //  to bind; NULL means tcp://127.0.0.1:*
+    const broker_config_t *cfg; //  NULL means the defaults
 } broker_actor_args_t;
 void broker_actor (zsock_t *pipe, void *args);
 

@@ -8,8 +8,8 @@
 
 bool broker_frame_is (const zmq_msg_t *frame, const char *text, size_t len)
 {
-    return zmq_msg_size ((zmq_msg_t *) frame) == len
-           && memcmp (zmq_msg_data ((zmq_msg_t *) frame), text, len) == 0;
+    return zmq_msg_size ((zmq_msg_t *)frame) == len &&
+           memcmp (zmq_msg_data ((zmq_msg_t *)frame), text, len) == 0;
 }
 
 //  A number of seconds as Domogik writes it ("10", "2.5") or "None".

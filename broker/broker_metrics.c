@@ -8,20 +8,20 @@
 #include <stdarg.h>
 #include <string.h>
 
-#define RATE_SLOTS 60            //  one-second request counts: the last minute
-#define SUB_BITS 2               //  4 histogram buckets per power of two
-#define EXACT (1 << SUB_BITS)    //  service times below this many msecs are exact
-#define MAX_OCTAVE 26            //  times are capped just under 2^27 msecs (37 h)
+#define RATE_SLOTS 60         //  one-second request counts: the last minute
+#define SUB_BITS 2            //  4 histogram buckets per power of two
+#define EXACT (1 << SUB_BITS) //  service times below this many msecs are exact
+#define MAX_OCTAVE 26         //  times are capped just under 2^27 msecs (37 h)
 #define BUCKETS (EXACT + (MAX_OCTAVE - SUB_BITS + 1) * EXACT)
-#define EVICT_TRIES 8            //  names with workers skipped before giving up
-#define TOP 3                    //  busiest services named in the stats log
+#define EVICT_TRIES 8 //  names with workers skipped before giving up
+#define TOP 3         //  busiest services named in the stats log
 
 #define JBUF_LITERAL(buf, text) jbuf_append (buf, text, sizeof (text) - 1)
 
 //  Upper bounds (msecs) of the cumulative service-time buckets since start,
 //  for a Prometheus histogram (mdp-http's /metrics); a last one is +Inf.
-static const int s_le_ms[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
-                              30000, 60000};
+static const int s_le_ms[] = {1,   2,    5,    10,   25,    50,    100,  250,
+                              500, 1000, 2500, 5000, 10000, 30000, 60000};
 #define LE_COUNT (sizeof s_le_ms / sizeof s_le_ms[0])
 
 //  Service times of the replies of the current and the previous minute.
@@ -34,22 +34,22 @@ typedef struct {
 
 //  The figures of one service name.
 typedef struct {
-    hnode_t hnode;               //  in metrics->names, keyed by name
-    dlink_t lru;                 //  in metrics->lru, least recently used first
-    uint64_t requests;           //  requests accepted for this name
-    uint64_t replies;            //  worker replies forwarded
-    int64_t last_second;         //  second (since start) of the newest slot
-    uint32_t slots[RATE_SLOTS];  //  requests in second s at slots[s % RATE_SLOTS]
-    histogram_t *times;          //  service times, allocated at the first reply
-    size_t namelen;              //  name length in bytes
-    char name[];                 //  the name, NUL-terminated
+    hnode_t hnode;              //  in metrics->names, keyed by name
+    dlink_t lru;                //  in metrics->lru, least recently used first
+    uint64_t requests;          //  requests accepted for this name
+    uint64_t replies;           //  worker replies forwarded
+    int64_t last_second;        //  second (since start) of the newest slot
+    uint32_t slots[RATE_SLOTS]; //  requests in second s at slots[s % RATE_SLOTS]
+    histogram_t *times;         //  service times, allocated at the first reply
+    size_t namelen;             //  name length in bytes
+    char name[];                //  the name, NUL-terminated
 } entry_t;
 
 typedef struct {
-    htab_t names;                //  entry_t by name
-    dlink_t lru;                 //  every entry, least recently used first
-    int64_t next_log;            //  when the next stats line is due; 0 = unset
-    int log_interval;            //  the stats_interval next_log was set for
+    htab_t names;     //  entry_t by name
+    dlink_t lru;      //  every entry, least recently used first
+    int64_t next_log; //  when the next stats line is due; 0 = unset
+    int log_interval; //  the stats_interval next_log was set for
 } metrics_t;
 
 //  ---------------------------------------------------------------------------
@@ -103,8 +103,8 @@ static entry_t *s_entry (broker_t *self, service_t *service)
     if (!metrics)
         return NULL;
     //  Same hash function as the services table, so its cached hash serves.
-    hnode_t *node = htab_find (&metrics->names, service->name, service->namelen,
-                               service->hnode.hash);
+    hnode_t *node =
+        htab_find (&metrics->names, service->name, service->namelen, service->hnode.hash);
     entry_t *entry = node ? HTAB_ITEM (node, entry_t, hnode) : NULL;
     if (entry)
         dlist_remove (&entry->lru);
@@ -156,9 +156,9 @@ static double s_rate (broker_t *self, const entry_t *entry, int64_t now)
         if (s >= 0)
             sum += entry->slots[s % RATE_SLOTS];
     //  The ring covers the whole seconds before this one, plus this one so far.
-    int64_t covered = elapsed < RATE_SLOTS * 1000 ? elapsed
-                                                  : (RATE_SLOTS - 1) * 1000 + elapsed % 1000;
-    return (double) sum / (covered < 1000 ? 1.0 : covered / 1000.0);
+    int64_t covered =
+        elapsed < RATE_SLOTS * 1000 ? elapsed : (RATE_SLOTS - 1) * 1000 + elapsed % 1000;
+    return (double)sum / (covered < 1000 ? 1.0 : covered / 1000.0);
 }
 
 //  ---------------------------------------------------------------------------
@@ -169,11 +169,11 @@ static double s_rate (broker_t *self, const entry_t *entry, int64_t now)
 static int s_bucket (int64_t msecs)
 {
     if (msecs < EXACT)
-        return msecs < 0 ? 0 : (int) msecs;
+        return msecs < 0 ? 0 : (int)msecs;
     if (msecs >= (1LL << (MAX_OCTAVE + 1)))
         msecs = (1LL << (MAX_OCTAVE + 1)) - 1;
-    int octave = 63 - __builtin_clzll ((unsigned long long) msecs);
-    int sub = (int) (msecs >> (octave - SUB_BITS)) & (EXACT - 1);
+    int octave = 63 - __builtin_clzll ((unsigned long long)msecs);
+    int sub = (int)(msecs >> (octave - SUB_BITS)) & (EXACT - 1);
     return EXACT + (octave - SUB_BITS) * EXACT + sub;
 }
 
@@ -184,7 +184,7 @@ static double s_bucket_value (int bucket)
         return bucket;
     int octave = (bucket - EXACT) / EXACT + SUB_BITS, sub = bucket % EXACT;
     int64_t width = 1LL << (octave - SUB_BITS);
-    return (double) ((1LL << octave) + sub * width) + (double) (width - 1) / 2;
+    return (double)((1LL << octave) + sub * width) + (double)(width - 1) / 2;
 }
 
 //  Start minute's counts, dropping those older than the minute before.
@@ -217,7 +217,7 @@ static bool s_percentiles (const histogram_t *times, int64_t minute, double *p50
     uint64_t counts[BUCKETS], total = 0;
     for (int bucket = 0; bucket < BUCKETS; bucket++) {
         counts[bucket] = times->counts[times->minute & 1][bucket];
-        if (times->minute == minute)   //  the other half holds the minute before
+        if (times->minute == minute) //  the other half holds the minute before
             counts[bucket] += times->counts[(minute + 1) & 1][bucket];
         total += counts[bucket];
     }
@@ -255,7 +255,7 @@ void broker_metrics_reply (broker_t *self, service_t *service, int64_t service_m
     while (le < LE_COUNT && service_msecs > s_le_ms[le])
         le++;
     entry->times->le[le]++;
-    entry->times->sum_ms += service_msecs > 0 ? (uint64_t) service_msecs : 0;
+    entry->times->sum_ms += service_msecs > 0 ? (uint64_t)service_msecs : 0;
 }
 
 void broker_metrics_destroy (broker_t *self)
@@ -275,8 +275,8 @@ void broker_metrics_destroy (broker_t *self)
 
 static const int s_error_codes[] = {400, 403, 429, 502, 503, 504};
 #define ERROR_CODES (sizeof s_error_codes / sizeof s_error_codes[0])
-static const char *s_drop_names[] = {"malformed", "too_many_frames", "bad_service",
-                                     "unexpected", "stale_reply", "refused"};
+static const char *s_drop_names[] = {"malformed",  "too_many_frames", "bad_service",
+                                     "unexpected", "stale_reply",     "refused"};
 #define DROP_NAMES (sizeof s_drop_names / sizeof s_drop_names[0])
 
 //  Copy a service name for a log line: printable ASCII, at most 40 bytes.
@@ -368,7 +368,7 @@ void broker_metrics_tick (broker_t *self, int64_t now)
 
 static int s_compare (const void *a, const void *b)
 {
-    const entry_t *x = *(const entry_t *const *) a, *y = *(const entry_t *const *) b;
+    const entry_t *x = *(const entry_t *const *)a, *y = *(const entry_t *const *)b;
     int rc = memcmp (x->name, y->name, x->namelen < y->namelen ? x->namelen : y->namelen);
     return rc ? rc : (x->namelen > y->namelen) - (x->namelen < y->namelen);
 }
@@ -413,17 +413,16 @@ static void s_services_json (broker_t *self, jbuf_t *buf, int64_t now)
         jbuf_append (buf, index ? ", " : "", index ? 2 : 0);
         jbuf_string (buf, entry->name, entry->namelen);
         //  Numbers in integer arithmetic: float formatting would dominate.
-        uint64_t milli = (uint64_t) (s_rate (self, entry, now) * 1000 + 0.5);
+        uint64_t milli = (uint64_t)(s_rate (self, entry, now) * 1000 + 0.5);
         jbuf_printf (buf,
                      ": {\"requests\": %" PRIu64 ", \"replies\": %" PRIu64 ", \"rate\": %" PRIu64
                      ".%03u",
-                     entry->requests, entry->replies, milli / 1000, (unsigned) (milli % 1000));
+                     entry->requests, entry->replies, milli / 1000, (unsigned)(milli % 1000));
         if (s_percentiles (entry->times, minute, &p50, &p99)) {
-            int64_t half50 = (int64_t) (p50 * 2), half99 = (int64_t) (p99 * 2);
-            jbuf_printf (buf, ", \"p50_ms\": %" PRId64 "%s, \"p99_ms\": %" PRId64 "%s",
-                         half50 / 2, half50 % 2 ? ".5" : "", half99 / 2, half99 % 2 ? ".5" : "");
-        }
-        else
+            int64_t half50 = (int64_t)(p50 * 2), half99 = (int64_t)(p99 * 2);
+            jbuf_printf (buf, ", \"p50_ms\": %" PRId64 "%s, \"p99_ms\": %" PRId64 "%s", half50 / 2,
+                         half50 % 2 ? ".5" : "", half99 / 2, half99 % 2 ? ".5" : "");
+        } else
             JBUF_LITERAL (buf, ", \"p50_ms\": null, \"p99_ms\": null");
         s_le_json (buf, entry->times);
         JBUF_LITERAL (buf, "}");
@@ -441,8 +440,7 @@ char *broker_metrics_stats_json (broker_t *self)
                  ", \"errors\": {",
                  (now - self->started) / 1000, stats->requests, stats->replies);
     for (size_t i = 0; i < ERROR_CODES; i++)
-        jbuf_printf (&buf, "%s\"%d\": %" PRIu64, i ? ", " : "", s_error_codes[i],
-                     stats->errors[i]);
+        jbuf_printf (&buf, "%s\"%d\": %" PRIu64, i ? ", " : "", s_error_codes[i], stats->errors[i]);
     JBUF_LITERAL (&buf, "}, \"dropped\": {");
     for (size_t i = 0; i < DROP_REASONS; i++) {
         if (i < DROP_NAMES)
@@ -500,41 +498,43 @@ void jbuf_printf (jbuf_t *self, const char *format, ...)
     va_start (args, format);
     int len = vsnprintf (self->data + self->size, room, format, args);
     va_end (args);
-    if (len >= 0 && (size_t) len >= room && s_reserve (self, (size_t) len)) {
+    if (len >= 0 && (size_t)len >= room && s_reserve (self, (size_t)len)) {
         va_start (args, format);
-        vsnprintf (self->data + self->size, (size_t) len + 1, format, args);
+        vsnprintf (self->data + self->size, (size_t)len + 1, format, args);
         va_end (args);
     }
     if (len < 0)
         self->failed = true;
     if (!self->failed)
-        self->size += (size_t) len;
+        self->size += (size_t)len;
 }
 
 //  Length of the well-formed UTF-8 sequence starting at p (len bytes
 //  available), or 0 if there is none.
 static size_t s_utf8_length (const unsigned char *p, size_t len)
 {
-    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF ? 2 : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
-             : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
+    size_t n = p[0] >= 0xC2 && p[0] <= 0xDF   ? 2
+               : p[0] >= 0xE0 && p[0] <= 0xEF ? 3
+               : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4
+                                              : 0;
     if (n == 0 || n > len)
         return 0;
     for (size_t i = 1; i < n; i++)
         if ((p[i] & 0xC0) != 0x80)
             return 0;
-    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F)
-        || (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
-        return 0;   //  overlong, a surrogate, or past U+10FFFF
+    if ((p[0] == 0xE0 && p[1] < 0xA0) || (p[0] == 0xED && p[1] > 0x9F) ||
+        (p[0] == 0xF0 && p[1] < 0x90) || (p[0] == 0xF4 && p[1] > 0x8F))
+        return 0; //  overlong, a surrogate, or past U+10FFFF
     return n;
 }
 
 void jbuf_string (jbuf_t *self, const char *text, size_t len)
 {
-    const unsigned char *p = (const unsigned char *) text;
+    const unsigned char *p = (const unsigned char *)text;
     jbuf_append (self, "\"", 1);
     size_t i = 0;
     while (i < len) {
-        size_t run = i;   //  plain ASCII goes in whole runs
+        size_t run = i; //  plain ASCII goes in whole runs
         while (run < len && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
             run++;
         jbuf_append (self, text + i, run - i);
@@ -543,9 +543,8 @@ void jbuf_string (jbuf_t *self, const char *text, size_t len)
         size_t n = p[i] >= 0x80 ? s_utf8_length (p + i, len - i) : 0;
         if (n)
             jbuf_append (self, text + i, n);
-        else
-        if (p[i] == '"' || p[i] == '\\')
-            jbuf_append (self, (const char[]){'\\', (char) p[i]}, 2);
+        else if (p[i] == '"' || p[i] == '\\')
+            jbuf_append (self, (const char[]){'\\', (char)p[i]}, 2);
         else
             jbuf_printf (self, "\\u%04x", p[i]);
         i += n ? n : 1;

@@ -15,10 +15,10 @@
 //  JSON text under construction. A failed allocation sets failed and later
 //  appends do nothing, so callers check once at the end (jbuf_take).
 typedef struct {
-    char *data;                  //  the text so far, NUL-terminated once non-empty
-    size_t size;                 //  bytes used, without the NUL
-    size_t cap;                  //  bytes allocated
-    bool failed;                 //  an allocation failed
+    char *data;  //  the text so far, NUL-terminated once non-empty
+    size_t size; //  bytes used, without the NUL
+    size_t cap;  //  bytes allocated
+    bool failed; //  an allocation failed
 } jbuf_t;
 
 //  Append len bytes of text as they are.

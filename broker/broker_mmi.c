@@ -7,8 +7,8 @@
 #include <string.h>
 
 typedef struct {
-    const char **names;          //  names of services with workers
-    size_t count;                //  names collected
+    const char **names; //  names of services with workers
+    size_t count;       //  names collected
 } name_list_t;
 
 static void s_collect (hnode_t *node, void *arg)
@@ -21,7 +21,7 @@ static void s_collect (hnode_t *node, void *arg)
 
 static int s_compare (const void *a, const void *b)
 {
-    return strcmp (*(const char *const *) a, *(const char *const *) b);
+    return strcmp (*(const char *const *)a, *(const char *const *)b);
 }
 
 //  "a, b, c": sorted names of services with at least one worker. Caller frees.
@@ -46,8 +46,8 @@ static char *s_service_list (broker_t *self)
 }
 
 typedef struct {
-    service_t **services;        //  every service
-    size_t count;                //  services collected
+    service_t **services; //  every service
+    size_t count;         //  services collected
 } service_list_t;
 
 static void s_collect_all (hnode_t *node, void *arg)
@@ -58,7 +58,7 @@ static void s_collect_all (hnode_t *node, void *arg)
 
 static int s_compare_services (const void *a, const void *b)
 {
-    const service_t *x = *(service_t *const *) a, *y = *(service_t *const *) b;
+    const service_t *x = *(service_t *const *)a, *y = *(service_t *const *)b;
     int rc = memcmp (x->name, y->name, x->namelen < y->namelen ? x->namelen : y->namelen);
     return rc ? rc : (x->namelen > y->namelen) - (x->namelen < y->namelen);
 }
@@ -95,26 +95,22 @@ static bool s_name_is (const char *name, size_t namelen, const char *want)
     return namelen == strlen (want) && memcmp (name, want, namelen) == 0;
 }
 
-void broker_mmi (broker_t *self, framing_t framing, zmq_msg_t *env, size_t nenv,
-                 const char *name, size_t namelen, zmq_msg_t *body, size_t nbody)
+void broker_mmi (broker_t *self, framing_t framing, zmq_msg_t *env, size_t nenv, const char *name,
+                 size_t namelen, zmq_msg_t *body, size_t nbody)
 {
     const char *answer = "501";
     char *list = NULL;
     if (s_name_is (name, namelen, "mmi.service")) {
         service_t *service = NULL;
         if (nbody >= 1)
-            service = broker_service_lookup (self, zmq_msg_data (&body[0]),
-                                             zmq_msg_size (&body[0]));
+            service =
+                broker_service_lookup (self, zmq_msg_data (&body[0]), zmq_msg_size (&body[0]));
         answer = service && service->nworkers > 0 ? "200" : "404";
-    }
-    else
-    if (s_name_is (name, namelen, "mmi.services"))
+    } else if (s_name_is (name, namelen, "mmi.services"))
         answer = list = s_service_list (self);
-    else
-    if (s_name_is (name, namelen, "mmi.workers"))
+    else if (s_name_is (name, namelen, "mmi.workers"))
         answer = list = s_workers_json (self);
-    else
-    if (s_name_is (name, namelen, "mmi.stats"))
+    else if (s_name_is (name, namelen, "mmi.stats"))
         answer = list = broker_metrics_stats_json (self);
     if (answer)
         broker_wire_strs (self, env, nenv, framing, name, namelen, answer, NULL);

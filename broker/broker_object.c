@@ -128,8 +128,8 @@ void broker_actor (zsock_t *pipe, void *args)
 {
     broker_actor_args_t *actor_args = args;
     broker_t *self = broker_new (actor_args ? actor_args->cfg : NULL);
-    const char *endpoint = actor_args && actor_args->endpoint ? actor_args->endpoint
-                                                              : "tcp://127.0.0.1:*";
+    const char *endpoint =
+        actor_args && actor_args->endpoint ? actor_args->endpoint : "tcp://127.0.0.1:*";
     //  A port that an in-process broker has just closed is released by
     //  libzmq's I/O thread a moment later: allow it up to two seconds.
     int64_t until = zclock_mono () + 2000;

@@ -32,16 +32,15 @@ static zhashx_t *s_load_keys (const char *dir)
     if (!zdir)
         return NULL;
     zhashx_t *keys = zhashx_new ();
-    zfile_t **files = (zfile_t **) zdir_flatten (zdir);
+    zfile_t **files = (zfile_t **)zdir_flatten (zdir);
     for (size_t i = 0; files && files[i]; i++) {
         const char *name = zfile_filename (files[i], NULL);
         byte key[32];
         char text[41], error[512];
         if (mdp_certfile_public (name, key, error, sizeof error) != 0)
             zsys_warning ("broker: allowed keys: %s; ignored", error);
-        else
-        if (zmq_z85_encode (text, key, 32))
-            zhashx_insert (keys, text, (void *) "");
+        else if (zmq_z85_encode (text, key, 32))
+            zhashx_insert (keys, text, (void *)"");
     }
     zdir_flatten_free (&files);
     zdir_destroy (&zdir);
@@ -104,7 +103,7 @@ int broker_reload_keys (broker_t *self)
         }
     }
     zsys_info ("broker: %zu allowed keys in %s", zhashx_size (keys), self->keys_dir);
-    return (int) zhashx_size (keys);
+    return (int)zhashx_size (keys);
 }
 
 void broker_set_access (broker_t *self, struct access_t **access_p)
@@ -131,7 +130,7 @@ int broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, cons
     if (self->cfg.max_client_requests == 0)
         return 0;
     bool by_key = self->keys && user && *user;
-    const void *key = by_key ? (const void *) user : zmq_msg_data (id);
+    const void *key = by_key ? (const void *)user : zmq_msg_data (id);
     size_t len = by_key ? strlen (user) : zmq_msg_size (id);
     uint64_t hash = htab_hash (key, len);
     hnode_t *node = htab_find (&self->clients, key, len, hash);
@@ -147,7 +146,7 @@ int broker_client_admit (broker_t *self, request_t *request, zmq_msg_t *id, cons
             return -1;
         }
         memcpy (client->identity, key, len);
-        client->idlen = (uint8_t) len;
+        client->idlen = (uint8_t)len;
         client->pending = 0;
         client->hnode.key = client->identity;
         client->hnode.keylen = len;

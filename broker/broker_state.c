@@ -78,8 +78,8 @@ static void s_heap_down (broker_t *self, size_t index)
         size_t child = index * 2 + 1;
         if (child >= self->heap_size)
             break;
-        if (child + 1 < self->heap_size
-            && self->heap[child + 1]->deadline < self->heap[child]->deadline)
+        if (child + 1 < self->heap_size &&
+            self->heap[child + 1]->deadline < self->heap[child]->deadline)
             child++;
         if (request->deadline <= self->heap[child]->deadline)
             break;
@@ -125,7 +125,7 @@ void broker_request_extend (broker_t *self, request_t *request, int64_t now)
     if (request->heap_index == SIZE_MAX)
         return;
     request->deadline = now + request->span;
-    s_heap_down (self, request->heap_index);   //  a later deadline only sinks
+    s_heap_down (self, request->heap_index); //  a later deadline only sinks
 }
 
 request_t *broker_heap_top (broker_t *self)
@@ -146,8 +146,8 @@ request_t *broker_request_new (broker_t *self, service_t *service, size_t nenv, 
     request->worker = NULL;
     request->client = NULL;
     request->heap_index = SIZE_MAX;
-    request->nenv = (uint8_t) nenv;
-    request->nbody = (uint8_t) nbody;
+    request->nenv = (uint8_t)nenv;
+    request->nbody = (uint8_t)nbody;
     request->token = self->next_token++;
     request->span = span;
     request->deadline = broker_now () + span;
@@ -165,7 +165,7 @@ void broker_request_destroy (broker_t *self, request_t **request_p)
         htab_remove (&self->clients, &client->hnode);
         free (client);
     }
-    for (size_t i = 0; i < (size_t) request->nenv + request->nbody; i++)
+    for (size_t i = 0; i < (size_t)request->nenv + request->nbody; i++)
         zmq_msg_close (&request->frames[i]);
     free (request);
     *request_p = NULL;
@@ -174,8 +174,8 @@ void broker_request_destroy (broker_t *self, request_t **request_p)
 int broker_request_enqueue (broker_t *self, request_t *request)
 {
     service_t *service = request->service;
-    if (service->nqueued >= self->cfg.max_queue
-        || self->queued_total >= self->cfg.max_queued_total) {
+    if (service->nqueued >= self->cfg.max_queue ||
+        self->queued_total >= self->cfg.max_queued_total) {
         errno = EBUSY;
         return -1;
     }
@@ -221,23 +221,23 @@ void broker_request_detach (broker_t *self, request_t *request)
 
 worker_t *broker_worker_lookup (broker_t *self, const zmq_msg_t *id)
 {
-    const void *key = zmq_msg_data ((zmq_msg_t *) id);
-    size_t len = zmq_msg_size ((zmq_msg_t *) id);
+    const void *key = zmq_msg_data ((zmq_msg_t *)id);
+    size_t len = zmq_msg_size ((zmq_msg_t *)id);
     hnode_t *node = htab_find (&self->workers, key, len, htab_hash (key, len));
     return node ? HTAB_ITEM (node, worker_t, hnode) : NULL;
 }
 
-worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service,
-                             uint8_t proto, bool bare)
+worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *service, uint8_t proto,
+                             bool bare)
 {
-    size_t len = zmq_msg_size ((zmq_msg_t *) id);
+    size_t len = zmq_msg_size ((zmq_msg_t *)id);
     worker_t *worker = malloc (sizeof (worker_t) + len);
     if (!worker || len > 255) {
         free (worker);
         return NULL;
     }
-    memcpy (worker->identity, zmq_msg_data ((zmq_msg_t *) id), len);
-    worker->idlen = (uint8_t) len;
+    memcpy (worker->identity, zmq_msg_data ((zmq_msg_t *)id), len);
+    worker->idlen = (uint8_t)len;
     worker->service = service;
     worker->request = NULL;
     worker->proto = proto;
@@ -260,7 +260,7 @@ worker_t *broker_worker_new (broker_t *self, const zmq_msg_t *id, service_t *ser
 //  expiry list, which so stays sorted by expiry without a scan.
 void broker_worker_touch (broker_t *self, worker_t *worker, int64_t now)
 {
-    worker->expiry = now + (int64_t) self->cfg.heartbeat * self->cfg.liveness;
+    worker->expiry = now + (int64_t)self->cfg.heartbeat * self->cfg.liveness;
     if (dlist_linked (&worker->expiry_link))
         dlist_remove (&worker->expiry_link);
     dlist_append (&self->by_expiry, &worker->expiry_link);
@@ -289,8 +289,8 @@ void broker_workers_retime (broker_t *self, const broker_config_t *old, int64_t 
         if (worker->beat_at > beat_by)
             worker->beat_at = beat_by;
     }
-    int64_t grace = (int64_t) self->cfg.heartbeat * self->cfg.liveness
-                    - (int64_t) old->heartbeat * old->liveness;
+    int64_t grace =
+        (int64_t)self->cfg.heartbeat * self->cfg.liveness - (int64_t)old->heartbeat * old->liveness;
     for (dlink_t *link = self->by_expiry.next; grace > 0 && link != &self->by_expiry;
          link = link->next)
         DLIST_ITEM (link, worker_t, expiry_link)->expiry += grace;

@@ -38,7 +38,7 @@ void broker_wire_command (broker_t *self, const unsigned char *id, size_t idlen,
 
 void broker_wire_request (broker_t *self, const worker_t *worker, request_t *request)
 {
-    static const uint8_t request_cmd = MDPW01_REQUEST;   //  0x02 in both versions
+    static const uint8_t request_cmd = MDPW01_REQUEST; //  0x02 in both versions
     s_send_mem (self, worker->identity, worker->idlen, ZMQ_SNDMORE);
     if (!worker->bare)
         s_send_const (self, "", 0, ZMQ_SNDMORE);
@@ -94,8 +94,7 @@ void broker_wire_reply (broker_t *self, request_t *request, zmq_msg_t *body, siz
 }
 
 void broker_wire_strs (broker_t *self, zmq_msg_t *env, size_t nenv, framing_t framing,
-                       const char *service, size_t namelen, const char *frame1,
-                       const char *frame2)
+                       const char *service, size_t namelen, const char *frame1, const char *frame2)
 {
     s_client_head (self, env, nenv, framing, MDPC02_FINAL, service, namelen, false);
     s_send_mem (self, frame1, strlen (frame1), frame2 ? ZMQ_SNDMORE : 0);
@@ -107,12 +106,18 @@ void broker_wire_strs (broker_t *self, zmq_msg_t *env, size_t nenv, framing_t fr
 static int s_error_index (int code)
 {
     switch (code) {
-        case 400: return 0;
-        case 403: return 1;
-        case 429: return 2;
-        case 502: return 3;
-        case 503: return 4;
-        default: return 5;
+    case 400:
+        return 0;
+    case 403:
+        return 1;
+    case 429:
+        return 2;
+    case 502:
+        return 3;
+    case 503:
+        return 4;
+    default:
+        return 5;
     }
 }
 

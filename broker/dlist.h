@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 typedef struct dlink_t {
-    struct dlink_t *prev;    //  previous node (the sentinel when first)
-    struct dlink_t *next;    //  next node (the sentinel when last)
+    struct dlink_t *prev; //  previous node (the sentinel when first)
+    struct dlink_t *next; //  next node (the sentinel when last)
 } dlink_t;
 
-#define DLIST_ITEM(link, type, member) ((type *) ((char *) (link) - offsetof (type, member)))
+#define DLIST_ITEM(link, type, member) ((type *)((char *)(link)-offsetof (type, member)))
 
 static inline void dlist_init (dlink_t *list)
 {

@@ -11,19 +11,19 @@
 #include <stdint.h>
 
 typedef struct hnode_t {
-    struct hnode_t *next;    //  next node in the same bucket
-    uint64_t hash;           //  cached hash of the key
-    const void *key;         //  key bytes, owned by the item that embeds the node
-    size_t keylen;           //  key length in bytes
+    struct hnode_t *next; //  next node in the same bucket
+    uint64_t hash;        //  cached hash of the key
+    const void *key;      //  key bytes, owned by the item that embeds the node
+    size_t keylen;        //  key length in bytes
 } hnode_t;
 
 typedef struct {
-    hnode_t **buckets;       //  bucket heads; a power-of-two count
-    size_t mask;             //  bucket count - 1
-    size_t count;            //  number of items
+    hnode_t **buckets; //  bucket heads; a power-of-two count
+    size_t mask;       //  bucket count - 1
+    size_t count;      //  number of items
 } htab_t;
 
-#define HTAB_ITEM(node, type, member) ((type *) ((char *) (node) - offsetof (type, member)))
+#define HTAB_ITEM(node, type, member) ((type *)((char *)(node)-offsetof (type, member)))
 
 //  Initialise an empty table. Returns 0, or -1 on out of memory.
 int htab_init (htab_t *self);

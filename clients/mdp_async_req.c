@@ -13,22 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_REPLY 0   //  every request got its final reply
-#define EXIT_FAILED 1  //  an mdp.error reply, or the exchange failed
-#define EXIT_USAGE 2   //  bad arguments
-#define EXIT_TIMEOUT 3 //  some request timed out or got a 504 (and none failed)
-#define MAX_COUNT 1000 //  requests at once: what the socket's send queue holds
+#define EXIT_REPLY 0     //  every request got its final reply
+#define EXIT_FAILED 1    //  an mdp.error reply, or the exchange failed
+#define EXIT_USAGE 2     //  bad arguments
+#define EXIT_TIMEOUT 3   //  some request timed out or got a 504 (and none failed)
+#define MAX_COUNT 1000   //  requests at once: what the socket's send queue holds
 #define MAX_ENDPOINTS 16 //  brokers, as many as mdp_async_t takes
 
 //  The command line, parsed.
 typedef struct {
     const char *endpoints[MAX_ENDPOINTS]; //  -e, in order (the default if none)
-    int nendpoints;       //  -e options given
-    int timeout;          //  msecs per request
-    int count;            //  requests to send
-    const char *service;  //  SERVICE
-    const char *action;   //  ACTION
-    const char *json;     //  JSON, or NULL
+    int nendpoints;                       //  -e options given
+    int timeout;                          //  msecs per request
+    int count;                            //  requests to send
+    const char *service;                  //  SERVICE
+    const char *action;                   //  ACTION
+    const char *json;                     //  JSON, or NULL
 } args_t;
 
 //  What came back so far.
@@ -165,7 +165,7 @@ static void s_on_reply (mdp_async_t *client, uint64_t id, mdp_msg_t *reply, bool
         tally->broken++;
         fprintf (stderr, "mdp-async-req: request %" PRIu64 ": malformed reply\n", id);
     } else if (mdp_msg_error_code (reply) == 504) {
-        tally->timeouts++;   //  the broker's deadline, just before ours
+        tally->timeouts++; //  the broker's deadline, just before ours
         fprintf (stderr, "mdp-async-req: request %" PRIu64 " timed out at the broker (504)\n", id);
     } else if (mdp_msg_is_error (reply))
         tally->errors++;

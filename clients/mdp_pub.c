@@ -93,9 +93,10 @@ int main (int argc, char *argv[])
     }
     if (curve_server && mdp_publisher_set_curve (publisher, curve_server, curve_cert) != 0) {
         fprintf (stderr, "mdp-pub: --curve-server '%s', --curve-cert '%s': %s\n", curve_server,
-                 curve_cert, errno == EACCES ? "its _secret file is readable by group or others"
-                             : errno == EINVAL ? "a key does not decode, or the pair does not match"
-                                               : "no readable certificate with a secret key");
+                 curve_cert,
+                 errno == EACCES   ? "its _secret file is readable by group or others"
+                 : errno == EINVAL ? "a key does not decode, or the pair does not match"
+                                   : "no readable certificate with a secret key");
         cJSON_Delete (data);
         mdp_publisher_destroy (&publisher);
         return EXIT_USAGE;

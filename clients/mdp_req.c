@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define EXIT_REPLY 0   //  a reply came back
-#define EXIT_FAILED 1  //  an mdp.error reply, or the exchange failed
-#define EXIT_USAGE 2   //  bad arguments
-#define EXIT_TIMEOUT 3 //  no reply after every attempt, or the broker's 504
+#define EXIT_REPLY 0     //  a reply came back
+#define EXIT_FAILED 1    //  an mdp.error reply, or the exchange failed
+#define EXIT_USAGE 2     //  bad arguments
+#define EXIT_TIMEOUT 3   //  no reply after every attempt, or the broker's 504
 #define MAX_ENDPOINTS 16 //  brokers, as many as mdp_client_t takes
 
 static void s_usage (FILE *out)
@@ -112,26 +112,35 @@ static int s_report (mdp_msg_t *reply, const char *service, int timeout, int ret
 //  The command line, parsed.
 typedef struct {
     const char *endpoints[MAX_ENDPOINTS]; //  -e, in order (the default if none)
-    int nendpoints;       //  -e options given
-    int timeout;          //  msecs per attempt
-    int retries;          //  attempts in all
-    const char *service;  //  SERVICE
-    const char *action;   //  ACTION, or the MMI body
-    const char *json;     //  JSON, or NULL
-    bool stream;          //  --stream: MDP/0.2 with partial replies
-    const char *curve_server; //  --curve-server KEY, or NULL
-    const char *curve_cert;   //  --curve-cert FILE, or NULL
+    int nendpoints;                       //  -e options given
+    int timeout;                          //  msecs per attempt
+    int retries;                          //  attempts in all
+    const char *service;                  //  SERVICE
+    const char *action;                   //  ACTION, or the MMI body
+    const char *json;                     //  JSON, or NULL
+    bool stream;                          //  --stream: MDP/0.2 with partial replies
+    const char *curve_server;             //  --curve-server KEY, or NULL
+    const char *curve_cert;               //  --curve-cert FILE, or NULL
 } args_t;
 
 //  Parse options and arguments. Returns -1 when done, else the exit code.
 static int s_parse (int argc, char *argv[], args_t *args)
 {
-    *args = (args_t){{MDP_DEFAULT_ENDPOINT}, 0, MDP_DEFAULT_TIMEOUT, MDP_DEFAULT_RETRIES,
-                     NULL, NULL, NULL, false, NULL, NULL};
-    static const struct option options[] = {
-        {"stream", no_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
-        {"curve-server", required_argument, NULL, 'S'}, {"curve-cert", required_argument, NULL, 'C'},
-        {NULL, 0, NULL, 0}};
+    *args = (args_t){{MDP_DEFAULT_ENDPOINT},
+                     0,
+                     MDP_DEFAULT_TIMEOUT,
+                     MDP_DEFAULT_RETRIES,
+                     NULL,
+                     NULL,
+                     NULL,
+                     false,
+                     NULL,
+                     NULL};
+    static const struct option options[] = {{"stream", no_argument, NULL, 's'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"curve-server", required_argument, NULL, 'S'},
+                                            {"curve-cert", required_argument, NULL, 'C'},
+                                            {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long (argc, argv, "e:t:r:sh", options, NULL)) != -1) {
         if (opt == 'e' && args->nendpoints < MAX_ENDPOINTS)
@@ -217,8 +226,8 @@ int main (int argc, char *argv[])
         return EXIT_USAGE;
     }
     if (args.curve_server && mdp_client_set_curve (client, args.curve_server, args.curve_cert)) {
-        fprintf (stderr, "mdp-req: --curve-server '%s', --curve-cert '%s': %s\n",
-                 args.curve_server, args.curve_cert ? args.curve_cert : "",
+        fprintf (stderr, "mdp-req: --curve-server '%s', --curve-cert '%s': %s\n", args.curve_server,
+                 args.curve_cert ? args.curve_cert : "",
                  errno == EINVAL   ? "a key does not decode, or the key pair does not match"
                  : errno == EACCES ? "its _secret file is readable by group or others"
                                    : "no readable certificate with a secret key");

@@ -46,10 +46,10 @@ static int s_number (const char *text, int min, int *value)
 
 //  The command line, parsed.
 typedef struct {
-    const char *endpoint; //  the forwarder's XPUB side
-    int count;            //  events before exit, 0 for no limit
-    int wait;             //  msecs before giving up on count, -1 for ever
-    int timeout;          //  sync timeout, msecs
+    const char *endpoint;     //  the forwarder's XPUB side
+    int count;                //  events before exit, 0 for no limit
+    int wait;                 //  msecs before giving up on count, -1 for ever
+    int timeout;              //  sync timeout, msecs
     const char *curve_server; //  the broker's public key, or NULL: plain
     const char *curve_cert;   //  our certificate, with curve_server
 } args_t;
@@ -121,10 +121,10 @@ int main (int argc, char *argv[])
         fprintf (stderr, "mdp-sub: invalid endpoint '%s'\n", args.endpoint);
         return EXIT_USAGE;
     }
-    if (args.curve_server
-        && mdp_subscriber_set_curve (subscriber, args.curve_server, args.curve_cert) != 0) {
-        fprintf (stderr, "mdp-sub: --curve-server '%s', --curve-cert '%s': %s\n",
-                 args.curve_server, args.curve_cert,
+    if (args.curve_server &&
+        mdp_subscriber_set_curve (subscriber, args.curve_server, args.curve_cert) != 0) {
+        fprintf (stderr, "mdp-sub: --curve-server '%s', --curve-cert '%s': %s\n", args.curve_server,
+                 args.curve_cert,
                  errno == EACCES   ? "its _secret file is readable by group or others"
                  : errno == EINVAL ? "a key does not decode, or the pair does not match"
                                    : "no readable certificate with a secret key");

@@ -32,19 +32,19 @@ typedef enum {
 } key_id_t;
 
 typedef enum {
-    KIND_NUMBER,                 //  a whole number within [min, max]
-    KIND_BOOL,                   //  true or false
-    KIND_STRING,                 //  a string (pidfile: or null)
-    KIND_STRINGS,                //  an array of min to max strings
-    KIND_OBJECT                  //  a JSON object (access rules), or null
+    KIND_NUMBER,  //  a whole number within [min, max]
+    KIND_BOOL,    //  true or false
+    KIND_STRING,  //  a string (pidfile: or null)
+    KIND_STRINGS, //  an array of min to max strings
+    KIND_OBJECT   //  a JSON object (access rules), or null
 } key_kind_t;
 
 typedef struct {
-    const char *name;            //  the JSON key; the flag is --name with '-' for '_'
-    key_id_t id;                 //  what s_apply_key sets
-    key_kind_t kind;             //  the JSON type it takes
-    long long min, max;          //  bounds of a number, or of an array's length
-    const char *unit;            //  how a number is counted, for messages
+    const char *name;   //  the JSON key; the flag is --name with '-' for '_'
+    key_id_t id;        //  what s_apply_key sets
+    key_kind_t kind;    //  the JSON type it takes
+    long long min, max; //  bounds of a number, or of an array's length
+    const char *unit;   //  how a number is counted, for messages
 } setting_t;
 
 //  Every key there is, in the order --print-config shows them; a file with
@@ -139,11 +139,11 @@ static int s_number (const setting_t *key, const cJSON *item, long long *value, 
 {
     double number = cJSON_IsNumber (item) ? item->valuedouble : 0.5;
     bool none_ok = key->id == KEY_MAX_MSG_SIZE;
-    bool in_range = (number >= (double) key->min && number <= (double) key->max)
-                    || (none_ok && number == -1);
+    bool in_range =
+        (number >= (double)key->min && number <= (double)key->max) || (none_ok && number == -1);
     //  In range first: only then is the cast defined.
-    if (in_range && number == (double) (long long) number) {
-        *value = (long long) number;
+    if (in_range && number == (double)(long long)number) {
+        *value = (long long)number;
         return 0;
     }
     s_error (err, errlen, "\"%s\" must be %sa whole number from %lld to %lld (%s)", key->name,
@@ -156,12 +156,13 @@ static int s_endpoints (config_t *self, const setting_t *key, const cJSON *item,
 {
     int count = cJSON_IsArray (item) ? cJSON_GetArraySize (item) : 0;
     if (count < key->min || count > key->max) {
-        s_error (err, errlen, "\"%s\" must be an array of %lld to %lld endpoint strings",
-                 key->name, key->min, key->max);
+        s_error (err, errlen, "\"%s\" must be an array of %lld to %lld endpoint strings", key->name,
+                 key->min, key->max);
         return -1;
     }
     const cJSON *child;
-    cJSON_ArrayForEach (child, item) {
+    cJSON_ArrayForEach (child, item)
+    {
         if (!cJSON_IsString (child) || !s_endpoint_ok (child->valuestring)) {
             char *text = cJSON_PrintUnformatted (child);
             s_error (err, errlen, "\"%s\": %s is not an endpoint like \"tcp://127.0.0.1:5555\"",
@@ -173,11 +174,12 @@ static int s_endpoints (config_t *self, const setting_t *key, const cJSON *item,
     for (size_t i = 0; i < self->nendpoints; i++)
         free (self->endpoints[i]);
     self->nendpoints = 0;
-    cJSON_ArrayForEach (child, item) {
+    cJSON_ArrayForEach (child, item)
+    {
         if ((self->endpoints[self->nendpoints] = strdup (child->valuestring)))
             self->nendpoints++;
     }
-    if (self->nendpoints != (size_t) count) {
+    if (self->nendpoints != (size_t)count) {
         s_error (err, errlen, "out of memory");
         return -1;
     }
@@ -200,67 +202,82 @@ static int s_apply_key (config_t *self, const setting_t *key, const cJSON *item,
     if (key->kind == KIND_NUMBER && s_number (key, item, &value, err, errlen))
         return -1;
     switch (key->id) {
-        case KEY_ENDPOINTS: return s_endpoints (self, key, item, err, errlen);
-        case KEY_HEARTBEAT: self->engine.heartbeat = (int) value; break;
-        case KEY_LIVENESS: self->engine.liveness = (int) value; break;
-        case KEY_REQUEST_TIMEOUT: self->engine.request_timeout = (int) value * 1000; break;
-        case KEY_MAX_QUEUE: self->engine.max_queue = (size_t) value; break;
-        case KEY_MAX_MSG_SIZE: self->engine.max_msg_size = (int64_t) value; break;
-        case KEY_STATS_INTERVAL: self->engine.stats_interval = (int) value * 1000; break;
-        case KEY_LOG:
-            if (!cJSON_IsString (item) || (strcmp (item->valuestring, "stderr") != 0
-                                           && strcmp (item->valuestring, "syslog") != 0)) {
-                s_error (err, errlen, "\"log\" must be \"stderr\" or \"syslog\"");
-                return -1;
-            }
-            self->log_syslog = strcmp (item->valuestring, "syslog") == 0;
-            break;
-        case KEY_VERBOSE:
-            if (!cJSON_IsBool (item)) {
-                s_error (err, errlen, "\"verbose\" must be true or false");
-                return -1;
-            }
-            self->engine.verbose = cJSON_IsTrue (item);
-            break;
-        case KEY_MAX_CLIENT_REQUESTS: self->engine.max_client_requests = (size_t) value; break;
-        case KEY_PUB_ENDPOINT:
-        case KEY_SUB_ENDPOINT:
-            if (!cJSON_IsNull (item)
-                && (!cJSON_IsString (item) || !s_endpoint_ok (item->valuestring))) {
-                s_error (err, errlen, "\"%s\" must be an endpoint like \"tcp://127.0.0.1:5556\" "
-                         "or null", key->name);
-                return -1;
-            }
-            return s_set_path (key->id == KEY_PUB_ENDPOINT ? &self->pub_endpoint
-                                                           : &self->sub_endpoint, item);
-        case KEY_CURVE_CERT:
-        case KEY_CURVE_KEYS:
-            if (!cJSON_IsNull (item) && (!cJSON_IsString (item) || !*item->valuestring)) {
-                s_error (err, errlen, "\"%s\" must be a %s or null", key->name,
-                         key->id == KEY_CURVE_CERT ? "certificate file path" : "directory path");
-                return -1;
-            }
-            return s_set_path (key->id == KEY_CURVE_CERT ? &self->curve_cert : &self->curve_keys,
-                               item);
-        case KEY_ACCESS: {
-            access_t *access = cJSON_IsNull (item) ? NULL : access_new (item, err, errlen);
-            if (!cJSON_IsNull (item) && !access)
-                return -1;
-            access_destroy (&access);
-            cJSON_Delete (self->access);
-            self->access = cJSON_IsNull (item) ? NULL : cJSON_Duplicate (item, true);
-            break;
+    case KEY_ENDPOINTS:
+        return s_endpoints (self, key, item, err, errlen);
+    case KEY_HEARTBEAT:
+        self->engine.heartbeat = (int)value;
+        break;
+    case KEY_LIVENESS:
+        self->engine.liveness = (int)value;
+        break;
+    case KEY_REQUEST_TIMEOUT:
+        self->engine.request_timeout = (int)value * 1000;
+        break;
+    case KEY_MAX_QUEUE:
+        self->engine.max_queue = (size_t)value;
+        break;
+    case KEY_MAX_MSG_SIZE:
+        self->engine.max_msg_size = (int64_t)value;
+        break;
+    case KEY_STATS_INTERVAL:
+        self->engine.stats_interval = (int)value * 1000;
+        break;
+    case KEY_LOG:
+        if (!cJSON_IsString (item) || (strcmp (item->valuestring, "stderr") != 0 &&
+                                       strcmp (item->valuestring, "syslog") != 0)) {
+            s_error (err, errlen, "\"log\" must be \"stderr\" or \"syslog\"");
+            return -1;
         }
-        case KEY_PIDFILE:
-            if (!cJSON_IsNull (item)
-                && (!cJSON_IsString (item) || !*item->valuestring
-                    || strlen (item->valuestring) > 4000)) {
-                s_error (err, errlen, "\"pidfile\" must be a file path or null");
-                return -1;
-            }
-            free (self->pidfile);
-            self->pidfile = cJSON_IsNull (item) ? NULL : strdup (item->valuestring);
-            break;
+        self->log_syslog = strcmp (item->valuestring, "syslog") == 0;
+        break;
+    case KEY_VERBOSE:
+        if (!cJSON_IsBool (item)) {
+            s_error (err, errlen, "\"verbose\" must be true or false");
+            return -1;
+        }
+        self->engine.verbose = cJSON_IsTrue (item);
+        break;
+    case KEY_MAX_CLIENT_REQUESTS:
+        self->engine.max_client_requests = (size_t)value;
+        break;
+    case KEY_PUB_ENDPOINT:
+    case KEY_SUB_ENDPOINT:
+        if (!cJSON_IsNull (item) &&
+            (!cJSON_IsString (item) || !s_endpoint_ok (item->valuestring))) {
+            s_error (err, errlen,
+                     "\"%s\" must be an endpoint like \"tcp://127.0.0.1:5556\" "
+                     "or null",
+                     key->name);
+            return -1;
+        }
+        return s_set_path (key->id == KEY_PUB_ENDPOINT ? &self->pub_endpoint : &self->sub_endpoint,
+                           item);
+    case KEY_CURVE_CERT:
+    case KEY_CURVE_KEYS:
+        if (!cJSON_IsNull (item) && (!cJSON_IsString (item) || !*item->valuestring)) {
+            s_error (err, errlen, "\"%s\" must be a %s or null", key->name,
+                     key->id == KEY_CURVE_CERT ? "certificate file path" : "directory path");
+            return -1;
+        }
+        return s_set_path (key->id == KEY_CURVE_CERT ? &self->curve_cert : &self->curve_keys, item);
+    case KEY_ACCESS: {
+        access_t *access = cJSON_IsNull (item) ? NULL : access_new (item, err, errlen);
+        if (!cJSON_IsNull (item) && !access)
+            return -1;
+        access_destroy (&access);
+        cJSON_Delete (self->access);
+        self->access = cJSON_IsNull (item) ? NULL : cJSON_Duplicate (item, true);
+        break;
+    }
+    case KEY_PIDFILE:
+        if (!cJSON_IsNull (item) &&
+            (!cJSON_IsString (item) || !*item->valuestring || strlen (item->valuestring) > 4000)) {
+            s_error (err, errlen, "\"pidfile\" must be a file path or null");
+            return -1;
+        }
+        free (self->pidfile);
+        self->pidfile = cJSON_IsNull (item) ? NULL : strdup (item->valuestring);
+        break;
     }
     return 0;
 }
@@ -272,7 +289,8 @@ int config_apply (config_t *self, const cJSON *layer, char *err, size_t errlen)
         return -1;
     }
     const cJSON *item;
-    cJSON_ArrayForEach (item, layer) {
+    cJSON_ArrayForEach (item, layer)
+    {
         const setting_t *key = s_key_lookup (item->string);
         if (!key) {
             char known[256] = "";
@@ -302,8 +320,7 @@ static void s_position (const char *text, const char *pos, int *line, int *colum
         if (*c == '\n') {
             (*line)++;
             *column = 1;
-        }
-        else
+        } else
             (*column)++;
     }
 }
@@ -322,8 +339,7 @@ cJSON *config_read_file (const char *path, char *err, size_t errlen)
     cJSON *root = NULL;
     if (failed)
         s_error (err, errlen, "%s: cannot read", path);
-    else
-    if (size > CONFIG_MAX_FILE)
+    else if (size > CONFIG_MAX_FILE)
         s_error (err, errlen, "%s: larger than %d bytes", path, CONFIG_MAX_FILE);
     else {
         text[size] = 0;
@@ -333,9 +349,7 @@ cJSON *config_read_file (const char *path, char *err, size_t errlen)
             int line, column;
             s_position (text, end ? end : text + strlen (text), &line, &column);
             s_error (err, errlen, "%s: not valid JSON (line %d, column %d)", path, line, column);
-        }
-        else
-        if (!cJSON_IsObject (root)) {
+        } else if (!cJSON_IsObject (root)) {
             s_error (err, errlen, "%s: must hold one JSON object {...}", path);
             cJSON_Delete (root);
             root = NULL;
@@ -345,8 +359,7 @@ cJSON *config_read_file (const char *path, char *err, size_t errlen)
     return root;
 }
 
-int config_set_flag (cJSON *layer, const char *key_name, const char *text, char *err,
-                     size_t errlen)
+int config_set_flag (cJSON *layer, const char *key_name, const char *text, char *err, size_t errlen)
 {
     const setting_t *key = s_key_lookup (key_name);
     if (!key) {
@@ -366,10 +379,8 @@ int config_set_flag (cJSON *layer, const char *key_name, const char *text, char 
             s_error (err, errlen, "--%s: \"%s\" is not a whole number", flag, text);
             return -1;
         }
-        item = cJSON_CreateNumber ((double) value);
-    }
-    else
-    if (key->kind == KIND_BOOL)
+        item = cJSON_CreateNumber ((double)value);
+    } else if (key->kind == KIND_BOOL)
         item = cJSON_CreateBool (strcmp (text, "true") == 0);
     else
         item = cJSON_CreateString (text);
@@ -379,8 +390,7 @@ int config_set_flag (cJSON *layer, const char *key_name, const char *text, char 
             array = cJSON_AddArrayToObject (layer, key->name);
         if (array && item && cJSON_AddItemToArray (array, item))
             return 0;
-    }
-    else {
+    } else {
         cJSON_DeleteItemFromObjectCaseSensitive (layer, key->name);
         if (item && cJSON_AddItemToObject (layer, key->name, item))
             return 0;
@@ -411,9 +421,9 @@ config_t *config_build (const char *path, const cJSON *flags, char *err, size_t 
         s_error (err, errlen, "command line: %s", reason);
         config_destroy (&self);
     }
-    if (self && (!self->pub_endpoint != !self->sub_endpoint
-                 || (self->pub_endpoint && strcmp (self->pub_endpoint, self->sub_endpoint) == 0
-                     && !strstr (self->pub_endpoint, ":*")))) {
+    if (self && (!self->pub_endpoint != !self->sub_endpoint ||
+                 (self->pub_endpoint && strcmp (self->pub_endpoint, self->sub_endpoint) == 0 &&
+                  !strstr (self->pub_endpoint, ":*")))) {
         s_error (err, errlen, "\"pub_endpoint\" and \"sub_endpoint\" go together, and differ");
         config_destroy (&self);
     }
@@ -423,10 +433,11 @@ config_t *config_build (const char *path, const cJSON *flags, char *err, size_t 
     }
     //  Subscribe rules need the forwarder's CURVE mode; without it they
     //  could not be enforced, and rules must never fail open.
-    if (self && self->access && !self->curve_cert
-        && (cJSON_GetObjectItemCaseSensitive (self->access, "publish")
-            || cJSON_GetObjectItemCaseSensitive (self->access, "subscribe"))) {
-        s_error (err, errlen, "\"access\": publish and subscribe rules need CURVE "
+    if (self && self->access && !self->curve_cert &&
+        (cJSON_GetObjectItemCaseSensitive (self->access, "publish") ||
+         cJSON_GetObjectItemCaseSensitive (self->access, "subscribe"))) {
+        s_error (err, errlen,
+                 "\"access\": publish and subscribe rules need CURVE "
                  "(\"curve_cert\" and \"curve_keys\")");
         config_destroy (&self);
     }
@@ -443,20 +454,20 @@ char *config_to_json (const config_t *self)
     cJSON_AddNumberToObject (root, "heartbeat", engine->heartbeat);
     cJSON_AddNumberToObject (root, "liveness", engine->liveness);
     cJSON_AddNumberToObject (root, "request_timeout", engine->request_timeout / 1000);
-    cJSON_AddNumberToObject (root, "max_queue", (double) engine->max_queue);
-    cJSON_AddNumberToObject (root, "max_msg_size", (double) engine->max_msg_size);
+    cJSON_AddNumberToObject (root, "max_queue", (double)engine->max_queue);
+    cJSON_AddNumberToObject (root, "max_msg_size", (double)engine->max_msg_size);
     cJSON_AddNumberToObject (root, "stats_interval", engine->stats_interval / 1000);
     cJSON_AddStringToObject (root, "log", self->log_syslog ? "syslog" : "stderr");
     cJSON_AddBoolToObject (root, "verbose", engine->verbose);
-    const char *names[] = {"pidfile", "max_client_requests", "pub_endpoint", "sub_endpoint",
-                           "curve_cert", "curve_keys"};
-    const char *values[] = {self->pidfile, NULL, self->pub_endpoint, self->sub_endpoint,
-                            self->curve_cert, self->curve_keys};
+    const char *names[] = {"pidfile",      "max_client_requests", "pub_endpoint",
+                           "sub_endpoint", "curve_cert",          "curve_keys"};
+    const char *values[] = {self->pidfile,      NULL,
+                            self->pub_endpoint, self->sub_endpoint,
+                            self->curve_cert,   self->curve_keys};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (i == 1)
-            cJSON_AddNumberToObject (root, names[i], (double) engine->max_client_requests);
-        else
-        if (values[i])
+            cJSON_AddNumberToObject (root, names[i], (double)engine->max_client_requests);
+        else if (values[i])
             cJSON_AddStringToObject (root, names[i], values[i]);
         else
             cJSON_AddNullToObject (root, names[i]);

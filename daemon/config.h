@@ -10,20 +10,20 @@
 #include "broker.h"
 #include <cjson/cJSON.h>
 
-#define CONFIG_MAX_ENDPOINTS 32  //  endpoints the ROUTER may bind
-#define CONFIG_MAX_FILE 65536    //  bytes a config file may hold
+#define CONFIG_MAX_ENDPOINTS 32 //  endpoints the ROUTER may bind
+#define CONFIG_MAX_FILE 65536   //  bytes a config file may hold
 
 typedef struct {
-    broker_config_t engine;      //  settings for broker_new / broker_configure
+    broker_config_t engine;                //  settings for broker_new / broker_configure
     char *endpoints[CONFIG_MAX_ENDPOINTS]; //  where to bind, owned
-    size_t nendpoints;           //  at least 1
-    bool log_syslog;             //  log to syslog, else to stderr
-    char *pidfile;               //  pid file path, owned; NULL for none
-    char *pub_endpoint;          //  event forwarder, publishers' side; NULL: off
-    char *sub_endpoint;          //  event forwarder, subscribers' side; NULL: off
-    char *curve_cert;            //  the broker's CURVE certificate; NULL: plain
-    char *curve_keys;            //  directory of allowed public certificates
-    cJSON *access;               //  access rules as given (access.h), or NULL
+    size_t nendpoints;                     //  at least 1
+    bool log_syslog;                       //  log to syslog, else to stderr
+    char *pidfile;                         //  pid file path, owned; NULL for none
+    char *pub_endpoint;                    //  event forwarder, publishers' side; NULL: off
+    char *sub_endpoint;                    //  event forwarder, subscribers' side; NULL: off
+    char *curve_cert;                      //  the broker's CURVE certificate; NULL: plain
+    char *curve_keys;                      //  directory of allowed public certificates
+    cJSON *access;                         //  access rules as given (access.h), or NULL
 } config_t;
 
 //  A new config holding the built-in defaults. NULL on out of memory.

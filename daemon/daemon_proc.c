@@ -35,9 +35,9 @@ pid_t daemon_proc_pidfile_owner (const char *path)
     ssize_t size = read (fd, text, sizeof text - 1);
     close (fd);
     long pid = size > 0 ? strtol (text, NULL, 10) : 0;
-    if (pid <= 0 || pid == getpid () || (kill ((pid_t) pid, 0) != 0 && errno != EPERM))
+    if (pid <= 0 || pid == getpid () || (kill ((pid_t)pid, 0) != 0 && errno != EPERM))
         return 0;
-    return (pid_t) pid;
+    return (pid_t)pid;
 }
 
 //  Write our pid to path through a temporary file, so no reader ever sees
@@ -45,10 +45,10 @@ pid_t daemon_proc_pidfile_owner (const char *path)
 int daemon_proc_pidfile_write (const char *path)
 {
     char *temp = NULL;
-    if (asprintf (&temp, "%s.%d.tmp", path, (int) getpid ()) < 0)
+    if (asprintf (&temp, "%s.%d.tmp", path, (int)getpid ()) < 0)
         temp = NULL;
     int fd = temp ? open (temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-    int rc = fd < 0 ? -1 : dprintf (fd, "%d\n", (int) getpid ()) > 0 ? 0 : -1;
+    int rc = fd < 0 ? -1 : dprintf (fd, "%d\n", (int)getpid ()) > 0 ? 0 : -1;
     int saved = errno;
     if (fd >= 0 && close (fd) != 0)
         rc = -1;
@@ -72,7 +72,7 @@ void daemon_proc_pidfile_remove (const char *path)
         return;
     ssize_t size = read (fd, text, sizeof text - 1);
     close (fd);
-    if (size > 0 && strtol (text, NULL, 10) == (long) getpid ())
+    if (size > 0 && strtol (text, NULL, 10) == (long)getpid ())
         unlink (path);
 }
 
@@ -98,7 +98,7 @@ int daemon_proc_detach (const char *name, int *ready_fd)
     }
     if (child > 0) {
         close (fds[1]);
-        unsigned char status = 1;   //  the daemon died before it said anything
+        unsigned char status = 1; //  the daemon died before it said anything
         ssize_t rc;
         while ((rc = read (fds[0], &status, 1)) < 0 && errno == EINTR)
             ;
@@ -120,8 +120,8 @@ int daemon_proc_detach (const char *name, int *ready_fd)
     umask (022);
     //  Keep no descriptor the caller gave us but stdio and the pipe.
     if (fds[1] > 3)
-        close_range (3, (unsigned) fds[1] - 1, 0);
-    close_range ((unsigned) fds[1] + 1, ~0U, 0);
+        close_range (3, (unsigned)fds[1] - 1, 0);
+    close_range ((unsigned)fds[1] + 1, ~0U, 0);
     *ready_fd = fds[1];
     return -1;
 }
@@ -132,7 +132,7 @@ void daemon_proc_ready (int *ready_fd, int status)
 {
     if (*ready_fd < 0)
         return;
-    unsigned char byte = (unsigned char) status;
+    unsigned char byte = (unsigned char)status;
     if (write (*ready_fd, &byte, 1) != 1)
         status = 1;
     close (*ready_fd);

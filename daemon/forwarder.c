@@ -122,7 +122,7 @@ static bool s_allowed (forwarder_t *self, zmq_msg_t *frame, const char *text, si
                           : access_may_subscribe (self->access, user, text, size);
         if (!allowed && atomic_load_explicit (&self->verbose, memory_order_relaxed))
             zsys_debug ("forwarder: %s '%.*s' refused to key '%s'",
-                        publish ? "publication" : "subscription", (int) size, text,
+                        publish ? "publication" : "subscription", (int)size, text,
                         *user ? user : "(none)");
     }
     pthread_mutex_unlock (&self->lock);
@@ -190,8 +190,8 @@ static void s_subscription (forwarder_t *self, void *xpub, zmq_msg_t frames[2], 
                             size - 1);
         if (data[0] == 1)
             s_answer_sync (self, xpub, data + 1, size - 1);
-    } else if (self->secure && data[0] == 1
-               && !s_allowed (self, &frames[0], data + 1, size - 1, false))
+    } else if (self->secure && data[0] == 1 &&
+               !s_allowed (self, &frames[0], data + 1, size - 1, false))
         s_drop (self, FWD_DROP_DENIED);
     else {
         if (self->secure)
@@ -304,8 +304,8 @@ forwarder_t *forwarder_new_secure (const char *pub_endpoint, const char *sub_end
     pthread_mutex_init (&self->lock, NULL);
     self->secure = secret_key != NULL;
     self->xsub = s_side (ZMQ_XSUB, pub_endpoint, &self->pub_endpoint, secret_key);
-    self->xpub = self->xsub ? s_side (ZMQ_XPUB, sub_endpoint, &self->sub_endpoint, secret_key)
-                            : NULL;
+    self->xpub =
+        self->xsub ? s_side (ZMQ_XPUB, sub_endpoint, &self->sub_endpoint, secret_key) : NULL;
     //  Everything, from every publisher, present and future (XSUB replays it
     //  to each new connection).
     if (!self->xpub || zmq_send (zsock_resolve (self->xsub), "\x01", 1, 0) != 1 ||

@@ -7,8 +7,8 @@
 #include "broker.h"
 #include "config.h"
 #include "daemon_proc.h"
-#include "setup.h"
 #include "mdp.h"
+#include "setup.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -24,30 +24,31 @@
 #include <systemd/sd-daemon.h>
 #define s_notify(state) sd_notify (0, state)
 #else
-#define s_notify(state) ((void) 0)
+#define s_notify(state) ((void)0)
 #endif
 
 typedef struct {
-    char *config_path;           //  -c FILE made absolute, or NULL
-    cJSON *flags;                //  settings given as flags: the top layer
-    bool daemon;                 //  -d: detach from the terminal
-    bool quiet;                  //  -q: log warnings and errors only
-    bool print_config;           //  --print-config: print and exit
+    char *config_path; //  -c FILE made absolute, or NULL
+    cJSON *flags;      //  settings given as flags: the top layer
+    bool daemon;       //  -d: detach from the terminal
+    bool quiet;        //  -q: log warnings and errors only
+    bool print_config; //  --print-config: print and exit
 } opts_t;
 
 typedef struct {
-    opts_t *opts;                //  the command line
-    config_t *config;            //  settings in force (endpoints as bound)
-    broker_t *broker;            //  the routing engine
-    forwarder_t *forwarder;      //  the event forwarder, or NULL
-    char *pidfile;               //  absolute path of our pid file, or NULL
-    int sigfd;                   //  signalfd for SIGINT, SIGTERM, SIGHUP
-    int ready_fd;                //  -d: pipe to the waiting parent, or -1
+    opts_t *opts;           //  the command line
+    config_t *config;       //  settings in force (endpoints as bound)
+    broker_t *broker;       //  the routing engine
+    forwarder_t *forwarder; //  the event forwarder, or NULL
+    char *pidfile;          //  absolute path of our pid file, or NULL
+    int sigfd;              //  signalfd for SIGINT, SIGTERM, SIGHUP
+    int ready_fd;           //  -d: pipe to the waiting parent, or -1
 } daemon_t;
 
 static void s_usage (FILE *out)
 {
-    fprintf (out,
+    fprintf (
+        out,
         "usage: mdp-broker [OPTION]...\n"
         "  -e, --endpoint EP       bind here (repeatable; default %s)\n"
         "  -c, --config FILE       read settings from a JSON file (see mdp-broker(1))\n"
@@ -91,19 +92,19 @@ static ssize_t s_filter_write (void *cookie, const char *buf, size_t size)
         if (s_line_start)
             s_dropping = buf[at] != 'E' && buf[at] != 'W';
         const char *newline = memchr (buf + at, '\n', size - at);
-        size_t end = newline ? (size_t) (newline - buf) + 1 : size;
+        size_t end = newline ? (size_t)(newline - buf) + 1 : size;
         for (size_t done = at; !s_dropping && done < end;) {
             ssize_t rc = write (STDERR_FILENO, buf + done, end - done);
             if (rc < 0 && errno == EINTR)
                 continue;
             if (rc <= 0)
                 break;
-            done += (size_t) rc;
+            done += (size_t)rc;
         }
         s_line_start = newline != NULL;
         at = end;
     }
-    return (ssize_t) size;
+    return (ssize_t)size;
 }
 
 //  Send the log where config says; also reopens syslog (SIGHUP).
@@ -195,7 +196,7 @@ static void s_on_signal (broker_t *broker, void *arg)
 {
     daemon_t *self = arg;
     struct signalfd_siginfo info;
-    while (read (self->sigfd, &info, sizeof info) == (ssize_t) sizeof info) {
+    while (read (self->sigfd, &info, sizeof info) == (ssize_t)sizeof info) {
         if (info.ssi_signo == SIGHUP)
             s_reload (self);
         else {
@@ -221,8 +222,7 @@ static int s_bind_all (daemon_t *self, char *bound, size_t size)
             return 2;
         }
         size_t used = strlen (bound);
-        snprintf (bound + used, size - used, "%s%s", i ? " " : "",
-                  broker_endpoint (self->broker));
+        snprintf (bound + used, size - used, "%s%s", i ? " " : "", broker_endpoint (self->broker));
     }
     return 0;
 }
@@ -233,8 +233,7 @@ static int s_serve (daemon_t *self, sigset_t *signals)
     s_log_setup (self->config, self->opts->quiet);
     self->broker = broker_new (&self->config->engine);
     if (!self->broker) {
-        s_startup_error (self->config, "cannot create the broker socket: %s",
-                         zmq_strerror (errno));
+        s_startup_error (self->config, "cannot create the broker socket: %s", zmq_strerror (errno));
         return 1;
     }
     char bound[2048], err[512];
@@ -272,13 +271,30 @@ static int s_serve (daemon_t *self, sigset_t *signals)
 }
 
 //  Long options; those past OPT_PRINT each set one config key.
-enum { OPT_PRINT = 256, OPT_HEARTBEAT, OPT_LIVENESS, OPT_TIMEOUT, OPT_MAXQ, OPT_MAXMSG,
-       OPT_STATS, OPT_MAXCLIENT, OPT_PUB, OPT_SUB, OPT_CERT, OPT_KEYS, OPT_LOG };
+enum {
+    OPT_PRINT = 256,
+    OPT_HEARTBEAT,
+    OPT_LIVENESS,
+    OPT_TIMEOUT,
+    OPT_MAXQ,
+    OPT_MAXMSG,
+    OPT_STATS,
+    OPT_MAXCLIENT,
+    OPT_PUB,
+    OPT_SUB,
+    OPT_CERT,
+    OPT_KEYS,
+    OPT_LOG
+};
 static const struct option s_options[] = {
-    {"endpoint", required_argument, 0, 'e'}, {"config", required_argument, 0, 'c'},
-    {"daemon", no_argument, 0, 'd'}, {"pidfile", required_argument, 0, 'p'},
-    {"verbose", no_argument, 0, 'v'}, {"quiet", no_argument, 0, 'q'},
-    {"version", no_argument, 0, 'V'}, {"help", no_argument, 0, 'h'},
+    {"endpoint", required_argument, 0, 'e'},
+    {"config", required_argument, 0, 'c'},
+    {"daemon", no_argument, 0, 'd'},
+    {"pidfile", required_argument, 0, 'p'},
+    {"verbose", no_argument, 0, 'v'},
+    {"quiet", no_argument, 0, 'q'},
+    {"version", no_argument, 0, 'V'},
+    {"help", no_argument, 0, 'h'},
     {"print-config", no_argument, 0, OPT_PRINT},
     {"heartbeat", required_argument, 0, OPT_HEARTBEAT},
     {"liveness", required_argument, 0, OPT_LIVENESS},
@@ -295,13 +311,20 @@ static const struct option s_options[] = {
     {0, 0, 0, 0}};
 
 //  The config key each flag with a value sets, by option code.
-static const char *s_flag_keys[OPT_LOG + 1] = {['e'] = "endpoints", ['p'] = "pidfile",
-    [OPT_HEARTBEAT] = "heartbeat", [OPT_LIVENESS] = "liveness",
-    [OPT_TIMEOUT] = "request_timeout", [OPT_MAXQ] = "max_queue",
-    [OPT_MAXMSG] = "max_msg_size", [OPT_STATS] = "stats_interval",
-    [OPT_MAXCLIENT] = "max_client_requests", [OPT_PUB] = "pub_endpoint",
-    [OPT_SUB] = "sub_endpoint", [OPT_CERT] = "curve_cert", [OPT_KEYS] = "curve_keys",
-    [OPT_LOG] = "log"};
+static const char *s_flag_keys[OPT_LOG + 1] = {['e'] = "endpoints",
+                                               ['p'] = "pidfile",
+                                               [OPT_HEARTBEAT] = "heartbeat",
+                                               [OPT_LIVENESS] = "liveness",
+                                               [OPT_TIMEOUT] = "request_timeout",
+                                               [OPT_MAXQ] = "max_queue",
+                                               [OPT_MAXMSG] = "max_msg_size",
+                                               [OPT_STATS] = "stats_interval",
+                                               [OPT_MAXCLIENT] = "max_client_requests",
+                                               [OPT_PUB] = "pub_endpoint",
+                                               [OPT_SUB] = "sub_endpoint",
+                                               [OPT_CERT] = "curve_cert",
+                                               [OPT_KEYS] = "curve_keys",
+                                               [OPT_LOG] = "log"};
 
 //  Read the command line into opts. Returns -1 to go on, else the exit status.
 static int s_parse_args (opts_t *opts, int argc, char *argv[])
@@ -318,24 +341,36 @@ static int s_parse_args (opts_t *opts, int argc, char *argv[])
             continue;
         }
         switch (opt) {
-            case 'c':
-                free (opts->config_path);
-                opts->config_path = daemon_proc_absolute (optarg);
-                if (!opts->config_path) {
-                    fprintf (stderr, "mdp-broker: %s: %s\n", optarg, strerror (errno));
-                    return 1;
-                }
-                break;
-            case 'd': opts->daemon = true; break;
-            case 'v': verbose = true; break;
-            case 'q': opts->quiet = true; break;
-            case OPT_PRINT: opts->print_config = true; break;
-            case 'V':
-                printf ("mdp-broker %d.%d.%d\n", MDP_VERSION_MAJOR, MDP_VERSION_MINOR,
-                        MDP_VERSION_PATCH);
-                return 0;
-            case 'h': s_usage (stdout); return 0;
-            default: s_usage (stderr); return 2;
+        case 'c':
+            free (opts->config_path);
+            opts->config_path = daemon_proc_absolute (optarg);
+            if (!opts->config_path) {
+                fprintf (stderr, "mdp-broker: %s: %s\n", optarg, strerror (errno));
+                return 1;
+            }
+            break;
+        case 'd':
+            opts->daemon = true;
+            break;
+        case 'v':
+            verbose = true;
+            break;
+        case 'q':
+            opts->quiet = true;
+            break;
+        case OPT_PRINT:
+            opts->print_config = true;
+            break;
+        case 'V':
+            printf ("mdp-broker %d.%d.%d\n", MDP_VERSION_MAJOR, MDP_VERSION_MINOR,
+                    MDP_VERSION_PATCH);
+            return 0;
+        case 'h':
+            s_usage (stdout);
+            return 0;
+        default:
+            s_usage (stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -360,8 +395,8 @@ static int s_start (opts_t *opts, config_t *config, sigset_t *signals)
         self.pidfile = daemon_proc_absolute (config->pidfile);
         pid_t owner = self.pidfile ? daemon_proc_pidfile_owner (self.pidfile) : 0;
         if (owner > 0) {
-            fprintf (stderr, "mdp-broker: already running as pid %d (pidfile %s)\n",
-                     (int) owner, self.pidfile);
+            fprintf (stderr, "mdp-broker: already running as pid %d (pidfile %s)\n", (int)owner,
+                     self.pidfile);
             free (self.pidfile);
             return 1;
         }

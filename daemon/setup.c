@@ -9,8 +9,8 @@
 
 int setup_security (broker_t *broker, const config_t *config, char *err, size_t errlen)
 {
-    if (config->curve_cert
-        && broker_set_curve (broker, config->curve_cert, config->curve_keys, err, errlen) != 0)
+    if (config->curve_cert &&
+        broker_set_curve (broker, config->curve_cert, config->curve_keys, err, errlen) != 0)
         return -1;
     if (config->access) {
         access_t *access = access_new (config->access, err, errlen);
@@ -30,9 +30,8 @@ int setup_events (const config_t *config, forwarder_t **forwarder_p, char *err, 
     //  allowed keys (the broker's zauth), and enforces publish/subscribe rules.
     uint8_t public_key[32], secret_key[32];
     char reason[480];
-    if (config->curve_cert
-        && mdp_certfile_load (config->curve_cert, public_key, secret_key, reason,
-                              sizeof reason) != 0) {
+    if (config->curve_cert && mdp_certfile_load (config->curve_cert, public_key, secret_key, reason,
+                                                 sizeof reason) != 0) {
         snprintf (err, errlen, "CURVE certificate %s", reason);
         return -1;
     }
@@ -73,8 +72,7 @@ int setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
     if (fresh->access && !access) {
         zsys_error ("mdp-broker: reload: access rules: %s; keeping the rules in force", err);
         rc = -1;
-    }
-    else {
+    } else {
         broker_set_access (broker, &access);
         access = fresh->access && forwarder ? access_new (fresh->access, err, sizeof err) : NULL;
         if (forwarder && (access || !fresh->access))
@@ -83,10 +81,10 @@ int setup_reload (broker_t *broker, forwarder_t *forwarder, const config_t *old,
     broker_reload_keys (broker);
     if (forwarder)
         forwarder_set_verbose (forwarder, fresh->engine.verbose);
-    if (s_differ (old->pub_endpoint, fresh->pub_endpoint)
-        || s_differ (old->sub_endpoint, fresh->sub_endpoint)
-        || s_differ (old->curve_cert, fresh->curve_cert)
-        || s_differ (old->curve_keys, fresh->curve_keys))
+    if (s_differ (old->pub_endpoint, fresh->pub_endpoint) ||
+        s_differ (old->sub_endpoint, fresh->sub_endpoint) ||
+        s_differ (old->curve_cert, fresh->curve_cert) ||
+        s_differ (old->curve_keys, fresh->curve_keys))
         zsys_warning ("mdp-broker: reload: event endpoints or CURVE settings changed; "
                       "they take effect at restart");
     return rc;

@@ -13,38 +13,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_MAX_ENDPOINTS 32        //  -e flags kept (the first is used)
+#define HTTP_MAX_ENDPOINTS 32 //  -e flags kept (the first is used)
 #define HTTP_DEFAULT_LISTEN "127.0.0.1:8080"
-#define HTTP_DEFAULT_TIMEOUT 30000   //  msecs a call waits for its reply
+#define HTTP_DEFAULT_TIMEOUT 30000    //  msecs a call waits for its reply
 #define HTTP_DEFAULT_MAX_BODY 1048576 //  bytes of request body accepted
-#define HTTP_MAX_TIMEOUT 86400000    //  largest ?timeout=, msecs (a day)
-#define HTTP_SSE_BUFFER 1048576      //  bytes an SSE reader may lag behind
-#define HTTP_MAX_TOKEN 4096          //  bytes of a bearer token
+#define HTTP_MAX_TIMEOUT 86400000     //  largest ?timeout=, msecs (a day)
+#define HTTP_SSE_BUFFER 1048576       //  bytes an SSE reader may lag behind
+#define HTTP_MAX_TOKEN 4096           //  bytes of a bearer token
 
 //  ---------------------------------------------------------------------------
 //  http_config.c: defaults, then the JSON config file, then flags, checked
 //  key by key as mdp-broker's config.c does (unknown key: an error).
 
 typedef struct {
-    char *listen;                //  HOST:PORT to listen on (port 0: any)
+    char *listen;                        //  HOST:PORT to listen on (port 0: any)
     char *endpoints[HTTP_MAX_ENDPOINTS]; //  broker endpoints, owned
-    size_t nendpoints;           //  at least 1; only the first is used for now
-    char *events;                //  the forwarder's subscriber side, or NULL
-    char *token_file;            //  file holding the bearer token, or NULL
-    char *curve_server;          //  the broker's CURVE public key, or NULL
-    char *curve_cert;            //  our CURVE certificate, or NULL
-    char *pidfile;               //  pid file path, or NULL
-    int timeout;                 //  default call deadline, msecs
-    size_t max_body;             //  largest request body, bytes
-    int client_timeout;          //  seconds an idle HTTP connection is kept
-    bool log_syslog;             //  log to syslog, else stderr
-    bool verbose;                //  log every HTTP request
+    size_t nendpoints;                   //  at least 1; only the first is used for now
+    char *events;                        //  the forwarder's subscriber side, or NULL
+    char *token_file;                    //  file holding the bearer token, or NULL
+    char *curve_server;                  //  the broker's CURVE public key, or NULL
+    char *curve_cert;                    //  our CURVE certificate, or NULL
+    char *pidfile;                       //  pid file path, or NULL
+    int timeout;                         //  default call deadline, msecs
+    size_t max_body;                     //  largest request body, bytes
+    int client_timeout;                  //  seconds an idle HTTP connection is kept
+    bool log_syslog;                     //  log to syslog, else stderr
+    bool verbose;                        //  log every HTTP request
 } http_config_t;
 
 //  The effective settings: defaults, the file at path (if not NULL), then the
 //  flags layer (if not NULL). NULL with a message in err on any fault.
-http_config_t *http_config_build (const char *path, const cJSON *flags, char *err,
-                                  size_t errlen);
+http_config_t *http_config_build (const char *path, const cJSON *flags, char *err, size_t errlen);
 
 //  Destroy the settings and NULL the caller's pointer. Accepts NULL.
 void http_config_destroy (http_config_t **self_p);
@@ -98,14 +97,13 @@ const char *http_server_url (http_server_t *self);
 //  Take new settings that can change while running (token, default timeout,
 //  body limit, verbosity). config must outlive the server. Returns 0, or -1
 //  with a message in err (the settings in force are kept).
-int http_server_reload (http_server_t *self, const http_config_t *config, char *err,
-                        size_t errlen);
+int http_server_reload (http_server_t *self, const http_config_t *config, char *err, size_t errlen);
 
 //  Serve until *stop is true. When signal_fd (a signalfd) is readable,
 //  on_signal (arg) is called; it may set *stop. Returns 0, or -1 on a fatal
 //  poll error.
-int http_server_run (http_server_t *self, int signal_fd, void (*on_signal) (void *arg),
-                     void *arg, volatile bool *stop);
+int http_server_run (http_server_t *self, int signal_fd, void (*on_signal) (void *arg), void *arg,
+                     volatile bool *stop);
 
 //  ---------------------------------------------------------------------------
 //  http_dashboard.c: the page served at GET /.

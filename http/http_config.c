@@ -10,15 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_FILE 65536           //  bytes a config file may hold
+#define MAX_FILE 65536 //  bytes a config file may hold
 
 typedef enum { KIND_NUMBER, KIND_BOOL, KIND_STRING, KIND_STRINGS } kind_t;
 
 typedef struct {
-    const char *name;            //  the JSON key; the flag is --name, '-' for '_'
-    kind_t kind;                 //  the JSON type it takes
-    long long min, max;          //  bounds of a number or of an array's length
-    const char *unit;            //  how a number is counted, for messages
+    const char *name;   //  the JSON key; the flag is --name, '-' for '_'
+    kind_t kind;        //  the JSON type it takes
+    long long min, max; //  bounds of a number or of an array's length
+    const char *unit;   //  how a number is counted, for messages
 } key_t_;
 
 //  Every key there is, in the order --print-config shows them.
@@ -113,8 +113,7 @@ static bool s_listen_ok (const char *text)
     return !errno && end != colon + 1 && !*end && port >= 0 && port <= 65535;
 }
 
-static int s_string (char **field, const key_t_ *key, const cJSON *item, char *err,
-                     size_t errlen)
+static int s_string (char **field, const key_t_ *key, const cJSON *item, char *err, size_t errlen)
 {
     bool nullable = strcmp (key->name, "listen") != 0 && strcmp (key->name, "log") != 0;
     if (cJSON_IsNull (item) && nullable) {
@@ -126,17 +125,13 @@ static int s_string (char **field, const key_t_ *key, const cJSON *item, char *e
     const char *want = NULL;
     if (!text || !*text || strlen (text) > 4000)
         want = "a non-empty string";
-    else
-    if (strcmp (key->name, "listen") == 0 && !s_listen_ok (text))
+    else if (strcmp (key->name, "listen") == 0 && !s_listen_ok (text))
         want = "HOST:PORT, like \"127.0.0.1:8080\"";
-    else
-    if (strcmp (key->name, "events") == 0 && !s_endpoint_ok (text))
+    else if (strcmp (key->name, "events") == 0 && !s_endpoint_ok (text))
         want = "an endpoint like \"tcp://127.0.0.1:5557\" or null";
-    else
-    if (strcmp (key->name, "log") == 0 && strcmp (text, "stderr") && strcmp (text, "syslog"))
+    else if (strcmp (key->name, "log") == 0 && strcmp (text, "stderr") && strcmp (text, "syslog"))
         want = "\"stderr\" or \"syslog\"";
-    else
-    if (strcmp (key->name, "curve_server") == 0 && strlen (text) != 40)
+    else if (strcmp (key->name, "curve_server") == 0 && strlen (text) != 40)
         want = "a 40-character Z85 public key or null";
     if (want) {
         s_error (err, errlen, "\"%s\" must be %s", key->name, want);
@@ -157,20 +152,21 @@ static int s_endpoints (http_config_t *self, const cJSON *item, char *err, size_
     int count = cJSON_IsArray (item) ? cJSON_GetArraySize (item) : 0;
     const cJSON *child;
     bool ok = count >= 1 && count <= HTTP_MAX_ENDPOINTS;
-    cJSON_ArrayForEach (child, item)
-        ok = ok && cJSON_IsString (child) && s_endpoint_ok (child->valuestring);
+    cJSON_ArrayForEach (child, item) ok =
+        ok && cJSON_IsString (child) && s_endpoint_ok (child->valuestring);
     if (!ok) {
-        s_error (err, errlen, "\"endpoints\" must be an array of 1 to %d endpoint strings "
-                 "like \"tcp://127.0.0.1:5555\"", HTTP_MAX_ENDPOINTS);
+        s_error (err, errlen,
+                 "\"endpoints\" must be an array of 1 to %d endpoint strings "
+                 "like \"tcp://127.0.0.1:5555\"",
+                 HTTP_MAX_ENDPOINTS);
         return -1;
     }
     for (size_t i = 0; i < self->nendpoints; i++)
         free (self->endpoints[i]);
     self->nendpoints = 0;
-    cJSON_ArrayForEach (child, item)
-        if ((self->endpoints[self->nendpoints] = strdup (child->valuestring)))
-            self->nendpoints++;
-    if (self->nendpoints != (size_t) count) {
+    cJSON_ArrayForEach (child, item) if ((self->endpoints[self->nendpoints] =
+                                              strdup (child->valuestring))) self->nendpoints++;
+    if (self->nendpoints != (size_t)count) {
         s_error (err, errlen, "out of memory");
         return -1;
     }
@@ -182,19 +178,18 @@ static int s_apply_key (http_config_t *self, const key_t_ *key, const cJSON *ite
 {
     if (key->kind == KIND_NUMBER) {
         double number = cJSON_IsNumber (item) ? item->valuedouble : 0.5;
-        if (number < (double) key->min || number > (double) key->max
-            || number != (double) (long long) number) {
-            s_error (err, errlen, "\"%s\" must be a whole number from %lld to %lld (%s)",
-                     key->name, key->min, key->max, key->unit);
+        if (number < (double)key->min || number > (double)key->max ||
+            number != (double)(long long)number) {
+            s_error (err, errlen, "\"%s\" must be a whole number from %lld to %lld (%s)", key->name,
+                     key->min, key->max, key->unit);
             return -1;
         }
         if (strcmp (key->name, "timeout") == 0)
-            self->timeout = (int) number;
+            self->timeout = (int)number;
+        else if (strcmp (key->name, "max_body") == 0)
+            self->max_body = (size_t)number;
         else
-        if (strcmp (key->name, "max_body") == 0)
-            self->max_body = (size_t) number;
-        else
-            self->client_timeout = (int) number;
+            self->client_timeout = (int)number;
         return 0;
     }
     if (key->kind == KIND_BOOL) {
@@ -227,7 +222,8 @@ static int s_apply_key (http_config_t *self, const key_t_ *key, const cJSON *ite
 static int s_apply (http_config_t *self, const cJSON *layer, char *err, size_t errlen)
 {
     const cJSON *item;
-    cJSON_ArrayForEach (item, layer) {
+    cJSON_ArrayForEach (item, layer)
+    {
         const key_t_ *key = s_lookup (item->string);
         if (!key) {
             char known[512] = "";
@@ -295,8 +291,7 @@ static cJSON *s_read_file (const char *path, char *err, size_t errlen)
     return root;
 }
 
-http_config_t *http_config_build (const char *path, const cJSON *flags, char *err,
-                                  size_t errlen)
+http_config_t *http_config_build (const char *path, const cJSON *flags, char *err, size_t errlen)
 {
     http_config_t *self = s_new ();
     if (!self) {
@@ -345,10 +340,8 @@ int http_config_set_flag (cJSON *layer, const char *name, const char *text, char
             s_error (err, errlen, "--%s: \"%s\" is not a whole number", flag, text);
             return -1;
         }
-        item = cJSON_CreateNumber ((double) value);
-    }
-    else
-    if (key->kind == KIND_BOOL)
+        item = cJSON_CreateNumber ((double)value);
+    } else if (key->kind == KIND_BOOL)
         item = cJSON_CreateBool (strcmp (text, "true") == 0);
     else
         item = cJSON_CreateString (text);
@@ -358,8 +351,7 @@ int http_config_set_flag (cJSON *layer, const char *name, const char *text, char
             array = cJSON_AddArrayToObject (layer, key->name);
         if (array && item && cJSON_AddItemToArray (array, item))
             return 0;
-    }
-    else {
+    } else {
         cJSON_DeleteItemFromObjectCaseSensitive (layer, key->name);
         if (item && cJSON_AddItemToObject (layer, key->name, item))
             return 0;
@@ -392,7 +384,7 @@ char *http_config_to_json (const http_config_t *self)
     s_add_string (root, "curve_cert", self->curve_cert);
     s_add_string (root, "pidfile", self->pidfile);
     cJSON_AddNumberToObject (root, "timeout", self->timeout);
-    cJSON_AddNumberToObject (root, "max_body", (double) self->max_body);
+    cJSON_AddNumberToObject (root, "max_body", (double)self->max_body);
     cJSON_AddNumberToObject (root, "client_timeout", self->client_timeout);
     cJSON_AddStringToObject (root, "log", self->log_syslog ? "syslog" : "stderr");
     cJSON_AddBoolToObject (root, "verbose", self->verbose);
@@ -418,7 +410,7 @@ char *http_config_read_token (const char *path, char *err, size_t errlen)
         return NULL;
     }
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char) text[i] < 0x21 || (unsigned char) text[i] > 0x7e) {
+        if ((unsigned char)text[i] < 0x21 || (unsigned char)text[i] > 0x7e) {
             s_error (err, errlen, "%s: the token must be printable ASCII without spaces", path);
             free (text);
             return NULL;

@@ -25,13 +25,13 @@ static int s_timeout (req_t *req)
     long value = strtol (text, &end, 10);
     if (errno || end == text || *end || value < 1 || value > HTTP_MAX_TIMEOUT)
         return -1;
-    return (int) value;
+    return (int)value;
 }
 
 static bool s_wants_sse (req_t *req)
 {
-    const char *accept = MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND,
-                                                      MHD_HTTP_HEADER_ACCEPT);
+    const char *accept =
+        MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
     return accept && strstr (accept, "text/event-stream");
 }
 
@@ -48,8 +48,8 @@ static void s_call (req_t *req)
                            "mmi.* belongs to the broker: use GET /v1/services or /v1/stats");
         return;
     }
-    cJSON *data = req->body_size ? mdp_json_parse (req->body, req->body_size)
-                                 : cJSON_CreateObject ();
+    cJSON *data =
+        req->body_size ? mdp_json_parse (req->body, req->body_size) : cJSON_CreateObject ();
     if (!data) {
         http_server_error (req, MHD_HTTP_BAD_REQUEST, "the body is not valid JSON");
         return;
@@ -64,8 +64,8 @@ static void s_call (req_t *req)
     uint64_t id = mdp_async_send (req->server->async, req->service, &request);
     mdp_msg_destroy (&request);
     if (!id) {
-        http_server_error (req, errno == EAGAIN ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                                : MHD_HTTP_BAD_REQUEST,
+        http_server_error (req,
+                           errno == EAGAIN ? MHD_HTTP_SERVICE_UNAVAILABLE : MHD_HTTP_BAD_REQUEST,
                            errno == EAGAIN ? "too many calls in flight" : "not a valid call");
         return;
     }
@@ -75,8 +75,7 @@ static void s_call (req_t *req)
         req->kind = REQ_STREAM;
         if (http_server_start_sse (req) != 0)
             http_server_error (req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    }
-    else
+    } else
         http_server_suspend (req);
 }
 
@@ -96,12 +95,12 @@ static char *s_reply_text (mdp_msg_t *reply)
 static char *s_error_text (mdp_msg_t *reply, unsigned int *status)
 {
     int code = mdp_msg_error_code (reply);
-    *status = code >= 400 && code <= 599 ? (unsigned int) code : MHD_HTTP_BAD_GATEWAY;
+    *status = code >= 400 && code <= 599 ? (unsigned int)code : MHD_HTTP_BAD_GATEWAY;
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive (mdp_msg_data (reply), "reason");
     cJSON *root = cJSON_CreateObject ();
     cJSON_AddNumberToObject (root, "code", code);
-    cJSON_AddStringToObject (root, "reason", cJSON_IsString (reason) ? reason->valuestring
-                                                                     : "error");
+    cJSON_AddStringToObject (root, "reason",
+                             cJSON_IsString (reason) ? reason->valuestring : "error");
     char *text = root ? mdp_json_print (root) : NULL;
     cJSON_Delete (root);
     return text;
@@ -113,8 +112,7 @@ static void s_failure (req_t *req, int status, unsigned int *code, char *reason,
     if (status == ETIMEDOUT) {
         *code = MHD_HTTP_GATEWAY_TIMEOUT;
         snprintf (reason, size, "no reply from '%s' within %d ms", req->service, req->timeout);
-    }
-    else {
+    } else {
         *code = MHD_HTTP_BAD_GATEWAY;
         snprintf (reason, size, "malformed reply from '%s'", req->service);
     }
@@ -135,7 +133,7 @@ static void s_call_final (req_t *req, mdp_msg_t *reply, int status)
         http_server_error (req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         return;
     }
-    http_counters_add (&req->server->counters, req->service, (int) code);
+    http_counters_add (&req->server->counters, req->service, (int)code);
     http_server_respond (req, code, "application/json", text, strlen (text));
     free (text);
 }
@@ -146,7 +144,7 @@ static void s_push_event (req_t *req, const char *name, const char *text)
     char *event = NULL;
     int size = asprintf (&event, "event: %s\ndata: %s\n\n", name, text);
     if (size > 0)
-        http_server_push (req, event, (size_t) size);
+        http_server_push (req, event, (size_t)size);
     free (event);
 }
 
@@ -162,14 +160,13 @@ static void s_stream_reply (req_t *req, mdp_msg_t *reply, bool final, int status
         cJSON_AddStringToObject (root, "reason", reason);
         text = mdp_json_print (root);
         cJSON_Delete (root);
-    }
-    else
+    } else
         text = mdp_msg_is_error (reply) ? s_error_text (reply, &code) : s_reply_text (reply);
     if (text)
         s_push_event (req, !final ? "partial" : code == MHD_HTTP_OK ? "final" : "error", text);
     free (text);
     if (final) {
-        http_counters_add (&req->server->counters, req->service, (int) code);
+        http_counters_add (&req->server->counters, req->service, (int)code);
         http_server_end_stream (req);
     }
 }
@@ -206,23 +203,20 @@ static void s_mmi_reply (req_t *req, int slot, mdp_msg_t *reply)
         req->answers[slot] = strdup (mdp_msg_action (reply));
     if (req->waiting > 0)
         return;
-    cJSON *first = req->answers[0] ? mdp_json_parse (req->answers[0], strlen (req->answers[0]))
-                                   : NULL;
+    cJSON *first =
+        req->answers[0] ? mdp_json_parse (req->answers[0], strlen (req->answers[0])) : NULL;
     if (req->kind == REQ_METRICS) {
-        cJSON *stats = req->answers[1]
-                           ? mdp_json_parse (req->answers[1], strlen (req->answers[1]))
-                           : NULL;
+        cJSON *stats =
+            req->answers[1] ? mdp_json_parse (req->answers[1], strlen (req->answers[1])) : NULL;
         char *text = http_metrics_render (first, stats, req->server->counters);
         if (text)
-            http_server_respond (req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                                 text, strlen (text));
+            http_server_respond (req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text,
+                                 strlen (text));
         else
             http_server_error (req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
         free (text);
         cJSON_Delete (stats);
-    }
-    else
-    if (first)
+    } else if (first)
         http_server_respond (req, MHD_HTTP_OK, "application/json", req->answers[0],
                              strlen (req->answers[0]));
     else
@@ -285,12 +279,19 @@ void http_handlers_on_event (mdp_subscriber_t *subscriber, const char *category,
 void http_handlers_dispatch (req_t *req)
 {
     switch (req->kind) {
-        case REQ_CALL: s_call (req); break;
-        case REQ_EVENTS: s_events (req); break;
-        case REQ_SERVICES:
-        case REQ_STATS:
-        case REQ_METRICS: s_mmi (req); break;
-        default: break;
+    case REQ_CALL:
+        s_call (req);
+        break;
+    case REQ_EVENTS:
+        s_events (req);
+        break;
+    case REQ_SERVICES:
+    case REQ_STATS:
+    case REQ_METRICS:
+        s_mmi (req);
+        break;
+    default:
+        break;
     }
 }
 
@@ -299,10 +300,10 @@ void http_handlers_on_reply (mdp_async_t *async, uint64_t id, mdp_msg_t *reply, 
 {
     http_server_t *server = arg;
     char key[32];
-    snprintf (key, sizeof key, "%016llx", (unsigned long long) id);
+    snprintf (key, sizeof key, "%016llx", (unsigned long long)id);
     req_t *req = zhashx_lookup (server->pending, key);
     if (!req)
-        return;     //  its client is gone
+        return; //  its client is gone
     int slot = req->ids[1] == id ? 1 : 0;
     if (final) {
         zhashx_delete (server->pending, key);
@@ -311,11 +312,9 @@ void http_handlers_on_reply (mdp_async_t *async, uint64_t id, mdp_msg_t *reply, 
     }
     if (req->kind == REQ_CALL && final)
         s_call_final (req, reply, status);
-    else
-    if (req->kind == REQ_STREAM)
+    else if (req->kind == REQ_STREAM)
         s_stream_reply (req, reply, final, status);
-    else
-    if (final && (req->kind == REQ_SERVICES || req->kind == REQ_STATS
-                  || req->kind == REQ_METRICS))
+    else if (final &&
+             (req->kind == REQ_SERVICES || req->kind == REQ_STATS || req->kind == REQ_METRICS))
         s_mmi_reply (req, slot, reply);
 }

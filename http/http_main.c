@@ -1,10 +1,10 @@
 /*  http_main.c - mdp-http as a daemon, following mdp-broker's conventions
     (daemon/main.c): command line and JSON config file (http_config.c), -d to
-    detach and a pid file (daemon/daemon_proc.c, shared with mdp-broker), SIGINT/SIGTERM to stop and SIGHUP to reload, read
-    from a signalfd polled by the server's loop (http_server.c).
+    detach and a pid file (daemon/daemon_proc.c, shared with mdp-broker), SIGINT/SIGTERM to stop and
+   SIGHUP to reload, read from a signalfd polled by the server's loop (http_server.c).
 */
-#include "http.h"
 #include "daemon_proc.h"
+#include "http.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,25 +17,26 @@
 #include <unistd.h>
 
 typedef struct {
-    char *config_path;           //  -c FILE made absolute, or NULL
-    cJSON *flags;                //  settings given as flags: the top layer
-    bool daemon;                 //  -d: detach from the terminal
-    bool print_config;           //  --print-config: print and exit
+    char *config_path; //  -c FILE made absolute, or NULL
+    cJSON *flags;      //  settings given as flags: the top layer
+    bool daemon;       //  -d: detach from the terminal
+    bool print_config; //  --print-config: print and exit
 } opts_t;
 
 typedef struct {
-    opts_t *opts;                //  the command line
-    http_config_t *config;       //  settings in force
-    http_server_t *server;       //  the gateway
-    char *pidfile;               //  absolute path of our pid file, or NULL
-    int sigfd;                   //  signalfd for SIGINT, SIGTERM, SIGHUP
-    int ready_fd;                //  -d: pipe to the waiting parent, or -1
-    volatile bool stop;          //  a stop signal came
+    opts_t *opts;          //  the command line
+    http_config_t *config; //  settings in force
+    http_server_t *server; //  the gateway
+    char *pidfile;         //  absolute path of our pid file, or NULL
+    int sigfd;             //  signalfd for SIGINT, SIGTERM, SIGHUP
+    int ready_fd;          //  -d: pipe to the waiting parent, or -1
+    volatile bool stop;    //  a stop signal came
 } daemon_t;
 
 static void s_usage (FILE *out)
 {
-    fprintf (out,
+    fprintf (
+        out,
         "usage: mdp-http [OPTION]...\n"
         "  -l, --listen HOST:PORT  serve HTTP here (default %s; port 0: any)\n"
         "  -e, --endpoint EP       the broker (repeatable: calls fail over between them;\n"
@@ -90,16 +91,16 @@ static void s_startup_error (const http_config_t *config, const char *fmt, ...)
 static void s_reload (daemon_t *self)
 {
     char err[1024];
-    http_config_t *fresh = http_config_build (self->opts->config_path, self->opts->flags, err,
-                                              sizeof err);
+    http_config_t *fresh =
+        http_config_build (self->opts->config_path, self->opts->flags, err, sizeof err);
     if (fresh && http_server_reload (self->server, fresh, err, sizeof err) != 0)
         http_config_destroy (&fresh);
     if (!fresh) {
         zsys_error ("mdp-http: reload failed, keeping the settings in force: %s", err);
         return;
     }
-    bool same = strcmp (fresh->listen, self->config->listen) == 0
-                && strcmp (fresh->endpoints[0], self->config->endpoints[0]) == 0;
+    bool same = strcmp (fresh->listen, self->config->listen) == 0 &&
+                strcmp (fresh->endpoints[0], self->config->endpoints[0]) == 0;
     if (!same)
         zsys_warning ("mdp-http: reload: listen address or broker changed; "
                       "restart mdp-http to use them");
@@ -115,7 +116,7 @@ static void s_on_signal (void *arg)
 {
     daemon_t *self = arg;
     struct signalfd_siginfo info;
-    while (read (self->sigfd, &info, sizeof info) == (ssize_t) sizeof info) {
+    while (read (self->sigfd, &info, sizeof info) == (ssize_t)sizeof info) {
         if (info.ssi_signo == SIGHUP)
             s_reload (self);
         else {
@@ -156,27 +157,43 @@ static int s_serve (daemon_t *self, sigset_t *signals)
     return rc == 0 ? 0 : 1;
 }
 
-enum { OPT_PRINT = 256, OPT_EVENTS, OPT_TOKEN, OPT_SERVER, OPT_CERT, OPT_TIMEOUT, OPT_BODY,
-       OPT_CLIENT, OPT_LOG };
-static const struct option s_options[] = {
-    {"listen", required_argument, 0, 'l'}, {"endpoint", required_argument, 0, 'e'},
-    {"config", required_argument, 0, 'c'}, {"daemon", no_argument, 0, 'd'},
-    {"pidfile", required_argument, 0, 'p'}, {"verbose", no_argument, 0, 'v'},
-    {"version", no_argument, 0, 'V'}, {"help", no_argument, 0, 'h'},
-    {"print-config", no_argument, 0, OPT_PRINT}, {"events", required_argument, 0, OPT_EVENTS},
-    {"token-file", required_argument, 0, OPT_TOKEN},
-    {"curve-server", required_argument, 0, OPT_SERVER},
-    {"curve-cert", required_argument, 0, OPT_CERT},
-    {"timeout", required_argument, 0, OPT_TIMEOUT},
-    {"max-body", required_argument, 0, OPT_BODY},
-    {"client-timeout", required_argument, 0, OPT_CLIENT},
-    {"log", required_argument, 0, OPT_LOG},
-    {0, 0, 0, 0}};
+enum {
+    OPT_PRINT = 256,
+    OPT_EVENTS,
+    OPT_TOKEN,
+    OPT_SERVER,
+    OPT_CERT,
+    OPT_TIMEOUT,
+    OPT_BODY,
+    OPT_CLIENT,
+    OPT_LOG
+};
+static const struct option s_options[] = {{"listen", required_argument, 0, 'l'},
+                                          {"endpoint", required_argument, 0, 'e'},
+                                          {"config", required_argument, 0, 'c'},
+                                          {"daemon", no_argument, 0, 'd'},
+                                          {"pidfile", required_argument, 0, 'p'},
+                                          {"verbose", no_argument, 0, 'v'},
+                                          {"version", no_argument, 0, 'V'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {"print-config", no_argument, 0, OPT_PRINT},
+                                          {"events", required_argument, 0, OPT_EVENTS},
+                                          {"token-file", required_argument, 0, OPT_TOKEN},
+                                          {"curve-server", required_argument, 0, OPT_SERVER},
+                                          {"curve-cert", required_argument, 0, OPT_CERT},
+                                          {"timeout", required_argument, 0, OPT_TIMEOUT},
+                                          {"max-body", required_argument, 0, OPT_BODY},
+                                          {"client-timeout", required_argument, 0, OPT_CLIENT},
+                                          {"log", required_argument, 0, OPT_LOG},
+                                          {0, 0, 0, 0}};
 
-static const char *s_flag_keys[OPT_LOG + 1] = {['l'] = "listen", ['e'] = "endpoints",
-    ['p'] = "pidfile", [OPT_EVENTS] = "events", [OPT_TOKEN] = "token_file",
-    [OPT_SERVER] = "curve_server", [OPT_CERT] = "curve_cert", [OPT_TIMEOUT] = "timeout",
-    [OPT_BODY] = "max_body", [OPT_CLIENT] = "client_timeout", [OPT_LOG] = "log"};
+static const char *s_flag_keys[OPT_LOG + 1] = {
+    ['l'] = "listen",           ['e'] = "endpoints",
+    ['p'] = "pidfile",          [OPT_EVENTS] = "events",
+    [OPT_TOKEN] = "token_file", [OPT_SERVER] = "curve_server",
+    [OPT_CERT] = "curve_cert",  [OPT_TIMEOUT] = "timeout",
+    [OPT_BODY] = "max_body",    [OPT_CLIENT] = "client_timeout",
+    [OPT_LOG] = "log"};
 
 static int s_parse_args (opts_t *opts, int argc, char *argv[])
 {
@@ -191,23 +208,32 @@ static int s_parse_args (opts_t *opts, int argc, char *argv[])
             continue;
         }
         switch (opt) {
-            case 'c':
-                free (opts->config_path);
-                opts->config_path = daemon_proc_absolute (optarg);
-                if (!opts->config_path) {
-                    fprintf (stderr, "mdp-http: %s: %s\n", optarg, strerror (errno));
-                    return 1;
-                }
-                break;
-            case 'd': opts->daemon = true; break;
-            case 'v': http_config_set_flag (opts->flags, "verbose", "true", err, sizeof err); break;
-            case OPT_PRINT: opts->print_config = true; break;
-            case 'V':
-                printf ("mdp-http %d.%d.%d\n", MDP_VERSION_MAJOR, MDP_VERSION_MINOR,
-                        MDP_VERSION_PATCH);
-                return 0;
-            case 'h': s_usage (stdout); return 0;
-            default: s_usage (stderr); return 2;
+        case 'c':
+            free (opts->config_path);
+            opts->config_path = daemon_proc_absolute (optarg);
+            if (!opts->config_path) {
+                fprintf (stderr, "mdp-http: %s: %s\n", optarg, strerror (errno));
+                return 1;
+            }
+            break;
+        case 'd':
+            opts->daemon = true;
+            break;
+        case 'v':
+            http_config_set_flag (opts->flags, "verbose", "true", err, sizeof err);
+            break;
+        case OPT_PRINT:
+            opts->print_config = true;
+            break;
+        case 'V':
+            printf ("mdp-http %d.%d.%d\n", MDP_VERSION_MAJOR, MDP_VERSION_MINOR, MDP_VERSION_PATCH);
+            return 0;
+        case 'h':
+            s_usage (stdout);
+            return 0;
+        default:
+            s_usage (stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -227,7 +253,7 @@ static int s_start (opts_t *opts, http_config_t **config_p, sigset_t *signals)
         self.pidfile = daemon_proc_absolute (self.config->pidfile);
         pid_t owner = self.pidfile ? daemon_proc_pidfile_owner (self.pidfile) : 0;
         if (owner > 0) {
-            fprintf (stderr, "mdp-http: already running as pid %d (pidfile %s)\n", (int) owner,
+            fprintf (stderr, "mdp-http: already running as pid %d (pidfile %s)\n", (int)owner,
                      self.pidfile);
             rc = 1;
         }
@@ -264,8 +290,7 @@ int main (int argc, char *argv[])
     http_config_t *config = NULL;
     int rc = opts.flags ? s_parse_args (&opts, argc, argv) : 1;
     char err[1024];
-    if (rc < 0
-        && !(config = http_config_build (opts.config_path, opts.flags, err, sizeof err))) {
+    if (rc < 0 && !(config = http_config_build (opts.config_path, opts.flags, err, sizeof err))) {
         fprintf (stderr, "mdp-http: %s\n", err);
         rc = 2;
     }

@@ -6,13 +6,13 @@
 #include "http.h"
 #include <string.h>
 
-#define MAX_COUNTERS 10000       //  (service, status) pairs kept; more are lumped
+#define MAX_COUNTERS 10000 //  (service, status) pairs kept; more are lumped
 
 struct _http_counters_t {
-    http_counters_t *next;       //  the next pair
-    uint64_t count;              //  answers so far
-    int status;                  //  HTTP status
-    char service[];              //  service name
+    http_counters_t *next; //  the next pair
+    uint64_t count;        //  answers so far
+    int status;            //  HTTP status
+    char service[];        //  service name
 };
 
 void http_counters_add (http_counters_t **self_p, const char *service, int status)
@@ -47,9 +47,9 @@ void http_counters_destroy (http_counters_t **self_p)
 //  ---------------------------------------------------------------------------
 
 typedef struct {
-    char *data;                  //  the text so far
-    size_t size, cap;            //  bytes used and allocated
-    bool failed;                 //  an allocation failed
+    char *data;       //  the text so far
+    size_t size, cap; //  bytes used and allocated
+    bool failed;      //  an allocation failed
 } text_t;
 
 static void s_add (text_t *self, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
@@ -61,8 +61,8 @@ static void s_add (text_t *self, const char *fmt, ...)
     va_end (args);
     if (self->failed || need < 0)
         return;
-    if (self->size + (size_t) need + 1 > self->cap) {
-        size_t cap = (self->cap ? self->cap * 2 : 4096) + (size_t) need;
+    if (self->size + (size_t)need + 1 > self->cap) {
+        size_t cap = (self->cap ? self->cap * 2 : 4096) + (size_t)need;
         char *data = realloc (self->data, cap);
         if (!data) {
             self->failed = true;
@@ -74,7 +74,7 @@ static void s_add (text_t *self, const char *fmt, ...)
     va_start (args, fmt);
     vsnprintf (self->data + self->size, self->cap - self->size, fmt, args);
     va_end (args);
-    self->size += (size_t) need;
+    self->size += (size_t)need;
 }
 
 //  A label value with backslash, double quote and newline escaped.
@@ -83,8 +83,7 @@ static void s_label (text_t *self, const char *value)
     for (const char *c = value; *c; c++)
         if (*c == '\\' || *c == '"')
             s_add (self, "\\%c", *c);
-        else
-        if (*c == '\n')
+        else if (*c == '\n')
             s_add (self, "\\n");
         else
             s_add (self, "%c", *c);
@@ -102,11 +101,12 @@ static double s_number (const cJSON *object, const char *key)
 }
 
 //  name{service="..."} value, for each service in services that has key.
-static void s_per_service (text_t *self, const cJSON *services, const char *name,
-                           const char *key, double scale)
+static void s_per_service (text_t *self, const cJSON *services, const char *name, const char *key,
+                           double scale)
 {
     const cJSON *service;
-    cJSON_ArrayForEach (service, services) {
+    cJSON_ArrayForEach (service, services)
+    {
         if (!cJSON_IsNumber (cJSON_GetObjectItemCaseSensitive (service, key)))
             continue;
         s_add (self, "%s{service=\"", name);
@@ -121,12 +121,14 @@ static void s_histograms (text_t *self, const cJSON *services)
     s_family (self, "mdp_service_time_seconds", "histogram",
               "Time from a request's dispatch to a worker to its reply, by service.");
     const cJSON *service;
-    cJSON_ArrayForEach (service, services) {
+    cJSON_ArrayForEach (service, services)
+    {
         const cJSON *le = cJSON_GetObjectItemCaseSensitive (service, "time_le_ms"), *bucket;
         if (!cJSON_IsObject (le))
             continue;
         double count = 0;
-        cJSON_ArrayForEach (bucket, le) {
+        cJSON_ArrayForEach (bucket, le)
+        {
             bool inf = strcmp (bucket->string, "+Inf") == 0;
             s_add (self, "mdp_service_time_seconds_bucket{service=\"");
             s_label (self, service->string);
@@ -158,12 +160,12 @@ static void s_broker (text_t *self, const cJSON *stats)
     s_family (self, "mdp_broker_errors_total", "counter",
               "Error replies the broker made itself, by code.");
     const cJSON *item;
-    cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (stats, "errors"))
-        s_add (self, "mdp_broker_errors_total{code=\"%s\"} %.17g\n", item->string,
-               item->valuedouble);
+    cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (stats, "errors")) s_add (
+        self, "mdp_broker_errors_total{code=\"%s\"} %.17g\n", item->string, item->valuedouble);
     s_family (self, "mdp_broker_dropped_total", "counter",
               "Messages the broker dropped, by reason.");
-    cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (stats, "dropped")) {
+    cJSON_ArrayForEach (item, cJSON_GetObjectItemCaseSensitive (stats, "dropped"))
+    {
         s_add (self, "mdp_broker_dropped_total{reason=\"");
         s_label (self, item->string);
         s_add (self, "\"} %.17g\n", item->valuedouble);
@@ -197,7 +199,8 @@ char *http_metrics_render (const cJSON *workers, const cJSON *stats,
                            const http_counters_t *counters)
 {
     text_t text = {0};
-    s_family (&text, "mdp_broker_up", "gauge", "1 if the broker answered mmi.stats and "
+    s_family (&text, "mdp_broker_up", "gauge",
+              "1 if the broker answered mmi.stats and "
               "mmi.workers for this scrape, else 0.");
     s_add (&text, "mdp_broker_up %d\n", workers && stats ? 1 : 0);
     if (stats)
@@ -209,7 +212,7 @@ char *http_metrics_render (const cJSON *workers, const cJSON *stats,
     for (const http_counters_t *item = counters; item; item = item->next) {
         s_add (&text, "mdp_http_responses_total{service=\"");
         s_label (&text, item->service);
-        s_add (&text, "\",code=\"%d\"} %llu\n", item->status, (unsigned long long) item->count);
+        s_add (&text, "\",code=\"%d\"} %llu\n", item->status, (unsigned long long)item->count);
     }
     if (text.failed) {
         free (text.data);

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define KEEPALIVE_MSECS 15000    //  SSE comment interval: finds readers gone
+#define KEEPALIVE_MSECS 15000 //  SSE comment interval: finds readers gone
 
 //  ---------------------------------------------------------------------------
 //  Responses
@@ -35,10 +35,10 @@ static void s_resume (req_t *req)
 void http_server_respond (req_t *req, unsigned int status, const char *type, const char *body,
                           size_t size)
 {
-    struct MHD_Response *response
-        = MHD_create_response_from_buffer (size, (void *) body, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *response =
+        MHD_create_response_from_buffer (size, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!response)
-        return;     //  out of memory: the connection closes without an answer
+        return; //  out of memory: the connection closes without an answer
     s_common_headers (response, type);
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header (response, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
@@ -63,7 +63,7 @@ void http_server_error (req_t *req, unsigned int status, const char *reason)
         http_server_respond (req, status, "application/json", text, strlen (text));
     free (text);
     if (req->service)
-        http_counters_add (&req->server->counters, req->service, (int) status);
+        http_counters_add (&req->server->counters, req->service, (int)status);
 }
 
 void http_server_suspend (req_t *req)
@@ -77,7 +77,7 @@ void http_server_suspend (req_t *req)
 void http_server_track (req_t *req, int slot, uint64_t id)
 {
     char key[32];
-    snprintf (key, sizeof key, "%016llx", (unsigned long long) id);
+    snprintf (key, sizeof key, "%016llx", (unsigned long long)id);
     req->ids[slot] = id;
     req->waiting++;
     zhashx_insert (req->server->pending, key, req);
@@ -88,7 +88,7 @@ static void s_untrack (req_t *req)
     for (int slot = 0; slot < 2; slot++)
         if (req->ids[slot]) {
             char key[32];
-            snprintf (key, sizeof key, "%016llx", (unsigned long long) req->ids[slot]);
+            snprintf (key, sizeof key, "%016llx", (unsigned long long)req->ids[slot]);
             zhashx_delete (req->server->pending, key);
             req->ids[slot] = 0;
         }
@@ -113,14 +113,16 @@ static ssize_t s_sse_reader (void *cls, uint64_t pos, char *buf, size_t max)
     memcpy (buf, req->out, size);
     memmove (req->out, req->out + size, req->out_used - size);
     req->out_used -= size;
-    return (ssize_t) size;
+    return (ssize_t)size;
 }
 
 int http_server_start_sse (req_t *req)
 {
     req->out = malloc (HTTP_SSE_BUFFER);
-    struct MHD_Response *response = req->out ? MHD_create_response_from_callback (
-        MHD_SIZE_UNKNOWN, 16384, s_sse_reader, req, NULL) : NULL;
+    struct MHD_Response *response =
+        req->out
+            ? MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 16384, s_sse_reader, req, NULL)
+            : NULL;
     if (!response)
         return -1;
     s_common_headers (response, "text/event-stream");
@@ -135,11 +137,9 @@ void http_server_push (req_t *req, const char *text, size_t size)
     if (!req->out || req->out_failed || req->out_done)
         return;
     if (req->out_used + size > HTTP_SSE_BUFFER) {
-        zsys_warning ("mdp-http: an SSE reader fell %d bytes behind; closing it",
-                      HTTP_SSE_BUFFER);
+        zsys_warning ("mdp-http: an SSE reader fell %d bytes behind; closing it", HTTP_SSE_BUFFER);
         req->out_failed = true;
-    }
-    else {
+    } else {
         memcpy (req->out + req->out_used, text, size);
         req->out_used += size;
     }
@@ -211,7 +211,7 @@ static bool s_token_equal (const char *want, const char *got)
     size_t want_len = strlen (want), got_len = strlen (got);
     unsigned char diff = want_len != got_len;
     for (size_t i = 0; i < want_len; i++)
-        diff |= (unsigned char) want[i] ^ (unsigned char) (i < got_len ? got[i] : 0);
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < got_len ? got[i] : 0);
     return diff == 0;
 }
 
@@ -220,8 +220,8 @@ static bool s_authorized (req_t *req)
     const char *token = req->server->token;
     if (!token)
         return true;
-    const char *header = MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND,
-                                                      MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *header =
+        MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     if (!header || strncasecmp (header, "Bearer ", 7) != 0)
         return false;
     return s_token_equal (token, header + 7);
@@ -233,10 +233,10 @@ static int s_call_path (req_t *req, const char *url)
 {
     const char *service = url + strlen ("/v1/services/");
     const char *slash = strchr (service, '/');
-    if (!slash || slash == service || slash - service > 255 || !slash[1]
-        || strchr (slash + 1, '/') || strlen (slash + 1) > 255)
+    if (!slash || slash == service || slash - service > 255 || !slash[1] ||
+        strchr (slash + 1, '/') || strlen (slash + 1) > 255)
         return -1;
-    req->service = strndup (service, (size_t) (slash - service));
+    req->service = strndup (service, (size_t)(slash - service));
     req->action = strdup (slash + 1);
     return req->service && req->action ? 0 : -1;
 }
@@ -260,17 +260,13 @@ static void s_route (req_t *req, const char *url, const char *method)
     }
     if (strcmp (url, "/metrics") == 0)
         kind = REQ_METRICS;
-    else
-    if (strcmp (url, "/v1/services") == 0)
+    else if (strcmp (url, "/v1/services") == 0)
         kind = REQ_SERVICES;
-    else
-    if (strcmp (url, "/v1/stats") == 0)
+    else if (strcmp (url, "/v1/stats") == 0)
         kind = REQ_STATS;
-    else
-    if (strcmp (url, "/v1/events") == 0)
+    else if (strcmp (url, "/v1/events") == 0)
         kind = REQ_EVENTS;
-    else
-    if (strncmp (url, "/v1/services/", 13) == 0 && s_call_path (req, url) == 0)
+    else if (strncmp (url, "/v1/services/", 13) == 0 && s_call_path (req, url) == 0)
         kind = REQ_CALL;
     if (kind == REQ_NEW) {
         http_server_error (req, MHD_HTTP_NOT_FOUND, "no such path");
@@ -285,24 +281,23 @@ static void s_route (req_t *req, const char *url, const char *method)
     if ((kind == REQ_CALL && !post) || (kind != REQ_CALL && !get)) {
         req->kind = kind;
         char *service = req->service;
-        req->service = NULL;   //  not a call: counted nowhere
+        req->service = NULL; //  not a call: counted nowhere
         http_server_error (req, MHD_HTTP_METHOD_NOT_ALLOWED,
                            kind == REQ_CALL ? "use POST" : "use GET");
         free (service);
         return;
     }
     req->kind = kind;
-    const char *length = MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND,
-                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-    if (kind == REQ_CALL && length
-        && strtoull (length, NULL, 10) > (unsigned long long) req->server->config->max_body)
+    const char *length =
+        MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (kind == REQ_CALL && length &&
+        strtoull (length, NULL, 10) > (unsigned long long)req->server->config->max_body)
         http_server_error (req, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
 }
 
 static enum MHD_Result s_access (void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version,
-                                 const char *upload_data, size_t *upload_data_size,
-                                 void **con_cls)
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
 {
     http_server_t *server = cls;
     req_t *req = *con_cls;
@@ -365,7 +360,7 @@ static int s_address (const char *listen, struct sockaddr_storage *addr, socklen
         start++;
         end--;
     }
-    snprintf (host, sizeof host, "%.*s", (int) (end - start), start);
+    snprintf (host, sizeof host, "%.*s", (int)(end - start), start);
     struct addrinfo hints = {.ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM}, *info;
     if (getaddrinfo (host, colon + 1, &hints, &info) != 0)
         return -1;
@@ -387,28 +382,23 @@ static int s_listen (http_server_t *self, char *err, size_t errlen)
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     self->daemon = MHD_start_daemon (
-        flags, 0, NULL, NULL, s_access, self,
-        MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) self->config->client_timeout,
-        MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 20000,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) 65536,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int) 1024,
-        MHD_OPTION_END);
+        flags, 0, NULL, NULL, s_access, self, MHD_OPTION_EXTERNAL_LOGGER, s_mhd_log, self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)self->config->client_timeout, MHD_OPTION_NOTIFY_COMPLETED, s_completed, self,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)20000, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)65536, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)1024, MHD_OPTION_END);
     if (!self->daemon) {
         snprintf (err, errlen, "cannot listen on %s: %s", self->config->listen,
                   strerror (errno ? errno : EADDRINUSE));
         return -1;
     }
-    const union MHD_DaemonInfo *port = MHD_get_daemon_info (self->daemon,
-                                                            MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *port =
+        MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_BIND_PORT);
     char host[256];
-    snprintf (host, sizeof host, "%.*s", (int) (strrchr (self->config->listen, ':')
-                                                 - self->config->listen),
+    snprintf (host, sizeof host, "%.*s",
+              (int)(strrchr (self->config->listen, ':') - self->config->listen),
               self->config->listen);
-    snprintf (self->url, sizeof self->url, "http://%s:%u", host,
-              port ? (unsigned) port->port : 0);
+    snprintf (self->url, sizeof self->url, "http://%s:%u", host, port ? (unsigned)port->port : 0);
     return 0;
 }
 
@@ -426,8 +416,8 @@ static int s_connect (http_server_t *self, char *err, size_t errlen)
             snprintf (err, errlen, "cannot add broker '%s'", config->endpoints[i]);
             return -1;
         }
-    if (config->curve_server
-        && mdp_async_set_curve (self->async, config->curve_server, config->curve_cert) != 0) {
+    if (config->curve_server &&
+        mdp_async_set_curve (self->async, config->curve_server, config->curve_cert) != 0) {
         snprintf (err, errlen, "CURVE: %s: %s", config->curve_cert, strerror (errno));
         return -1;
     }
@@ -439,9 +429,8 @@ static int s_connect (http_server_t *self, char *err, size_t errlen)
         snprintf (err, errlen, "cannot connect to the event forwarder '%s'", config->events);
         return -1;
     }
-    if (config->curve_server
-        && mdp_subscriber_set_curve (self->subscriber, config->curve_server, config->curve_cert)
-               != 0) {
+    if (config->curve_server && mdp_subscriber_set_curve (self->subscriber, config->curve_server,
+                                                          config->curve_cert) != 0) {
         snprintf (err, errlen, "CURVE (events): %s: %s", config->curve_cert, strerror (errno));
         return -1;
     }
@@ -463,8 +452,8 @@ http_server_t *http_server_new (const http_config_t *config, char *err, size_t e
     }
     self->config = config;
     self->pending = zhashx_new ();
-    if (!self->pending || http_server_reload (self, config, err, errlen) != 0
-        || s_connect (self, err, errlen) != 0 || s_listen (self, err, errlen) != 0)
+    if (!self->pending || http_server_reload (self, config, err, errlen) != 0 ||
+        s_connect (self, err, errlen) != 0 || s_listen (self, err, errlen) != 0)
         http_server_destroy (&self);
     return self;
 }
@@ -500,8 +489,7 @@ const char *http_server_url (http_server_t *self)
     return self->url;
 }
 
-int http_server_reload (http_server_t *self, const http_config_t *config, char *err,
-                        size_t errlen)
+int http_server_reload (http_server_t *self, const http_config_t *config, char *err, size_t errlen)
 {
     char *token = NULL;
     if (config->token_file && !(token = http_config_read_token (config->token_file, err, errlen)))
@@ -526,11 +514,10 @@ static void s_keepalive (http_server_t *self)
             http_server_push (req, ":\n\n", 3);
 }
 
-int http_server_run (http_server_t *self, int signal_fd, void (*on_signal) (void *arg),
-                     void *arg, volatile bool *stop)
+int http_server_run (http_server_t *self, int signal_fd, void (*on_signal) (void *arg), void *arg,
+                     volatile bool *stop)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon,
-                                                            MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self->daemon, MHD_DAEMON_INFO_EPOLL_FD);
     int epoll_fd = info ? info->epoll_fd : -1;
     self->next_keepalive = zclock_mono () + KEEPALIVE_MSECS;
     while (!*stop) {
@@ -538,13 +525,13 @@ int http_server_run (http_server_t *self, int signal_fd, void (*on_signal) (void
             {NULL, epoll_fd, ZMQ_POLLIN, 0},
             {NULL, signal_fd, ZMQ_POLLIN, 0},
             {zsock_resolve (mdp_async_socket (self->async)), 0, ZMQ_POLLIN, 0},
-            {self->subscriber ? zsock_resolve (mdp_subscriber_socket (self->subscriber)) : NULL,
-             0, ZMQ_POLLIN, 0}};
+            {self->subscriber ? zsock_resolve (mdp_subscriber_socket (self->subscriber)) : NULL, 0,
+             ZMQ_POLLIN, 0}};
         long timeout = KEEPALIVE_MSECS;
         MHD_UNSIGNED_LONG_LONG mhd_timeout;
-        if (MHD_get_timeout (self->daemon, &mhd_timeout) == MHD_YES
-            && mhd_timeout < (MHD_UNSIGNED_LONG_LONG) timeout)
-            timeout = (long) mhd_timeout;
+        if (MHD_get_timeout (self->daemon, &mhd_timeout) == MHD_YES &&
+            mhd_timeout < (MHD_UNSIGNED_LONG_LONG)timeout)
+            timeout = (long)mhd_timeout;
         int async_timeout = mdp_async_next_timeout (self->async);
         if (async_timeout >= 0 && async_timeout < timeout)
             timeout = async_timeout;

@@ -9,14 +9,14 @@
 #include <microhttpd.h>
 
 typedef enum {
-    REQ_NEW,                     //  headers seen, not routed yet
-    REQ_ANSWERED,                //  a response is queued; nothing more to do
-    REQ_CALL,                    //  POST to a service, one JSON answer
-    REQ_STREAM,                  //  POST to a service, answered as SSE
-    REQ_EVENTS,                  //  GET /v1/events, SSE until the client leaves
-    REQ_SERVICES,                //  GET /v1/services (mmi.workers)
-    REQ_STATS,                   //  GET /v1/stats (mmi.stats)
-    REQ_METRICS                  //  GET /metrics (mmi.workers + mmi.stats)
+    REQ_NEW,      //  headers seen, not routed yet
+    REQ_ANSWERED, //  a response is queued; nothing more to do
+    REQ_CALL,     //  POST to a service, one JSON answer
+    REQ_STREAM,   //  POST to a service, answered as SSE
+    REQ_EVENTS,   //  GET /v1/events, SSE until the client leaves
+    REQ_SERVICES, //  GET /v1/services (mmi.workers)
+    REQ_STATS,    //  GET /v1/stats (mmi.stats)
+    REQ_METRICS   //  GET /metrics (mmi.workers + mmi.stats)
 } req_kind_t;
 
 typedef struct _req_t req_t;
@@ -45,16 +45,16 @@ struct _req_t {
 };
 
 struct _http_server_t {
-    const http_config_t *config; //  settings in force (the caller's)
-    struct MHD_Daemon *daemon;   //  the HTTP side, external epoll mode
-    mdp_async_t *async;          //  the MDP side: one socket for every call
+    const http_config_t *config;  //  settings in force (the caller's)
+    struct MHD_Daemon *daemon;    //  the HTTP side, external epoll mode
+    mdp_async_t *async;           //  the MDP side: one socket for every call
     mdp_subscriber_t *subscriber; //  events from the forwarder, or NULL
-    zhashx_t *pending;           //  req_t by MDP request id ("%016llx")
-    req_t *reqs;                 //  every live request context
-    char *token;                 //  bearer token required, or NULL
-    http_counters_t *counters;   //  answers by service and status
-    int64_t next_keepalive;      //  when SSE streams next get a comment
-    char url[320];               //  http://HOST:PORT we listen on
+    zhashx_t *pending;            //  req_t by MDP request id ("%016llx")
+    req_t *reqs;                  //  every live request context
+    char *token;                  //  bearer token required, or NULL
+    http_counters_t *counters;    //  answers by service and status
+    int64_t next_keepalive;       //  when SSE streams next get a comment
+    char url[320];                //  http://HOST:PORT we listen on
 };
 
 //  http_server.c: answer req with a complete body (copied) and resume it.

@@ -150,8 +150,8 @@ typedef void (mdp_client_stream_fn) (mdp_msg_t *partial, void *arg);
 //  partial. A request is retried only while no partial has arrived, so fn
 //  never sees a partial twice. fn may be NULL (partials are then dropped).
 MDP_EXPORT mdp_msg_t *mdp_client_request_stream (mdp_client_t *self, const char *service,
-                                                 mdp_msg_t **request_p,
-                                                 mdp_client_stream_fn *fn, void *arg);
+                                                 mdp_msg_t **request_p, mdp_client_stream_fn *fn,
+                                                 void *arg);
 
 //  Speak CURVE to the broker: server_key is its public key (40-char Z85),
 //  cert_path our certificate in czmq's format (mdp-keygen writes one; its
@@ -192,7 +192,7 @@ typedef struct _mdp_worker_t mdp_worker_t;
 //  The on_request hook. Called with the decoded request, which stays owned by
 //  the worker. Returns the reply, which the worker takes ownership of and
 //  sends, or NULL to send no reply.
-typedef mdp_msg_t *(mdp_worker_fn) (mdp_worker_t *worker, mdp_msg_t *request, void *arg);
+typedef mdp_msg_t *(mdp_worker_fn)(mdp_worker_t *worker, mdp_msg_t *request, void *arg);
 
 //  Create a worker for service on the broker at endpoint, or on each broker
 //  of a comma-separated list ("tcp://a:5555,tcp://b:5555"; at most 16). The
@@ -280,8 +280,8 @@ typedef struct _mdp_async_t mdp_async_t;
 //  it is NULL when the request timed out (status ETIMEDOUT) or its final
 //  reply was malformed (status EPROTO). Each request gets exactly one call
 //  with final true.
-typedef void (mdp_async_fn) (mdp_async_t *self, uint64_t request_id, mdp_msg_t *reply,
-                             bool final, int status, void *arg);
+typedef void (mdp_async_fn) (mdp_async_t *self, uint64_t request_id, mdp_msg_t *reply, bool final,
+                             int status, void *arg);
 
 //  Create an async client connected to the broker at endpoint. NULL on error.
 //  endpoint may list several brokers, comma-separated (at most 16), as for
@@ -322,8 +322,7 @@ MDP_EXPORT int mdp_async_set_curve (mdp_async_t *self, const char *server_key,
 //  Send a request to service, taking ownership of *request_p and NULLing it.
 //  Returns the request id (never 0), or 0 with errno EINVAL on bad arguments,
 //  EAGAIN when the socket's send queue (1000 messages) is full.
-MDP_EXPORT uint64_t mdp_async_send (mdp_async_t *self, const char *service,
-                                    mdp_msg_t **request_p);
+MDP_EXPORT uint64_t mdp_async_send (mdp_async_t *self, const char *service, mdp_msg_t **request_p);
 
 //  Number of requests in flight (sent, final reply not yet seen).
 MDP_EXPORT size_t mdp_async_pending (mdp_async_t *self);
@@ -391,8 +390,7 @@ MDP_EXPORT void mdp_publisher_set_sync_timeout (mdp_publisher_t *self, int msecs
 //  subscriber whose mdp_subscriber_subscribe has returned gets the event.
 //  Returns 0, or -1 with errno EINVAL (category not valid, or reserved:
 //  "mdp.sync..."), EAGAIN (no forwarder connected: the event is lost), ENOMEM.
-MDP_EXPORT int mdp_publisher_send (mdp_publisher_t *self, const char *category,
-                                   const cJSON *data);
+MDP_EXPORT int mdp_publisher_send (mdp_publisher_t *self, const char *category, const cJSON *data);
 
 typedef struct _mdp_subscriber_t mdp_subscriber_t;
 

@@ -10,8 +10,8 @@
     the next broker; replies from any broker but its current one are dropped.
     Which broker, failover and probes live in mdp_async_brokers.c.
 */
-#include "mdp_async_brokers.h"
 #include "mdp.h"
+#include "mdp_async_brokers.h"
 #include "mdp_client_private.h"
 #include "mdp_proto.h"
 #include <errno.h>
@@ -19,21 +19,21 @@
 #include <limits.h>
 #include <string.h>
 
-#define ID_SIZE 8      //  bytes in the correlation frame
-#define MAX_READS 1000 //  messages read per call before timers get a turn
+#define ID_SIZE 8             //  bytes in the correlation frame
+#define MAX_READS 1000        //  messages read per call before timers get a turn
 #define PROBE_ID 0            //  correlation id of probes (requests start at 1)
 #define PROBE_NAME "mmi.ping" //  what a probe asks mmi.service about
 
 //  One request in flight.
 typedef struct {
-    uint64_t id;      //  request id; the hash's key points here
-    char *service;    //  service asked, owned; its replies must name it
-    int timeout;      //  msecs; restarted by each partial
-    int64_t deadline; //  zclock_mono time it times out
-    size_t slot;      //  its index in the deadline heap
-    zmsg_t *msg;      //  copy of what was sent, to send again (several brokers)
-    size_t peer;      //  the broker it was sent to last
-    uint32_t tried;   //  bit per broker it was sent to
+    uint64_t id;       //  request id; the hash's key points here
+    char *service;     //  service asked, owned; its replies must name it
+    int timeout;       //  msecs; restarted by each partial
+    int64_t deadline;  //  zclock_mono time it times out
+    size_t slot;       //  its index in the deadline heap
+    zmsg_t *msg;       //  copy of what was sent, to send again (several brokers)
+    size_t peer;       //  the broker it was sent to last
+    uint32_t tried;    //  bit per broker it was sent to
     bool partial_seen; //  a partial came: never sent again
 } request_t;
 
@@ -46,22 +46,22 @@ typedef struct {
 } event_t;
 
 struct _mdp_async_t {
-    zsock_t *dealer;       //  the one socket to the broker
-    mdp_async_fn *handler; //  callback for process and the zloop driver
-    void *handler_arg;     //  its argument
-    int timeout;           //  msecs, for requests sent from now on
-    uint64_t last_id;      //  id of the latest request sent
-    zhashx_t *requests;    //  id -> request_t, owns them
-    request_t **heap;      //  min-heap of requests by deadline
-    size_t heap_size;      //  requests in the heap
-    size_t heap_max;       //  slots allocated
-    zlistx_t *events;      //  FIFO of event_t waiting for the application
-    zloop_t *loop;         //  the loop we are attached to, or NULL
-    int timer_id;          //  our armed zloop timer, or -1
-    int64_t timer_at;      //  when that timer fires
-    uint64_t discarded;    //  replies for no request in flight, and garbage
+    zsock_t *dealer;             //  the one socket to the broker
+    mdp_async_fn *handler;       //  callback for process and the zloop driver
+    void *handler_arg;           //  its argument
+    int timeout;                 //  msecs, for requests sent from now on
+    uint64_t last_id;            //  id of the latest request sent
+    zhashx_t *requests;          //  id -> request_t, owns them
+    request_t **heap;            //  min-heap of requests by deadline
+    size_t heap_size;            //  requests in the heap
+    size_t heap_max;             //  slots allocated
+    zlistx_t *events;            //  FIFO of event_t waiting for the application
+    zloop_t *loop;               //  the loop we are attached to, or NULL
+    int timer_id;                //  our armed zloop timer, or -1
+    int64_t timer_at;            //  when that timer fires
+    uint64_t discarded;          //  replies for no request in flight, and garbage
     mdp_async_brokers_t brokers; //  the brokers, in the order given
-    mdp_curve_t curve;     //  CURVE keys, when set
+    mdp_curve_t curve;           //  CURVE keys, when set
 };
 
 //  ---------------------------------------------------------------------------
@@ -224,7 +224,8 @@ mdp_async_t *mdp_async_new (const char *endpoint)
     //  "tcp://a:5555,tcp://b:5555": one broker per comma-separated item
     for (const char *item = endpoint; *item;) {
         size_t size = strcspn (item, ",");
-        if (mdp_async_brokers_add (&self->brokers, item, size) != 0 || (item[size] == ',' && !item[size + 1])) {
+        if (mdp_async_brokers_add (&self->brokers, item, size) != 0 ||
+            (item[size] == ',' && !item[size + 1])) {
             errno = errno == ENOMEM ? ENOMEM : EINVAL;
             mdp_async_destroy (&self);
             return NULL;
@@ -416,8 +417,8 @@ static void s_probe_tick (mdp_async_t *self)
 
 //  A new request in flight, or NULL on ENOMEM. Takes copy (NULL with one
 //  broker), what was sent, to send again elsewhere.
-static request_t *s_request_new (mdp_async_t *self, uint64_t id, const char *service,
-                                 size_t peer, zmsg_t *copy)
+static request_t *s_request_new (mdp_async_t *self, uint64_t id, const char *service, size_t peer,
+                                 zmsg_t *copy)
 {
     request_t *request = calloc (1, sizeof (request_t));
     if (!request) {
@@ -579,7 +580,7 @@ static void s_on_message (mdp_async_t *self, zmsg_t *msg)
         s_push_event (self, id, reply, true, reply ? 0 : EPROTO);
         return;
     }
-    request->partial_seen = true; //  from now on, never sent again
+    request->partial_seen = true;                          //  from now on, never sent again
     request->deadline = zclock_mono () + request->timeout; //  alive: restart its clock
     s_heap_fix (self, request->slot);
     if (reply)

@@ -68,8 +68,7 @@ zsock_t *mdp_async_brokers_socket_new (mdp_async_brokers_t *self, const mdp_curv
     return sock;
 }
 
-int mdp_async_brokers_send (mdp_async_brokers_t *self, zsock_t *sock, size_t peer,
-                            zmsg_t **msg_p)
+int mdp_async_brokers_send (mdp_async_brokers_t *self, zsock_t *sock, size_t peer, zmsg_t **msg_p)
 {
     if (self->size > 1 && zmsg_pushstr (*msg_p, self->peers[peer].rid))
         return -1;
@@ -88,7 +87,7 @@ size_t mdp_async_brokers_pick (mdp_async_brokers_t *self, uint32_t tried)
     for (size_t index = 1; index < self->size; index++) {
         mdp_async_brokers_peer_t *peer = &self->peers[index], *top = &self->peers[best];
         bool untried = !(tried & (1u << index)), top_untried = !(tried & (1u << best));
-        if (untried != top_untried   ? untried
+        if (untried != top_untried    ? untried
             : peer->dead != top->dead ? !peer->dead
                                       : peer->answered_at > top->answered_at)
             best = index;
@@ -124,8 +123,8 @@ static void s_mark_dead (mdp_async_brokers_t *self, mdp_async_brokers_peer_t *pe
     }
 }
 
-int mdp_async_brokers_failover (mdp_async_brokers_t *self, zsock_t *sock, zmsg_t *msg,
-                                size_t *peer, uint32_t *tried)
+int mdp_async_brokers_failover (mdp_async_brokers_t *self, zsock_t *sock, zmsg_t *msg, size_t *peer,
+                                uint32_t *tried)
 {
     s_mark_dead (self, &self->peers[*peer]);
     if (self->size < 2 || !msg)

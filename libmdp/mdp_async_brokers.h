@@ -45,8 +45,7 @@ zsock_t *mdp_async_brokers_socket_new (mdp_async_brokers_t *self, const mdp_curv
 
 //  Send msg on sock to broker peer (on a ROUTER, after its routing id). 0 and
 //  *msg_p NULLed, or -1 with msg left as it was.
-int mdp_async_brokers_send (mdp_async_brokers_t *self, zsock_t *sock, size_t peer,
-                            zmsg_t **msg_p);
+int mdp_async_brokers_send (mdp_async_brokers_t *self, zsock_t *sock, size_t peer, zmsg_t **msg_p);
 
 //  The broker for a request that tried those in tried (a bit each): one not
 //  tried if any, live before dead, then the one that answered last, then the
@@ -64,8 +63,8 @@ void mdp_async_brokers_mark_alive (mdp_async_brokers_t *self, size_t peer);
 //  dead and send msg (a copy; the caller keeps msg, which may be NULL) to a
 //  broker not in *tried. 0 with *peer and *tried updated, or -1 when that may
 //  not be (one broker, no copy, every broker tried, or the send failed).
-int mdp_async_brokers_failover (mdp_async_brokers_t *self, zsock_t *sock, zmsg_t *msg,
-                                size_t *peer, uint32_t *tried);
+int mdp_async_brokers_failover (mdp_async_brokers_t *self, zsock_t *sock, zmsg_t *msg, size_t *peer,
+                                uint32_t *tried);
 
 //  True when some broker is dead (and so has probes due some time).
 bool mdp_async_brokers_any_dead (mdp_async_brokers_t *self);

@@ -48,7 +48,8 @@ static inline int mdp_certfile_public (const char *path, uint8_t public_key[32],
     bool ok = mdp_certfile_z85 (public_key, zconfig_get (root, "/curve/public-key", NULL));
     zconfig_destroy (&root);
     if (!ok) {
-        mdp_certfile_error (err, errlen, "'%s': curve/public-key is not a 40-character Z85 key", path);
+        mdp_certfile_error (err, errlen, "'%s': curve/public-key is not a 40-character Z85 key",
+                            path);
         errno = EINVAL;
         return -1;
     }
@@ -67,13 +68,15 @@ static inline int mdp_certfile_load (const char *path, uint8_t public_key[32],
     struct stat info;
     if (stat (secret_path, &info) != 0) {
         mdp_certfile_error (err, errlen, "'%s': cannot read the secret key: %s", secret_path,
-                  strerror (errno));
+                            strerror (errno));
         errno = ENOENT;
         return -1;
     }
     if (info.st_mode & (S_IRWXG | S_IRWXO)) {
-        mdp_certfile_error (err, errlen, "'%s': mode %04o lets group or others at the secret key "
-                  "(chmod 600 it)", secret_path, (unsigned) (info.st_mode & 07777));
+        mdp_certfile_error (err, errlen,
+                            "'%s': mode %04o lets group or others at the secret key "
+                            "(chmod 600 it)",
+                            secret_path, (unsigned)(info.st_mode & 07777));
         errno = EACCES;
         return -1;
     }
@@ -90,16 +93,14 @@ static inline int mdp_certfile_load (const char *path, uint8_t public_key[32],
     int rc = -1;
     if (!mdp_certfile_z85 (secret_key, secret_txt))
         mdp_certfile_error (err, errlen, "'%s': curve/secret-key is not a 40-character Z85 key",
-                  secret_path);
-    else
-    if (!mdp_certfile_z85 (public_key, public_txt))
+                            secret_path);
+    else if (!mdp_certfile_z85 (public_key, public_txt))
         mdp_certfile_error (err, errlen, "'%s': curve/public-key is not a 40-character Z85 key",
-                  secret_path);
-    else
-    if (zmq_curve_public (derived, secret_txt) != 0 || !zmq_z85_decode (derived_key, derived)
-        || memcmp (derived_key, public_key, 32) != 0)
+                            secret_path);
+    else if (zmq_curve_public (derived, secret_txt) != 0 ||
+             !zmq_z85_decode (derived_key, derived) || memcmp (derived_key, public_key, 32) != 0)
         mdp_certfile_error (err, errlen, "'%s': the public key is not the one the secret key gives",
-                  secret_path);
+                            secret_path);
     else
         rc = 0;
     zconfig_destroy (&root);
@@ -108,10 +109,9 @@ static inline int mdp_certfile_load (const char *path, uint8_t public_key[32],
     if (rc == 0 && stat (path, &info) == 0) {
         if (mdp_certfile_public (path, published, err, errlen) != 0)
             rc = -1;
-        else
-        if (memcmp (published, public_key, 32) != 0) {
+        else if (memcmp (published, public_key, 32) != 0) {
             mdp_certfile_error (err, errlen, "'%s': its public key is not the one in '%s'", path,
-                      secret_path);
+                                secret_path);
             rc = -1;
         }
     }

@@ -8,9 +8,9 @@
     answered last; a silent or 503 broker is marked dead, the request moves on,
     and the dead one is probed (mmi.service) with back-off during later waits.
 */
-#include "mdp_curve.h"
 #include "mdp.h"
 #include "mdp_client_private.h"
+#include "mdp_curve.h"
 #include "mdp_proto.h"
 #include <errno.h>
 #include <string.h>
@@ -22,14 +22,14 @@
 
 //  One broker the client knows.
 typedef struct {
-    char *endpoint;        //  owned
-    zsock_t *dealer;       //  socket for the next attempt; NULL after a failed one
-    zsock_t *probe;        //  socket of the probe in flight, or NULL
-    bool dead;             //  its last attempt went unanswered (or 503)
-    int backoff;           //  msecs between probes while dead
-    int64_t probe_at;      //  zclock_mono time of the next probe (dead only)
-    int64_t probe_until;   //  when the probe in flight counts as lost
-    int64_t answered_at;   //  zclock_mono time of its last answer, 0 never
+    char *endpoint;      //  owned
+    zsock_t *dealer;     //  socket for the next attempt; NULL after a failed one
+    zsock_t *probe;      //  socket of the probe in flight, or NULL
+    bool dead;           //  its last attempt went unanswered (or 503)
+    int backoff;         //  msecs between probes while dead
+    int64_t probe_at;    //  zclock_mono time of the next probe (dead only)
+    int64_t probe_until; //  when the probe in flight counts as lost
+    int64_t answered_at; //  zclock_mono time of its last answer, 0 never
 } peer_t;
 
 struct _mdp_client_t {
@@ -354,8 +354,8 @@ static zmsg_t *s_wait (mdp_client_t *self, peer_t *peer, const char *service, st
         for (size_t index = 0; index < self->npeers; index++)
             if (self->peers[index].probe) {
                 probed[count] = &self->peers[index];
-                items[count] = (zmq_pollitem_t){zsock_resolve (probed[count]->probe), 0,
-                                                ZMQ_POLLIN, 0};
+                items[count] =
+                    (zmq_pollitem_t){zsock_resolve (probed[count]->probe), 0, ZMQ_POLLIN, 0};
                 count++;
             }
         if (zmq_poll (items, count, s_probe_wait (self, left)) < 0 || zsys_interrupted) {

@@ -9,10 +9,10 @@
 #include <stdbool.h>
 
 typedef struct {
-    bool on;                     //  false: plain connections
-    byte server[32];             //  the broker's public key
-    byte public_key[32];         //  our public key
-    byte secret_key[32];         //  our secret key
+    bool on;             //  false: plain connections
+    byte server[32];     //  the broker's public key
+    byte public_key[32]; //  our public key
+    byte secret_key[32]; //  our secret key
 } mdp_curve_t;
 
 //  Load server_key (40-char Z85) and our certificate (czmq format, with its

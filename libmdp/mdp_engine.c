@@ -153,7 +153,7 @@ mdp_engine_t *mdp_engine_new (const char *endpoint, const char *service, int ver
     self->reconnect_max = 5000;
     self->backoff = self->reconnect_initial;
     self->parked = true;
-    self->seed = (unsigned int) (zclock_usecs () ^ (int64_t) getpid () ^ (intptr_t) self);
+    self->seed = (unsigned int)(zclock_usecs () ^ (int64_t)getpid () ^ (intptr_t)self);
     if (!self->endpoint || !self->service || !self->name) {
         mdp_engine_destroy (&self);
         errno = ENOMEM;
@@ -184,15 +184,14 @@ void mdp_engine_set_heartbeat (mdp_engine_t *self, int msecs, int liveness, int6
     if (self->dealer) {
         if (self->heartbeat_at > now + self->heartbeat)
             self->heartbeat_at = now + self->heartbeat;
-        self->expiry_at = now + (int64_t) self->heartbeat * self->liveness;
+        self->expiry_at = now + (int64_t)self->heartbeat * self->liveness;
     }
 }
 
 void mdp_engine_set_reconnect (mdp_engine_t *self, int initial_msecs, int max_msecs)
 {
     self->reconnect_initial = initial_msecs > 0 ? initial_msecs : 1;
-    self->reconnect_max =
-        max_msecs > self->reconnect_initial ? max_msecs : self->reconnect_initial;
+    self->reconnect_max = max_msecs > self->reconnect_initial ? max_msecs : self->reconnect_initial;
     self->backoff = self->reconnect_initial;
 }
 
@@ -272,7 +271,7 @@ static void s_disconnect (mdp_engine_t *self, int64_t now)
     int cap = self->heartbeat < self->reconnect_max ? self->heartbeat : self->reconnect_max;
     int wait = self->heard ? 0 : self->backoff < cap ? self->backoff : cap;
     int spread = (self->heard ? self->reconnect_initial : wait) / 4;
-    int jitter = spread > 0 ? (int) (rand_r (&self->seed) % (unsigned) (spread + 1)) : 0;
+    int jitter = spread > 0 ? (int)(rand_r (&self->seed) % (unsigned)(spread + 1)) : 0;
     self->reconnect_at = now + wait + jitter;
     if (!self->heard)
         self->backoff = self->backoff > cap / 2 ? cap : self->backoff * 2;
@@ -302,7 +301,7 @@ int mdp_engine_connect (mdp_engine_t *self, int64_t now)
     self->heard = false;
     self->generation++;
     self->heartbeat_at = now + self->heartbeat;
-    self->expiry_at = now + (int64_t) self->heartbeat * self->liveness;
+    self->expiry_at = now + (int64_t)self->heartbeat * self->liveness;
     return 0;
 }
 
@@ -321,7 +320,7 @@ int mdp_engine_timeout (mdp_engine_t *self, int64_t now)
     else
         return -1;
     int64_t left = next - now;
-    return left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int) left;
+    return left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
 }
 
 void mdp_engine_tick (mdp_engine_t *self, int64_t now)
@@ -351,7 +350,7 @@ static int s_header (mdp_engine_t *self, frames_t *msg, int *code)
     if (zmq_msg_size (&part[0]) == 0 && zmq_msg_size (&part[1]) == MDP_PROTO_LEN &&
         memcmp (zmq_msg_data (&part[1]), mdp_proto_worker (self->version), MDP_PROTO_LEN) == 0 &&
         zmq_msg_size (&part[2]) == 1)
-        *code = *(byte *) zmq_msg_data (&part[2]);
+        *code = *(byte *)zmq_msg_data (&part[2]);
     if (*code < 0)
         return -1;
     int meaning = mdp_proto_command (self->version, *code);
@@ -385,7 +384,8 @@ static void s_hold (mdp_engine_t *self)
 //  Handle the message in self->in, then empty it. True if a request is held.
 static bool s_handle (mdp_engine_t *self, int64_t now)
 {
-    self->expiry_at = now + (int64_t) self->heartbeat * self->liveness; //  any message proves it alive
+    self->expiry_at =
+        now + (int64_t)self->heartbeat * self->liveness; //  any message proves it alive
     int code;
     int command = s_header (self, &self->in, &code);
     if (command == MDP_PROTO_HEARTBEAT || command == MDP_PROTO_REQUEST) {
@@ -483,8 +483,7 @@ mdp_msg_t *mdp_engine_take_msg (mdp_engine_t *self)
     }
     s_frames_clear (&self->current);
     size_t envelope = s_envelope_size (&self->held, 0);
-    mdp_msg_t *msg =
-        mdp_msg_decode_parts (self->held.part + envelope, self->held.size - envelope);
+    mdp_msg_t *msg = mdp_msg_decode_parts (self->held.part + envelope, self->held.size - envelope);
     int error = msg ? 0 : errno;
     for (size_t index = envelope; index < self->held.size; index++)
         zmq_msg_close (&self->held.part[index]);
@@ -535,8 +534,8 @@ int mdp_engine_reply_msg (mdp_engine_t *self, const mdp_msg_t *msg, bool final)
         return -1;
     }
     const char *action = mdp_msg_action (msg);
-    void *handle = s_send_head (self, final ? MDP_PROTO_FINAL : MDP_PROTO_PARTIAL,
-                                &self->current, 2);
+    void *handle =
+        s_send_head (self, final ? MDP_PROTO_FINAL : MDP_PROTO_PARTIAL, &self->current, 2);
     if (handle) {
         zmq_send (handle, action, strlen (action), ZMQ_SNDMORE);
         zmq_send (handle, json, strlen (json), 0);

@@ -257,7 +257,7 @@ static cJSON *s_parse_container (reader_t *r, int depth)
             cJSON_free (key);
             break;
         }
-        value->string = key; //  owned by value now: cJSON_Delete frees it
+        value->string = key;                     //  owned by value now: cJSON_Delete frees it
         cJSON_AddItemToArray (container, value); //  links it, for objects too
         s_skip (r);
         if (r->at < r->end && *r->at == ',') {

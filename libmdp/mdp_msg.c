@@ -142,8 +142,8 @@ static char *s_text (const void *data, size_t size)
 //  that must be exactly one JSON value. Its numbers keep their text, so
 //  encode sends them on exactly as they came. The action text is copied once,
 //  into the message.
-static mdp_msg_t *s_decode (const void *action, size_t action_size, bool has_json,
-                            const void *json, size_t json_size)
+static mdp_msg_t *s_decode (const void *action, size_t action_size, bool has_json, const void *json,
+                            size_t json_size)
 {
     mdp_msg_t *self = calloc (1, sizeof (mdp_msg_t));
     if (!self) {
@@ -152,8 +152,8 @@ static mdp_msg_t *s_decode (const void *action, size_t action_size, bool has_jso
     }
     self->action = s_text (action, action_size);
     if (self->action)
-        self->data = has_json ? mdp_json_parse ((const char *) json, json_size)
-                              : cJSON_CreateObject ();
+        self->data =
+            has_json ? mdp_json_parse ((const char *)json, json_size) : cJSON_CreateObject ();
     if (!self->action || !self->data) {
         mdp_msg_destroy (&self);
         errno = EPROTO;

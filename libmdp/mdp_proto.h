@@ -6,11 +6,11 @@
 #ifndef MDP_PROTO_H_INCLUDED
 #define MDP_PROTO_H_INCLUDED
 
-#define MDPC01 "MDPC01"         //  client protocol, MDP/0.1
-#define MDPW01 "MDPW01"         //  worker protocol, MDP/0.1
-#define MDPC02 "MDPC02"         //  client protocol, MDP/0.2
-#define MDPW02 "MDPW02"         //  worker protocol, MDP/0.2
-#define MDP_PROTO_LEN 6         //  every protocol frame is six bytes
+#define MDPC01 "MDPC01" //  client protocol, MDP/0.1
+#define MDPW01 "MDPW01" //  worker protocol, MDP/0.1
+#define MDPC02 "MDPC02" //  client protocol, MDP/0.2
+#define MDPW02 "MDPW02" //  worker protocol, MDP/0.2
+#define MDP_PROTO_LEN 6 //  every protocol frame is six bytes
 
 //  MDP/0.1 worker commands (one-byte frames)
 #define MDPW01_READY 0x01
@@ -37,11 +37,11 @@
 typedef enum {
     MDP_PROTO_READY,
     MDP_PROTO_REQUEST,
-    MDP_PROTO_PARTIAL,    //  MDPW02 only
-    MDP_PROTO_FINAL,      //  REPLY in MDPW01
+    MDP_PROTO_PARTIAL, //  MDPW02 only
+    MDP_PROTO_FINAL,   //  REPLY in MDPW01
     MDP_PROTO_HEARTBEAT,
     MDP_PROTO_DISCONNECT,
-    MDP_PROTO_COMMANDS    //  how many there are
+    MDP_PROTO_COMMANDS //  how many there are
 } mdp_proto_cmd_t;
 
 //  Command bytes by [version - 1][meaning]; 0 where a version has none.
@@ -76,8 +76,8 @@ static inline int mdp_proto_command (int version, int code)
     return code >= 0 && code < 8 ? mdp_proto_meanings[version == 2][code] : -1;
 }
 
-#define MDP_ERROR_ACTION_WIRE "mdp.error"   //  action of every error reply
+#define MDP_ERROR_ACTION_WIRE "mdp.error" //  action of every error reply
 #define MDP_MMI_PREFIX "mmi."
-#define MDP_MAX_SERVICE_NAME 255   //  longer service names are malformed
+#define MDP_MAX_SERVICE_NAME 255 //  longer service names are malformed
 
 #endif

@@ -81,8 +81,7 @@ static int s_set_curve (zsock_t *sock, const char *endpoint, const char *server_
     return zsock_connect (sock, "%s", endpoint) == 0 ? 0 : -1;
 }
 
-int mdp_publisher_set_curve (mdp_publisher_t *self, const char *server_key,
-                             const char *cert_path)
+int mdp_publisher_set_curve (mdp_publisher_t *self, const char *server_key, const char *cert_path)
 {
     if (!self) {
         errno = EINVAL;
@@ -178,8 +177,8 @@ mdp_subscriber_t *mdp_subscriber_new (const char *endpoint)
     //  the ones already made in its own order).
     self->sock = zsock_new (ZMQ_SUB);
     self->endpoint = strdup (endpoint);
-    if (!self->queue || !self->sock || !self->endpoint
-        || zsock_connect (self->sock, "%s", endpoint) != 0) {
+    if (!self->queue || !self->sock || !self->endpoint ||
+        zsock_connect (self->sock, "%s", endpoint) != 0) {
         mdp_subscriber_destroy (&self);
         errno = EINVAL;
     }
@@ -201,8 +200,7 @@ void mdp_subscriber_destroy (mdp_subscriber_t **self_p)
     *self_p = NULL;
 }
 
-int mdp_subscriber_set_curve (mdp_subscriber_t *self, const char *server_key,
-                              const char *cert_path)
+int mdp_subscriber_set_curve (mdp_subscriber_t *self, const char *server_key, const char *cert_path)
 {
     if (!self) {
         errno = EINVAL;
@@ -229,8 +227,8 @@ static event_t *s_decode (mdp_subscriber_t *self, zmq_msg_t frames[2], size_t co
             *synced = true;
         return NULL;
     }
-    cJSON *data = category ? mdp_json_parse (zmq_msg_data (&frames[1]), zmq_msg_size (&frames[1]))
-                           : NULL;
+    cJSON *data =
+        category ? mdp_json_parse (zmq_msg_data (&frames[1]), zmq_msg_size (&frames[1])) : NULL;
     event_t *event = data ? calloc (1, sizeof (event_t)) : NULL;
     if (event && (event->category = strndup (topic, category)))
         event->data = data;

@@ -9,8 +9,8 @@
     with its own heartbeating and reconnect, all polled together; a request
     from one broker waits, held by its engine, while the hook serves another.
 */
-#include "mdp_curve.h"
 #include "mdp.h"
+#include "mdp_curve.h"
 #include "mdp_engine.h"
 #include "mdp_proto.h"
 #include <errno.h>
@@ -33,37 +33,37 @@
 #define MDP_WORKER_MAX_BROKERS 16 //  endpoints one worker may serve
 
 struct _mdp_worker_t {
-    char *endpoints[MDP_WORKER_MAX_BROKERS]; //  broker endpoints, owned
-    int nbrokers;                //  how many endpoints (and engines once started)
-    char *service;               //  service name, owned
-    mdp_worker_fn *handler;      //  on_request hook, or NULL
-    void *handler_arg;           //  the hook's argument
-    int heartbeat;               //  msecs between HEARTBEATs
-    int liveness;                //  silent heartbeats before the broker is gone
-    int reconnect_initial;       //  first reconnect wait, msecs
-    int reconnect_max;           //  cap on the reconnect wait, msecs
-    int protocol;                //  1 (MDPW01) or 2 (MDPW02)
-    mdp_curve_t curve;           //  CURVE keys, when set
+    char *endpoints[MDP_WORKER_MAX_BROKERS];       //  broker endpoints, owned
+    int nbrokers;                                  //  how many endpoints (and engines once started)
+    char *service;                                 //  service name, owned
+    mdp_worker_fn *handler;                        //  on_request hook, or NULL
+    void *handler_arg;                             //  the hook's argument
+    int heartbeat;                                 //  msecs between HEARTBEATs
+    int liveness;                                  //  silent heartbeats before the broker is gone
+    int reconnect_initial;                         //  first reconnect wait, msecs
+    int reconnect_max;                             //  cap on the reconnect wait, msecs
+    int protocol;                                  //  1 (MDPW01) or 2 (MDPW02)
+    mdp_curve_t curve;                             //  CURVE keys, when set
     mdp_engine_t *engines[MDP_WORKER_MAX_BROKERS]; //  one per broker; NULL until started
-    int current;                 //  the engine whose request the hook serves
-    int next;                    //  where the search for a held request starts
-    bool started;                //  engine and helper exist
-    bool in_hook;                //  the caller's thread is inside the hook
-    bool notified;               //  a note went to "notify" for the held request
-    pthread_t helper;            //  the helper thread
-    pthread_mutex_t sock_lock;   //  held by whoever uses the engine and its socket
-    pthread_mutex_t state_lock;  //  guards owners, quit and poke
-    pthread_cond_t state_cond;   //  the helper sleeps on it while owned
-    int owners;                  //  callers serving (they want the socket)
-    bool quit;                   //  the helper must end
-    _Atomic int64_t next_at;     //  when the engine next needs a tick (mono msecs)
-    zsock_t *control;            //  PULL: the helper polls it with the socket
-    zsock_t *poke;               //  PUSH to control, used under state_lock
-    zsock_t *notify;             //  PULL: mdp_worker_socket, readable when a request waits
-    zsock_t *notify_out;         //  PUSH to notify, used under sock_lock
-    zsock_t *wakeup;             //  PULL that mdp_worker_stop pokes, polled by run
-    char wakeup_endpoint[64];    //  its inproc endpoint
-    atomic_bool stopping;        //  set by mdp_worker_stop, cleared when run returns
+    int current;                                   //  the engine whose request the hook serves
+    int next;                                      //  where the search for a held request starts
+    bool started;                                  //  engine and helper exist
+    bool in_hook;                                  //  the caller's thread is inside the hook
+    bool notified;                                 //  a note went to "notify" for the held request
+    pthread_t helper;                              //  the helper thread
+    pthread_mutex_t sock_lock;  //  held by whoever uses the engine and its socket
+    pthread_mutex_t state_lock; //  guards owners, quit and poke
+    pthread_cond_t state_cond;  //  the helper sleeps on it while owned
+    int owners;                 //  callers serving (they want the socket)
+    bool quit;                  //  the helper must end
+    _Atomic int64_t next_at;    //  when the engine next needs a tick (mono msecs)
+    zsock_t *control;           //  PULL: the helper polls it with the socket
+    zsock_t *poke;              //  PUSH to control, used under state_lock
+    zsock_t *notify;            //  PULL: mdp_worker_socket, readable when a request waits
+    zsock_t *notify_out;        //  PUSH to notify, used under sock_lock
+    zsock_t *wakeup;            //  PULL that mdp_worker_stop pokes, polled by run
+    char wakeup_endpoint[64];   //  its inproc endpoint
+    atomic_bool stopping;       //  set by mdp_worker_stop, cleared when run returns
 };
 
 //  ---------------------------------------------------------------------------
@@ -169,8 +169,8 @@ static void s_helper_poll (mdp_worker_t *self)
 //  Sleep on state_cond until abs_msecs (zclock_mono time; state_lock held).
 static void s_sleep_until (mdp_worker_t *self, int64_t abs_msecs)
 {
-    struct timespec until = {.tv_sec = (time_t) (abs_msecs / 1000),
-                             .tv_nsec = (long) (abs_msecs % 1000) * 1000000};
+    struct timespec until = {.tv_sec = (time_t)(abs_msecs / 1000),
+                             .tv_nsec = (long)(abs_msecs % 1000) * 1000000};
     pthread_cond_timedwait (&self->state_cond, &self->state_lock, &until);
 }
 
@@ -217,7 +217,7 @@ static int s_add_endpoints (mdp_worker_t *self, const char *list)
     const char *item = list;
     while (item) {
         const char *comma = strchr (item, ',');
-        size_t size = comma ? (size_t) (comma - item) : strlen (item);
+        size_t size = comma ? (size_t)(comma - item) : strlen (item);
         while (size > 0 && *item == ' ') {
             item++;
             size--;
@@ -290,15 +290,15 @@ mdp_worker_t *mdp_worker_new (const char *endpoint, const char *service)
     const char *names[3] = {"wakeup", "control", "notify"};
     for (int index = 0; index < 3; index++)
         snprintf (endpoint_of[index], sizeof endpoint_of[index], "inproc://mdp-worker-%s-%p",
-                  names[index], (void *) self);
+                  names[index], (void *)self);
     snprintf (self->wakeup_endpoint, sizeof self->wakeup_endpoint, "%s", endpoint_of[0]);
     self->wakeup = zsock_new_pull (endpoint_of[0]);
     self->control = zsock_new_pull (endpoint_of[1]);
     self->poke = zsock_new_push (endpoint_of[1]);
     self->notify = zsock_new_pull (endpoint_of[2]);
     self->notify_out = zsock_new_push (endpoint_of[2]);
-    if (!self->service || !self->wakeup || !self->control || !self->poke ||
-        !self->notify || !self->notify_out) {
+    if (!self->service || !self->wakeup || !self->control || !self->poke || !self->notify ||
+        !self->notify_out) {
         mdp_worker_destroy (&self);
         errno = ENOMEM;
     }
@@ -357,8 +357,7 @@ void mdp_worker_set_heartbeat (mdp_worker_t *self, int msecs, int liveness)
 void mdp_worker_set_reconnect (mdp_worker_t *self, int initial_msecs, int max_msecs)
 {
     self->reconnect_initial = initial_msecs > 0 ? initial_msecs : 1;
-    self->reconnect_max =
-        max_msecs > self->reconnect_initial ? max_msecs : self->reconnect_initial;
+    self->reconnect_max = max_msecs > self->reconnect_initial ? max_msecs : self->reconnect_initial;
     if (!self->started)
         return;
     s_acquire (self);

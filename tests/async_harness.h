@@ -23,8 +23,8 @@ __attribute__ ((unused)) static mdp_async_t *s_client (const char *endpoint)
     return client;
 }
 
-__attribute__ ((unused)) static uint64_t s_send (mdp_async_t *client, const char *service, const char *action,
-                        const char *json)
+__attribute__ ((unused)) static uint64_t s_send (mdp_async_t *client, const char *service,
+                                                 const char *action, const char *json)
 {
     mdp_msg_t *request = mdp_msg_new (action, cJSON_Parse (json));
     uint64_t id = mdp_async_send (client, service, &request);

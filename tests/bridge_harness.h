@@ -97,10 +97,10 @@ static void s_rabbit_setup (void)
 //  here with openssl: a CA, a server certificate for localhost and
 //  127.0.0.1, and a second, unrelated CA), and a second, independent node
 //  for failover. Both nodes start at once.
-static int s_port2;             //  the second node's AMQP port
-static char s_base2[96];        //  its state directory
-static int s_tls_port;          //  the first node's amqps port
-static char s_tls_dir[128];     //  ca.pem, server.pem/key, wrong-ca.pem
+static int s_port2;         //  the second node's AMQP port
+static char s_base2[96];    //  its state directory
+static int s_tls_port;      //  the first node's amqps port
+static char s_tls_dir[128]; //  ca.pem, server.pem/key, wrong-ca.pem
 
 static int s_make_certs (void)
 {
@@ -338,11 +338,12 @@ static void s_bridge_config (const char *format, ...)
 //  the bridge on our broker.
 static void s_bridge (const char *routes)
 {
-    s_bridge_config ("{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
-                     " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
-                     " \"users\": {\"bridge\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
-                     " \"routes\": [%s]}\n",
-                     s_port, routes);
+    s_bridge_config (
+        "{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
+        " \"amqp_reconnect_max\": 1000, \"mdp_reconnect_max\": 1000,\n"
+        " \"users\": {\"bridge\": {\"username\": \"guest\", \"password\": \"guest\"}},\n"
+        " \"routes\": [%s]}\n",
+        s_port, routes);
 }
 
 static void s_neon_serve (const char *queue1, const char *queue2, const char *queue3)

@@ -97,8 +97,8 @@ __attribute__ ((unused)) static void s_pump_until (int want_workers, int want_qu
     do {
         broker_poll (broker, 2);
         broker_counts (broker, &services, &workers, &queued);
-        if ((want_workers < 0 || workers == (size_t) want_workers)
-            && (want_queued < 0 || queued == (size_t) want_queued))
+        if ((want_workers < 0 || workers == (size_t)want_workers) &&
+            (want_queued < 0 || queued == (size_t)want_queued))
             return;
     } while (zclock_mono () < deadline);
     ck_abort_msg ("broker has %zu workers and %zu queued, want %d and %d", workers, queued,
@@ -114,8 +114,8 @@ __attribute__ ((unused)) static void s_send (zsock_t *peer, const char *picture,
     for (const char *p = picture; *p; p++) {
         if (*p == 's')
             zmsg_addstr (msg, va_arg (args, const char *));
-        else   //  'c': a one-byte command frame
-            zmsg_addmem (msg, (char[]){(char) va_arg (args, int)}, 1);
+        else //  'c': a one-byte command frame
+            zmsg_addmem (msg, (char[]){(char)va_arg (args, int)}, 1);
     }
     va_end (args);
     zmsg_send (&msg, peer);
@@ -131,8 +131,8 @@ __attribute__ ((unused)) static void s_take_first_heartbeat (zsock_t *worker, si
     size_t services, workers, queued;
     broker_counts (broker, &services, &workers, &queued);
     if (queued < queued_before)
-        return;   //  a REQUEST went out instead
-    zmsg_t *beat = tu_recv (worker, 500);   //  already sent: no pumping needed
+        return;                           //  a REQUEST went out instead
+    zmsg_t *beat = tu_recv (worker, 500); //  already sent: no pumping needed
     const char *proto = version == 2 ? MDPW02 : MDPW01;
     const char *command = version == 2 ? "\x05" : "\x04";
     if (bare)
@@ -146,7 +146,7 @@ __attribute__ ((unused)) static void s_ready (zsock_t *worker, const char *servi
     size_t services, workers, queued;
     broker_counts (broker, &services, &workers, &queued);
     s_send (worker, "sscs", "", MDPW01, MDPW01_READY, service);
-    s_pump_until ((int) workers + 1, -1);
+    s_pump_until ((int)workers + 1, -1);
     s_take_first_heartbeat (worker, queued, 1, false);
 }
 

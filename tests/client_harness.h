@@ -103,5 +103,4 @@ __attribute__ ((unused)) static void s_result_free (result_t *result)
     zstr_free (&result->partials);
 }
 
-
 #endif

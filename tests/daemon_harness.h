@@ -11,29 +11,29 @@
 #include "mdp_client_private.h"
 #include "testutil.h"
 #include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <cjson/cJSON.h>
 #include <check.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define DH_MAX_ARGS 24           //  arguments after the program name
+#define DH_MAX_ARGS 24 //  arguments after the program name
 
 typedef struct {
-    int status;                  //  exit code, 128+signal, -1 on timeout
-    char out[16384];             //  all of stdout
-    char err[16384];             //  all of stderr
+    int status;      //  exit code, 128+signal, -1 on timeout
+    char out[16384]; //  all of stdout
+    char err[16384]; //  all of stderr
 } dh_result_t;
 
-static char dh_dir[64];          //  this test's scratch directory
+static char dh_dir[64]; //  this test's scratch directory
 
 static inline void dh_setup (void)
 {
@@ -90,12 +90,12 @@ static inline pid_t dh_spawn_tied (char *const argv[], int out_fd, int err_fd)
 //  Start the built program (e.g. "mdp-http") with args (NULL-ended) and its
 //  stdout and stderr on pipes (read ends in *out_fd and *err_fd). Returns the
 //  pid.
-static inline pid_t dh_spawn_program (const char *program, const char *const args[],
-                                      int *out_fd, int *err_fd)
+static inline pid_t dh_spawn_program (const char *program, const char *const args[], int *out_fd,
+                                      int *err_fd)
 {
     char *argv[DH_MAX_ARGS + 2] = {strdup (tu_program (program))};
     for (int i = 0; args[i] && i < DH_MAX_ARGS; i++)
-        argv[i + 1] = (char *) args[i];
+        argv[i + 1] = (char *)args[i];
     int out[2], err[2];
     ck_assert_int_eq (pipe2 (out, O_CLOEXEC), 0);
     ck_assert_int_eq (pipe2 (err, O_CLOEXEC), 0);
@@ -126,7 +126,7 @@ static inline bool dh_read_all (int fds[2], char *bufs[2], size_t size, int time
     while ((open[0] || open[1]) && zclock_mono () < deadline) {
         struct pollfd items[2] = {{open[0] ? fds[0] : -1, POLLIN, 0},
                                   {open[1] ? fds[1] : -1, POLLIN, 0}};
-        if (poll (items, 2, (int) (deadline - zclock_mono ())) <= 0)
+        if (poll (items, 2, (int)(deadline - zclock_mono ())) <= 0)
             continue;
         for (int i = 0; i < 2; i++) {
             if (!open[i] || !items[i].revents)
@@ -137,7 +137,7 @@ static inline bool dh_read_all (int fds[2], char *bufs[2], size_t size, int time
                 open[i] = false;
                 continue;
             }
-            size_t keep = (size_t) got < size - 1 - used[i] ? (size_t) got : size - 1 - used[i];
+            size_t keep = (size_t)got < size - 1 - used[i] ? (size_t)got : size - 1 - used[i];
             memcpy (bufs[i] + used[i], chunk, keep);
             used[i] += keep;
         }
@@ -168,7 +168,7 @@ static inline bool dh_endpoint (int err_fd, char *endpoint, size_t size, int tim
     if (!line)
         return false;
     char *start = strstr (line, "serving on ") + strlen ("serving on ");
-    snprintf (endpoint, size, "%.*s", (int) strcspn (start, " "), start);
+    snprintf (endpoint, size, "%.*s", (int)strcspn (start, " "), start);
     free (line);
     return strncmp (endpoint, "tcp://", 6) == 0;
 }
@@ -182,28 +182,28 @@ static inline pid_t dh_read_pidfile (const char *path)
         return 0;
     ssize_t size = read (fd, text, sizeof text - 1);
     close (fd);
-    return size > 0 ? (pid_t) strtol (text, NULL, 10) : 0;
+    return size > 0 ? (pid_t)strtol (text, NULL, 10) : 0;
 }
 
 static inline bool dh_file_exists (void *path)
 {
-    return access ((const char *) path, F_OK) == 0;
+    return access ((const char *)path, F_OK) == 0;
 }
 
 static inline bool dh_file_gone (void *path)
 {
-    return access ((const char *) path, F_OK) != 0;
+    return access ((const char *)path, F_OK) != 0;
 }
 
 //  True when pid has ended: no such process, or a zombie nobody reaped yet
 //  (a detached broker is not our child).
 static inline bool dh_gone (void *arg)
 {
-    pid_t pid = (pid_t) (intptr_t) arg;
+    pid_t pid = (pid_t)(intptr_t)arg;
     if (kill (pid, 0) != 0 && errno == ESRCH)
         return true;
     char path[64], stat[256] = "";
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *file = fopen (path, "r");
     if (!file)
         return true;
@@ -221,7 +221,7 @@ static inline bool dh_stop_detached (pid_t pid, int timeout_ms)
     if (pid <= 0)
         return true;
     kill (pid, SIGTERM);
-    if (tu_wait_for (dh_gone, (void *) (intptr_t) pid, timeout_ms))
+    if (tu_wait_for (dh_gone, (void *)(intptr_t)pid, timeout_ms))
         return true;
     kill (pid, SIGKILL);
     return false;
@@ -233,14 +233,15 @@ static inline bool dh_stop_detached (pid_t pid, int timeout_ms)
 //  connect to itself (TCP simultaneous open), holding the port.
 static inline void dh_free_endpoint (char *endpoint, size_t size)
 {
-    unsigned int seed = (unsigned int) getpid () ^ (unsigned int) zclock_mono ();
+    unsigned int seed = (unsigned int)getpid () ^ (unsigned int)zclock_mono ();
     for (int attempt = 0; attempt < 100; attempt++) {
-        int port = 20000 + (int) (rand_r (&seed) % 12000);
+        int port = 20000 + (int)(rand_r (&seed) % 12000);
         //  A plain bind, closed at once (libzmq lets a port go later, in its I/O thread).
-        struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) port),
+        struct sockaddr_in addr = {.sin_family = AF_INET,
+                                   .sin_port = htons ((uint16_t)port),
                                    .sin_addr.s_addr = htonl (INADDR_LOOPBACK)};
         int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        int rc = fd >= 0 ? bind (fd, (struct sockaddr *) &addr, sizeof addr) : -1;
+        int rc = fd >= 0 ? bind (fd, (struct sockaddr *)&addr, sizeof addr) : -1;
         if (fd >= 0)
             close (fd);
         snprintf (endpoint, size, "tcp://127.0.0.1:%d", port);

@@ -23,28 +23,28 @@
 #include <unistd.h>
 
 typedef struct {
-    int status;                  //  HTTP status, 0 if no answer came
-    char head[8192];             //  status line and headers
-    char *body;                  //  body, decoded, NUL-terminated (free ())
-    size_t size;                 //  bytes in body
+    int status;      //  HTTP status, 0 if no answer came
+    char head[8192]; //  status line and headers
+    char *body;      //  body, decoded, NUL-terminated (free ())
+    size_t size;     //  bytes in body
 } hh_reply_t;
 
 typedef struct {
-    int fd;                      //  the connection, -1 when closed
-    char *data;                  //  bytes read so far (NUL-terminated)
-    size_t size, cap;            //  used and allocated
-    bool eof;                    //  the server closed the connection
+    int fd;           //  the connection, -1 when closed
+    char *data;       //  bytes read so far (NUL-terminated)
+    size_t size, cap; //  used and allocated
+    bool eof;         //  the server closed the connection
 } hh_stream_t;
 
-static int hh_port;              //  mdp-http's port on 127.0.0.1
+static int hh_port; //  mdp-http's port on 127.0.0.1
 
 static inline int hh_connect (void)
 {
     int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     ck_assert_int_ge (fd, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t) hh_port)};
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons ((uint16_t)hh_port)};
     addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    ck_assert_int_eq (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+    ck_assert_int_eq (connect (fd, (struct sockaddr *)&addr, sizeof addr), 0);
     return fd;
 }
 
@@ -55,7 +55,7 @@ static inline bool hh_send_all (int fd, const char *data, size_t size)
         if (sent <= 0)
             return false;
         data += sent;
-        size -= (size_t) sent;
+        size -= (size_t)sent;
     }
     return true;
 }
@@ -75,7 +75,7 @@ static inline bool hh_read_some (hh_stream_t *stream, int msecs)
     if (got <= 0)
         stream->eof = true;
     else
-        stream->size += (size_t) got;
+        stream->size += (size_t)got;
     stream->data[stream->size] = 0;
     return true;
 }
@@ -93,10 +93,10 @@ static inline hh_stream_t hh_open (const char *method, const char *path, const c
     int len = asprintf (&head, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%s\r\n",
                         method, path, headers ? headers : "", length);
     ck_assert_int_gt (len, 0);
-    ck_assert (hh_send_all (stream.fd, head, (size_t) len));
+    ck_assert (hh_send_all (stream.fd, head, (size_t)len));
     free (head);
     if (body && size)
-        hh_send_all (stream.fd, body, size);   //  the server may refuse it early
+        hh_send_all (stream.fd, body, size); //  the server may refuse it early
     return stream;
 }
 
@@ -107,11 +107,11 @@ static inline const char *hh_wait_for (hh_stream_t *stream, size_t from, const c
 {
     int64_t deadline = zclock_mono () + tu_scale (msecs);
     while (true) {
-        const char *found = stream->data && stream->size > from
-                                ? strstr (stream->data + from, needle) : NULL;
+        const char *found =
+            stream->data && stream->size > from ? strstr (stream->data + from, needle) : NULL;
         if (found || stream->eof || zclock_mono () >= deadline)
             return found;
-        hh_read_some (stream, (int) (deadline - zclock_mono ()));
+        hh_read_some (stream, (int)(deadline - zclock_mono ()));
     }
 }
 
@@ -134,7 +134,7 @@ static inline size_t hh_dechunk (char *body, size_t size)
         char *line_end = strstr (body + in, "\r\n");
         if (!line_end || end == body + in || chunk == 0)
             break;
-        in = (size_t) (line_end - body) + 2;
+        in = (size_t)(line_end - body) + 2;
         if (in + chunk > size)
             chunk = size - in;
         memmove (body + out, body + in, chunk);
@@ -153,18 +153,16 @@ static inline hh_reply_t hh_request_within (const char *method, const char *path
     hh_stream_t stream = hh_open (method, path, headers, body, size);
     int64_t deadline = zclock_mono () + tu_scale (msecs);
     while (!stream.eof && zclock_mono () < deadline)
-        hh_read_some (&stream, (int) (deadline - zclock_mono ()));
+        hh_read_some (&stream, (int)(deadline - zclock_mono ()));
     hh_reply_t reply = {0, "", NULL, 0};
     char *split = stream.data ? strstr (stream.data, "\r\n\r\n") : NULL;
     if (split && sscanf (stream.data, "HTTP/1.%*d %d", &reply.status) == 1) {
-        snprintf (reply.head, sizeof reply.head, "%.*s", (int) (split - stream.data),
-                  stream.data);
-        reply.size = stream.size - (size_t) (split + 4 - stream.data);
+        snprintf (reply.head, sizeof reply.head, "%.*s", (int)(split - stream.data), stream.data);
+        reply.size = stream.size - (size_t)(split + 4 - stream.data);
         reply.body = strndup (split + 4, reply.size);
         if (strcasestr (reply.head, "transfer-encoding: chunked"))
             reply.size = hh_dechunk (reply.body, reply.size);
-    }
-    else
+    } else
         reply.body = strdup ("");
     hh_close (&stream);
     return reply;
@@ -194,7 +192,7 @@ static inline const char *hh_header (const hh_reply_t *reply, const char *name, 
         at += strlen (pattern);
         while (*at == ' ')
             at++;
-        snprintf (buf, size, "%.*s", (int) strcspn (at, "\r\n"), at);
+        snprintf (buf, size, "%.*s", (int)strcspn (at, "\r\n"), at);
     }
     return buf;
 }
@@ -207,22 +205,21 @@ static inline const char *hh_header (const hh_reply_t *reply, const char *name, 
 
 static inline bool hh_metric_name_ok (const char *name, size_t len)
 {
-    if (len == 0 || !(isalpha ((unsigned char) name[0]) || name[0] == '_' || name[0] == ':'))
+    if (len == 0 || !(isalpha ((unsigned char)name[0]) || name[0] == '_' || name[0] == ':'))
         return false;
     for (size_t i = 1; i < len; i++)
-        if (!(isalnum ((unsigned char) name[i]) || name[i] == '_' || name[i] == ':'))
+        if (!(isalnum ((unsigned char)name[i]) || name[i] == '_' || name[i] == ':'))
             return false;
     return true;
 }
 
 //  Parse name{labels} value at line. Returns false with a reason in err.
-static inline bool hh_sample (const char *line, char *name, char *labels, double *value,
-                              char *err)
+static inline bool hh_sample (const char *line, char *name, char *labels, double *value, char *err)
 {
     size_t len = strcspn (line, "{ ");
     if (!hh_metric_name_ok (line, len))
         return sprintf (err, "bad metric name in '%s'", line), false;
-    snprintf (name, 256, "%.*s", (int) len, line);
+    snprintf (name, 256, "%.*s", (int)len, line);
     const char *at = line + len;
     labels[0] = 0;
     if (*at == '{') {
@@ -242,11 +239,10 @@ static inline bool hh_sample (const char *line, char *name, char *labels, double
             at++;
             if (*at == ',')
                 at++;
-            else
-            if (*at != '}')
+            else if (*at != '}')
                 return sprintf (err, "bad label list in '%s'", line), false;
         }
-        snprintf (labels, 1024, "%.*s", (int) (at - start), start);
+        snprintf (labels, 1024, "%.*s", (int)(at - start), start);
         at++;
     }
     if (*at != ' ')
@@ -274,15 +270,15 @@ static inline void hh_check_prometheus (const char *text)
             char name[256], kind[32];
             ck_assert_msg (sscanf (line + 7, "%255s %31s", name, kind) == 2, "bad '%s'", line);
             ck_assert_msg (hh_metric_name_ok (name, strlen (name)), "bad name in '%s'", line);
-            ck_assert_msg (strcmp (kind, "counter") == 0 || strcmp (kind, "gauge") == 0
-                               || strcmp (kind, "histogram") == 0,
+            ck_assert_msg (strcmp (kind, "counter") == 0 || strcmp (kind, "gauge") == 0 ||
+                               strcmp (kind, "histogram") == 0,
                            "unexpected type in '%s'", line);
             for (int i = 0; i < ntypes; i++)
                 ck_assert_msg (strcmp (types[i], name) != 0, "TYPE twice for %s", name);
-            ck_assert_msg (strcmp (kind, "counter") != 0
-                               || (strlen (name) > 6
-                                   && strcmp (name + strlen (name) - 6, "_total") == 0),
-                           "counter %s does not end in _total", name);
+            ck_assert_msg (
+                strcmp (kind, "counter") != 0 ||
+                    (strlen (name) > 6 && strcmp (name + strlen (name) - 6, "_total") == 0),
+                "counter %s does not end in _total", name);
             ck_assert_int_lt (ntypes, 128);
             snprintf (types[ntypes], 256, "%s", name);
             snprintf (kinds[ntypes++], 32, "%s", kind);
@@ -297,20 +293,18 @@ static inline void hh_check_prometheus (const char *text)
             size_t len = strlen (types[i]);
             if (strcmp (name, types[i]) == 0)
                 kind = kinds[i];
-            else
-            if (strcmp (kinds[i], "histogram") == 0 && strncmp (name, types[i], len) == 0
-                && (!strcmp (name + len, "_bucket") || !strcmp (name + len, "_sum")
-                    || !strcmp (name + len, "_count")))
+            else if (strcmp (kinds[i], "histogram") == 0 && strncmp (name, types[i], len) == 0 &&
+                     (!strcmp (name + len, "_bucket") || !strcmp (name + len, "_sum") ||
+                      !strcmp (name + len, "_count")))
                 kind = kinds[i];
         }
         ck_assert_msg (kind != NULL, "sample '%s' before its # TYPE", line);
-        ck_assert_msg (strcmp (kind, "counter") != 0 || value >= 0, "negative counter '%s'",
-                       line);
+        ck_assert_msg (strcmp (kind, "counter") != 0 || value >= 0, "negative counter '%s'", line);
         if (strstr (name, "_bucket")) {
             char *le = strstr (labels, "le=\"");
             ck_assert_msg (le != NULL, "bucket without le: '%s'", line);
             char series[1280];
-            snprintf (series, sizeof series, "%s|%.*s", name, (int) (le - labels), labels);
+            snprintf (series, sizeof series, "%s|%.*s", name, (int)(le - labels), labels);
             if (strcmp (series, last_series) != 0) {
                 snprintf (last_series, sizeof last_series, "%s", series);
                 last_bucket = -1;
@@ -319,9 +313,7 @@ static inline void hh_check_prometheus (const char *text)
             last_bucket = value;
             if (strncmp (le, "le=\"+Inf\"", 9) == 0)
                 inf_count = value;
-        }
-        else
-        if (strstr (name, "_count") && inf_count >= 0) {
+        } else if (strstr (name, "_count") && inf_count >= 0) {
             ck_assert_msg (value == inf_count, "_count %g != +Inf bucket %g", value, inf_count);
             inf_count = -1;
         }
@@ -349,14 +341,15 @@ __attribute__ ((unused)) static pid_t broker_pid, echo_pid, http_pid;
 static int broker_out, broker_err, http_out, http_err;
 static char endpoint[256], pub_ep[256], sub_ep[256];
 static zactor_t *worker;
-static atomic_int seen;          //  requests the thread worker received
+static atomic_int seen; //  requests the thread worker received
 
 //  ---------------------------------------------------------------------------
 //  The thread worker, service "test" (MDPW02): "fail" answers mdp.error with
 //  data's "code"; "sleep" waits data's "ms"; "stream" sends data's "partials"
 //  partial replies {"part": i}; anything else echoes the data.
 
-__attribute__ ((unused)) static mdp_msg_t *s_test_hook (mdp_worker_t *self, mdp_msg_t *request, void *arg)
+__attribute__ ((unused)) static mdp_msg_t *s_test_hook (mdp_worker_t *self, mdp_msg_t *request,
+                                                        void *arg)
 {
     atomic_fetch_add (&seen, 1);
     const char *action = mdp_msg_action (request);
@@ -399,18 +392,24 @@ __attribute__ ((unused)) static void s_worker_actor (zsock_t *pipe, void *arg)
 //  Processes
 
 //  After "prefix", the first word of the line; copied to out.
-__attribute__ ((unused)) static void s_word_after (const char *line, const char *prefix, char *out, size_t size)
+__attribute__ ((unused)) static void s_word_after (const char *line, const char *prefix, char *out,
+                                                   size_t size)
 {
     const char *at = strstr (line, prefix);
     ck_assert_msg (at != NULL, "no '%s' in '%s'", prefix, line);
     at += strlen (prefix);
-    snprintf (out, size, "%.*s", (int) strcspn (at, " ,"), at);
+    snprintf (out, size, "%.*s", (int)strcspn (at, " ,"), at);
 }
 
 __attribute__ ((unused)) static void s_start_broker (void)
 {
-    const char *args[] = {"-e", "tcp://127.0.0.1:*", "--pub-endpoint", "tcp://127.0.0.1:*",
-                          "--sub-endpoint", "tcp://127.0.0.1:*", NULL};
+    const char *args[] = {"-e",
+                          "tcp://127.0.0.1:*",
+                          "--pub-endpoint",
+                          "tcp://127.0.0.1:*",
+                          "--sub-endpoint",
+                          "tcp://127.0.0.1:*",
+                          NULL};
     broker_pid = dh_spawn (args, &broker_out, &broker_err);
     char *line = tu_read_line_with (broker_err, "events: publishers connect to", 10000);
     ck_assert_ptr_nonnull (line);
@@ -423,8 +422,7 @@ __attribute__ ((unused)) static void s_start_broker (void)
 //  Start mdp-http against our broker with extra args (NULL-ended); sets hh_port.
 __attribute__ ((unused)) static void s_start_http (const char *const extra[])
 {
-    const char *args[DH_MAX_ARGS] = {"--listen", "127.0.0.1:0", "-e", endpoint,
-                                     "--events", sub_ep};
+    const char *args[DH_MAX_ARGS] = {"--listen", "127.0.0.1:0", "-e", endpoint, "--events", sub_ep};
     int count = 6;
     for (int i = 0; extra && extra[i] && count < DH_MAX_ARGS - 1; i++)
         args[count++] = extra[i];
@@ -461,9 +459,9 @@ __attribute__ ((unused)) static bool s_services_up (void *arg)
     hh_reply_t reply = hh_request ("GET", "/v1/services", arg, NULL);
     cJSON *root = cJSON_Parse (reply.body ? reply.body : "");
     cJSON *services = cJSON_GetObjectItem (root, "services");
-    bool up = reply.status == 200
-              && cJSON_GetObjectItem (cJSON_GetObjectItem (services, "echo"), "workers")
-              && cJSON_GetObjectItem (cJSON_GetObjectItem (services, "test"), "workers");
+    bool up = reply.status == 200 &&
+              cJSON_GetObjectItem (cJSON_GetObjectItem (services, "echo"), "workers") &&
+              cJSON_GetObjectItem (cJSON_GetObjectItem (services, "test"), "workers");
     cJSON_Delete (root);
     hh_free (&reply);
     return up;
@@ -473,7 +471,7 @@ __attribute__ ((unused)) static void s_setup (void)
 {
     dh_setup ();
     s_start_broker ();
-    char *argv[] = {(char *) tu_program ("mdp-echo-worker"), "-e", endpoint, "echo", NULL};
+    char *argv[] = {(char *)tu_program ("mdp-echo-worker"), "-e", endpoint, "echo", NULL};
     echo_pid = tu_spawn (argv, -1);
     ck_assert_int_gt (echo_pid, 0);
     worker = zactor_new (s_worker_actor, NULL);

@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define WORKERS 5                //  mdp-echo-worker slots in every test
+#define WORKERS 5 //  mdp-echo-worker slots in every test
 
 //  Every process a test starts, so that every failure path can stop them all.
 //  (Check also SIGKILLs the test's process group when a test ends.)
@@ -60,10 +60,10 @@ __attribute__ ((unused)) static void s_teardown (void)
 //  --- the programs -----------------------------------------------------------
 
 typedef struct {
-    off_t offset;                //  where this broker's lines start in the log
-    pid_t pid;                   //  the broker
-    bool exited;                 //  it ended (e.g. the port was still busy)
-    char endpoint[256];          //  what it serves on, once it said so
+    off_t offset;       //  where this broker's lines start in the log
+    pid_t pid;          //  the broker
+    bool exited;        //  it ended (e.g. the port was still busy)
+    char endpoint[256]; //  what it serves on, once it said so
 } started_t;
 
 //  True when the broker logged "serving on ENDPOINT" or has exited.
@@ -79,7 +79,7 @@ __attribute__ ((unused)) static bool s_broker_said (void *arg)
     char *line = strstr (text, "mdp-broker: serving on tcp://");
     char *end = line ? strchr (line + 23, ' ') : NULL;
     if (end) {
-        snprintf (started->endpoint, sizeof started->endpoint, "%.*s", (int) (end - line - 23),
+        snprintf (started->endpoint, sizeof started->endpoint, "%.*s", (int)(end - line - 23),
                   line + 23);
         return true;
     }
@@ -91,10 +91,10 @@ __attribute__ ((unused)) static bool s_broker_said (void *arg)
 //  wait until it serves and note its endpoint. Returns 0, or -1 if it exited.
 __attribute__ ((unused)) static int s_broker_start (const char *bind, const char *extra[])
 {
-    char program[512], *argv[8] = {program, "-e", (char *) bind};
+    char program[512], *argv[8] = {program, "-e", (char *)bind};
     snprintf (program, sizeof program, "%s", tu_program ("mdp-broker"));
     for (int arg = 0; arg < 4 && extra && extra[arg]; arg++)
-        argv[3 + arg] = (char *) extra[arg];
+        argv[3 + arg] = (char *)extra[arg];
     started_t started = {lseek (s_log, 0, SEEK_END), 0, false, ""};
     started.pid = s_broker = tu_spawn_err (argv, s_log, s_log);
     if (!tu_wait_for (s_broker_said, &started, 10000) || started.exited) {
@@ -120,7 +120,7 @@ __attribute__ ((unused)) static int s_broker_restart (const char *extra[])
     while (s_broker_start (bind, extra) != 0) {
         if (zclock_mono () > until)
             return -1;
-        zclock_sleep (50);   //  then try the port again
+        zclock_sleep (50); //  then try the port again
     }
     return WIFEXITED (status) ? WEXITSTATUS (status) : 128;
 }
@@ -137,7 +137,7 @@ __attribute__ ((unused)) static pid_t s_worker_start (int heartbeat)
 
 __attribute__ ((unused)) static bool s_has_echo (void *arg)
 {
-    return mdp_client_has_service ((mdp_client_t *) arg, "echo") == 1;
+    return mdp_client_has_service ((mdp_client_t *)arg, "echo") == 1;
 }
 
 //  True once the broker knows a worker for "echo" (bounded wait).

@@ -48,7 +48,8 @@ __attribute__ ((unused)) static mdp_publisher_t *s_publisher (void)
 }
 
 //  Publish category with data {"n": n}.
-__attribute__ ((unused)) static void s_publish (mdp_publisher_t *publisher, const char *category, int n)
+__attribute__ ((unused)) static void s_publish (mdp_publisher_t *publisher, const char *category,
+                                                int n)
 {
     cJSON *data = cJSON_CreateObject ();
     cJSON_AddNumberToObject (data, "n", n);
@@ -57,7 +58,8 @@ __attribute__ ((unused)) static void s_publish (mdp_publisher_t *publisher, cons
 }
 
 //  Receive the next event (bounded wait) and check category and n.
-__attribute__ ((unused)) static void s_expect (mdp_subscriber_t *subscriber, const char *category, int n)
+__attribute__ ((unused)) static void s_expect (mdp_subscriber_t *subscriber, const char *category,
+                                               int n)
 {
     char *got = NULL;
     cJSON *data = NULL;

@@ -25,7 +25,7 @@ START_TEST (test_request_frames)
     //  The id: 8 bytes, big-endian
     zmsg_t *first = tu_recv (broker, 2000);
     tu_assert_frames (first, 9, NULL, NULL, "", "MDPC02", "\x01", "echo", "2.5", "config.get",
-                     "{\"key\":1}");
+                      "{\"key\":1}");
     ck_assert_int_eq (zframe_size (s_correlation (first)), 8);
     ck_assert (memcmp (zframe_data (s_correlation (first)), "\0\0\0\0\0\0\0\x01", 8) == 0);
     zmsg_t *second = tu_recv (broker, 2000);

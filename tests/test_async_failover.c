@@ -64,7 +64,7 @@ START_TEST (test_failover_on_503)
     zmsg_t *first = tu_recv (pair.a, 2000);
     ck_assert_ptr_nonnull (first);
     tu_answer (pair.a, first, 5, "MDPC02", "\x03", "echo", "mdp.error",
-              "{\"code\":503,\"reason\":\"broker shutting down\"}");
+               "{\"code\":503,\"reason\":\"broker shutting down\"}");
     zmsg_t *second = s_pump_until (client, pair.b, 2000); //  at once, not after the timeout
     ck_assert_ptr_nonnull (second);
     tu_answer (pair.b, second, 5, "MDPC02", "\x03", "echo", "a.result", "{}");
@@ -121,8 +121,8 @@ START_TEST (test_dead_broker_is_probed_not_asked)
     zframe_t *zero = tu_id_frame (0);
     ck_assert (zframe_eq (s_correlation (probe), zero));
     zframe_destroy (&zero);
-    tu_assert_frames (probe, 9, NULL, NULL, "", "MDPC02", "\x01", "mmi.service", NULL,
-                      "mmi.ping", "{}");
+    tu_assert_frames (probe, 9, NULL, NULL, "", "MDPC02", "\x01", "mmi.service", NULL, "mmi.ping",
+                      "{}");
     tu_answer (pair.b, third, 5, "MDPC02", "\x03", "echo", "b.result", "{}");
     ck_assert_event (client, 2000, "2 final {\"action\":\"b.result\",\"data\":{}}");
     zmsg_destroy (&probe);

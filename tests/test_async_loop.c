@@ -131,7 +131,7 @@ static void s_answer_all (flight_t *flight)
         char *body = final ? zsys_sprintf ("{\"n\":%d,\"parts\":%d}", n, sent[n])
                            : zsys_sprintf ("{\"n\":%d,\"part\":%d}", n, sent[n]);
         tu_answer (flight->broker, by_n[n], 5, "MDPC02", final ? "\x03" : "\x02", "echo",
-                  final ? "job.result" : "job.partial", body);
+                   final ? "job.result" : "job.partial", body);
         sent[n]++;
         zstr_free (&body);
     }

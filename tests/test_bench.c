@@ -22,7 +22,7 @@ static cJSON *s_bench (const char *arg, ...)
     va_list args;
     va_start (args, arg);
     for (const char *next = arg; next && argc < 30; next = va_arg (args, const char *))
-        argv[argc++] = (char *) next;
+        argv[argc++] = (char *)next;
     va_end (args);
     argv[argc++] = "--json";
     argv[argc] = NULL;
@@ -145,9 +145,9 @@ END_TEST
 //  mdp-relay, frame by frame
 
 typedef struct {
-    pid_t pid;                   //  the relay
-    int err_fd;                  //  its stderr
-    char endpoint[256];          //  where it serves
+    pid_t pid;          //  the relay
+    int err_fd;         //  its stderr
+    char endpoint[256]; //  where it serves
 } relay_t;
 
 static void s_relay_start (relay_t *relay)

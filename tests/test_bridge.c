@@ -177,13 +177,14 @@ START_TEST (test_forward_errors)
         "neon.silent", "neon",
         "\"vhost\": \"/neon_api\", \"queue\": \"neon_silent_input\", "
         "\"timeout\": 700") "," FWD ("neon.nowhere", "neon",
-                                     "\"vhost\": \"/neon_api\", \"queue\": \"no_such_queue\", \"on_missing_queue\": \"fail\"") "," FWD ("orders",
-                                                                                                        "nuropb",
-                                                                                                        "\"timeout\": 20000") "," FWD ("nuropb.ghost",
-                                                                                                                                       "nuropb",
-                                                                                                                                       "\"routing_key\": \"ghost\", \"on_missing_queue\": \"fail\"") "," FWD ("nuropb.noexchange",
-                                                                                                                                                                              "nuropb",
-                                                                                                                                                                              "\"exchange\": \"no-such-exchange\""));
+                                     "\"vhost\": \"/neon_api\", \"queue\": \"no_such_queue\", "
+                                     "\"on_missing_queue\": \"fail\"") "," FWD ("orders", "nuropb",
+                                                                                "\"timeout\": "
+                                                                                "20000") "," FWD ("nuropb.ghost",
+                                                                                                  "nuropb",
+                                                                                                  "\"routing_key\": \"ghost\", \"on_missing_queue\": \"fail\"") "," FWD ("nuropb.noexchange",
+                                                                                                                                                                         "nuropb",
+                                                                                                                                                                         "\"exchange\": \"no-such-exchange\""));
     s_wait_service ("nuropb.noexchange");
     s_expect_error ("neon.nowhere", "config.get", "{}", 404, "NO_ROUTE");
     s_expect_error ("nuropb.ghost", "config.get", "{}", 404, "NO_ROUTE");
@@ -389,15 +390,18 @@ START_TEST (test_numbers_as_written)
     zactor_t *worker = zactor_new (s_worker_actor, NULL);
     s_neon_serve ("neon_echo_input", "unused_a", "unused_b");
     s_nuropb_serve ("orders");
-    s_bridge (FWD ("neon.echo", "neon", NEON_ECHO ", \"timeout\": 20000") "," FWD (
-        "orders", "nuropb", "\"timeout\": 20000") "," FWD ("raw.echo", "raw",
-                                                          "\"queue\": \"raw_echo_input\"") ","
-                  REV ("echo", "neon",
-                       "\"vhost\": \"/neon_api\", \"queue\": \"mdp_echo_input\", "
-                       "\"timeout\": 20000") "," REV ("echo", "nuropb",
-                                                     "\"routing_key\": \"mdpecho\", "
-                                                     "\"timeout\": 20000") ","
-                      REV ("echo", "raw", "\"timeout\": 20000"));
+    s_bridge (FWD ("neon.echo", "neon", NEON_ECHO ", \"timeout\": 20000") "," FWD ("orders", "nuropb", "\"timeout\": 20000") "," FWD (
+        "raw.echo", "raw",
+        "\"queue\": \"raw_echo_input\"") "," REV ("echo", "neon",
+                                                  "\"vhost\": \"/neon_api\", \"queue\": "
+                                                  "\"mdp_echo_input\", "
+                                                  "\"timeout\": 20000") "," REV ("echo", "nuropb",
+                                                                                 "\"routing_key\": "
+                                                                                 "\"mdpecho\", "
+                                                                                 "\"timeout\": "
+                                                                                 "20000") "," REV ("echo",
+                                                                                                   "raw",
+                                                                                                   "\"timeout\": 20000"));
     s_wait_service ("neon.echo");
     s_wait_service ("orders");
     s_wait_service ("raw.echo");
@@ -422,9 +426,9 @@ START_TEST (test_numbers_as_written)
     s_expect_numbers (s_path (json, "result", "n"), PY_NUMBERS);
     cJSON_Delete (json);
     char status[32];
-    char *body = s_raw_call (
-        "mdp.echo", "{\"action\": \"config.get\", \"data\": " TU_NUMBERS_IN "}", status,
-        sizeof status);
+    char *body =
+        s_raw_call ("mdp.echo", "{\"action\": \"config.get\", \"data\": " TU_NUMBERS_IN "}", status,
+                    sizeof status);
     ck_assert_str_eq (status, "final");
     ck_assert_str_eq (body, "{\"action\":\"config.get.result\",\"data\":{\"n\":[" TU_NUMBERS_LIST
                             "],\"served_by\":\"libmdp\"}}");
@@ -538,7 +542,6 @@ START_TEST (test_broker_restart)
 }
 END_TEST
 
-
 //  ---------------------------------------------------------------------------
 //  Deployment: Neon's own config file, fire-and-forget, missing queues,
 //  nuropb's declarations
@@ -554,13 +557,13 @@ START_TEST (test_neon_config_file)
               s_base, s_base);
     ck_assert_int_eq (system (command), 0);
     s_neon_serve ("neon_echo_input", "unused_a", "unused_b");
-    s_bridge_config (
-        "{\"MQ\": {\"server\": \"127.0.0.1\", \"port\": %d,\n"
-        "        \"users\": {\"mq_bridge\": {\"user\": \"neon_bridge_user\",\n"
-        "                                  \"password\": \"n30n secret\"}}},\n"
-        " \"routes\": [{\"service\": \"neon.echo\", \"direction\": \"mdp-to-amqp\",\n"
-        "             \"profile\": \"neon\", \"user\": \"mq_bridge\", " NEON_ECHO "}]}\n",
-        s_port);
+    s_bridge_config ("{\"MQ\": {\"server\": \"127.0.0.1\", \"port\": %d,\n"
+                     "        \"users\": {\"mq_bridge\": {\"user\": \"neon_bridge_user\",\n"
+                     "                                  \"password\": \"n30n secret\"}}},\n"
+                     " \"routes\": [{\"service\": \"neon.echo\", \"direction\": \"mdp-to-amqp\",\n"
+                     "             \"profile\": \"neon\", \"user\": \"mq_bridge\", " NEON_ECHO
+                     "}]}\n",
+                     s_port);
     s_wait_service ("neon.echo");
     mdp_msg_t *reply = s_call ("neon.echo", "config.get", "{\"k\": 1}", 20000);
     ck_assert_str_eq (s_field (reply, "served_by"), "neon_service");
@@ -580,8 +583,10 @@ START_TEST (test_neon_fire_and_forget)
     s_wait_log ("bridge.log", "consuming mdp_fire_input", 1, 20000);
     char url[128];
     s_url (url, sizeof url, "%2Fneon_api");
-    char *const argv[] = {PYTHON,    NEON, "call", "--url", url, "--queue", "mdp_fire_input",
-                          "--data",  "{\"what\": \"fire\"}", "--no-reply", NULL};
+    char *const argv[] = {PYTHON,           NEON,     "call",
+                          "--url",          url,      "--queue",
+                          "mdp_fire_input", "--data", "{\"what\": \"fire\"}",
+                          "--no-reply",     NULL};
     cJSON *json = s_python_call (argv);
     ck_assert_ptr_nonnull (cJSON_GetStringValue (cJSON_GetObjectItem (json, "sent")));
     cJSON_Delete (json);
@@ -596,10 +601,10 @@ END_TEST
 //  no queue by the deadline, 504. "fail" is tested in test_forward_errors.
 START_TEST (test_missing_queue_wait)
 {
-    s_bridge (FWD ("neon.late", "neon",
-                   "\"vhost\": \"/neon_api\", \"queue\": \"neon_late_input\", \"timeout\": 30000") ","
-              FWD ("neon.never", "neon",
-                   "\"vhost\": \"/neon_api\", \"queue\": \"neon_never_input\", \"timeout\": 1500"));
+    s_bridge (
+        FWD ("neon.late", "neon", "\"vhost\": \"/neon_api\", \"queue\": \"neon_late_input\", \"timeout\": 30000") "," FWD (
+            "neon.never", "neon",
+            "\"vhost\": \"/neon_api\", \"queue\": \"neon_never_input\", \"timeout\": 1500"));
     s_wait_service ("neon.late");
     s_wait_service ("neon.never");
     mdp_async_t *async = mdp_async_new (s_endpoint);
@@ -629,14 +634,15 @@ START_TEST (test_fail_fast_no_consumer)
     ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
     s_amqp_close (conn);
     zactor_t *service = zactor_new (s_raw_service, NULL);
-    s_bridge (FWD ("raw.idle", "raw",
-                   "\"queue\": \"idle_input\", \"fail_fast_no_consumer\": true, "
-                   "\"timeout\": 60000") ","
-              FWD ("raw.echo", "raw",
-                   "\"queue\": \"raw_echo_input\", \"fail_fast_no_consumer\": true") ","
-              FWD ("raw.none", "raw",
-                   "\"queue\": \"no_queue_at_all\", \"fail_fast_no_consumer\": true, "
-                   "\"on_missing_queue\": \"fail\""));
+    s_bridge (FWD (
+        "raw.idle", "raw",
+        "\"queue\": \"idle_input\", \"fail_fast_no_consumer\": true, "
+        "\"timeout\": 60000") "," FWD ("raw.echo", "raw",
+                                       "\"queue\": \"raw_echo_input\", \"fail_fast_no_consumer\": "
+                                       "true") "," FWD ("raw.none", "raw",
+                                                        "\"queue\": \"no_queue_at_all\", "
+                                                        "\"fail_fast_no_consumer\": true, "
+                                                        "\"on_missing_queue\": \"fail\""));
     s_wait_service ("raw.idle");
     s_wait_service ("raw.echo");
     s_wait_service ("raw.none");
@@ -658,13 +664,13 @@ START_TEST (test_nuropb_declares)
 {
     s_nuropb_serve ("mdpfirst");
     zactor_t *worker = zactor_new (s_worker_actor, NULL);
-    s_bridge (REV ("echo", "nuropb", "\"routing_key\": \"mdpfirst\", \"timeout\": 20000") ","
-              REV ("echo", "nuropb", "\"routing_key\": \"mdpsecond\", \"timeout\": 20000"));
+    s_bridge (REV ("echo", "nuropb", "\"routing_key\": \"mdpfirst\", \"timeout\": 20000") "," REV (
+        "echo", "nuropb", "\"routing_key\": \"mdpsecond\", \"timeout\": 20000"));
     s_wait_log ("bridge.log", "consuming nuropb-mdpfirst-service", 1, 20000);
     s_wait_log ("bridge.log", "consuming nuropb-mdpsecond-service", 1, 20000);
     char url[128];
     s_url (url, sizeof url, "%2f");
-    char *argv[] = {PYTHON,      NUROPB,       "serve",      "--url", url,
+    char *argv[] = {PYTHON,      NUROPB,      "serve",      "--url", url,
                     "--service", "mdpsecond", "--prefetch", "8",     NULL};
     s_start (argv, "nuropb.log");
     s_wait_log ("nuropb.log", "READY", 2, 20000);
@@ -692,8 +698,8 @@ START_TEST (test_publisher_confirms)
     ck_assert_int_eq (amqp_get_rpc_reply (conn).reply_type, AMQP_RESPONSE_NORMAL);
     s_amqp_close (conn);
     zactor_t *service = zactor_new (s_raw_service, NULL);
-    s_bridge (FWD ("raw.full", "raw", "\"queue\": \"full_input\", \"timeout\": 60000") ","
-              FWD ("raw.echo", "raw", "\"queue\": \"raw_echo_input\""));
+    s_bridge (FWD ("raw.full", "raw", "\"queue\": \"full_input\", \"timeout\": 60000") "," FWD (
+        "raw.echo", "raw", "\"queue\": \"raw_echo_input\""));
     s_wait_service ("raw.full");
     s_wait_service ("raw.echo");
     int64_t started = zclock_mono ();
@@ -728,12 +734,11 @@ END_TEST
 //  with a clear error and exit 2.
 START_TEST (test_tls_wrong_ca)
 {
-    s_bridge_config (
-        "{\"server\": \"localhost\", \"port\": %d,\n"
-        " \"tls\": {\"ca\": \"%s/wrong-ca.pem\"},\n"
-        " \"users\": {\"bridge\": {\"user\": \"guest\", \"password\": \"guest\"}},\n"
-        " \"routes\": [" FWD ("neon.echo", "neon", NEON_ECHO) "]}\n",
-        s_tls_port, s_tls_dir);
+    s_bridge_config ("{\"server\": \"localhost\", \"port\": %d,\n"
+                     " \"tls\": {\"ca\": \"%s/wrong-ca.pem\"},\n"
+                     " \"users\": {\"bridge\": {\"user\": \"guest\", \"password\": \"guest\"}},\n"
+                     " \"routes\": [" FWD ("neon.echo", "neon", NEON_ECHO) "]}\n",
+                     s_tls_port, s_tls_dir);
     int code = tu_wait_exit (s_bridge_pid, tu_scale (30000));
     s_bridge_pid = 0;
     ck_assert_int_eq (code, 2);

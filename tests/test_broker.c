@@ -18,11 +18,11 @@ static zframe_t *s_take_request (zsock_t *worker, zmsg_t **body_p)
     zmsg_t *msg = s_recv (worker, 2000);
     ck_assert_ptr_nonnull (msg);
     ck_assert (s_command_is (msg, MDPW01_REQUEST));
-    zframe_t *frame = zmsg_pop (msg);   //  ""
+    zframe_t *frame = zmsg_pop (msg); //  ""
     zframe_destroy (&frame);
-    frame = zmsg_pop (msg);             //  MDPW01
+    frame = zmsg_pop (msg); //  MDPW01
     zframe_destroy (&frame);
-    frame = zmsg_pop (msg);             //  command
+    frame = zmsg_pop (msg); //  command
     zframe_destroy (&frame);
     zframe_t *token = zmsg_pop (msg);
     frame = zmsg_pop (msg);
@@ -203,7 +203,7 @@ END_TEST
 START_TEST (test_mmi)
 {
     zsock_t *a = s_peer (), *b = s_peer (), *b2 = s_peer (), *client = s_peer ();
-    s_send (client, "sss", "", MDPC01, "mmi.services");   //  no body: dropped
+    s_send (client, "sss", "", MDPC01, "mmi.services"); //  no body: dropped
     s_send (client, "ssss", "", MDPC01, "mmi.services", "x");
     zmsg_t *reply = s_recv (client, 2000);
     s_expect (&reply, "", MDPC01, "mmi.services", "", NULL);
@@ -224,7 +224,7 @@ START_TEST (test_mmi)
     s_expect (&reply, "", MDPC01, "mmi.whatever", "501", NULL);
     size_t services, workers, queued;
     broker_counts (broker, &services, &workers, &queued);
-    ck_assert_int_eq (services, 2);   //  no state for mmi.* or for asked-about names
+    ck_assert_int_eq (services, 2); //  no state for mmi.* or for asked-about names
     zsock_destroy (&a);
     zsock_destroy (&b);
     zsock_destroy (&b2);
@@ -235,7 +235,7 @@ END_TEST
 START_TEST (test_heartbeat_and_expiry)
 {
     s_teardown ();
-    s_setup_with (50, 10000);   //  50 ms heartbeat, liveness 3
+    s_setup_with (50, 10000); //  50 ms heartbeat, liveness 3
     zsock_t *worker = s_peer (), *client = s_peer ();
     s_ready (worker, "hb");
     zmsg_t *msg = s_recv (worker, 1000);
@@ -249,8 +249,8 @@ START_TEST (test_heartbeat_and_expiry)
     zmsg_destroy (&body);
     zframe_destroy (&token);
     zmsg_t *reply = s_recv (client, 2000);
-    s_expect (&reply, "", MDPC01, "hb", "mdp.error", "{\"code\": 502, \"reason\": \"worker expired\"}",
-              NULL);
+    s_expect (&reply, "", MDPC01, "hb", "mdp.error",
+              "{\"code\": 502, \"reason\": \"worker expired\"}", NULL);
     ck_assert_int_eq (broker_stats (broker)->workers_expired, 1);
     size_t services, workers, queued;
     broker_counts (broker, &services, &workers, &queued);
@@ -269,7 +269,7 @@ START_TEST (test_first_heartbeat_at_once)
     zsock_t *worker = s_peer (), *client = s_peer (), *late = s_peer ();
     s_send (worker, "sscs", "", MDPW01, MDPW01_READY, "first");
     s_pump_until (1, -1);
-    zmsg_t *msg = tu_recv (worker, 200);   //  no pumping: sent with the READY
+    zmsg_t *msg = tu_recv (worker, 200); //  no pumping: sent with the READY
     s_expect (&msg, "", MDPW01, "\x04", NULL);
     s_send (client, "ssssss", "", MDPC01, "queued", "30", "x.get", "{}");
     s_pump_until (-1, 1);
@@ -279,7 +279,7 @@ START_TEST (test_first_heartbeat_at_once)
     ck_assert_ptr_nonnull (msg);
     ck_assert (s_command_is (msg, MDPW01_REQUEST));
     zmsg_destroy (&msg);
-    ck_assert_ptr_null (tu_recv (late, 100));   //  no HEARTBEAT on top of it
+    ck_assert_ptr_null (tu_recv (late, 100)); //  no HEARTBEAT on top of it
     zsock_destroy (&worker);
     zsock_destroy (&client);
     zsock_destroy (&late);
@@ -310,7 +310,7 @@ START_TEST (test_heartbeats_keep_worker)
     s_setup_with (tu_scale (30), 10000);
     zsock_t *worker = s_peer ();
     s_ready (worker, "alive");
-    int64_t until = zclock_mono () + tu_scale (400);   //  over four liveness periods
+    int64_t until = zclock_mono () + tu_scale (400); //  over four liveness periods
     while (zclock_mono () < until) {
         s_send (worker, "ssc", "", MDPW01, MDPW01_HEARTBEAT);
         s_pump (tu_scale (20));
@@ -337,11 +337,11 @@ START_TEST (test_queue_bound_and_deadline)
     s_send (client, "ssssss", "", MDPC01, "full", "0.2", "a", "{}");
     s_send (client, "ssssss", "", MDPC01, "full", "0.2", "b", "{}");
     s_send (client, "ssssss", "", MDPC01, "full", "0.2", "c", "{}");
-    zmsg_t *reply = s_recv (client, 2000);   //  the third is refused at once
-    s_expect (&reply, "", MDPC01, "full", "mdp.error", "{\"code\": 503, \"reason\": \"queue full\"}",
-              NULL);
+    zmsg_t *reply = s_recv (client, 2000); //  the third is refused at once
+    s_expect (&reply, "", MDPC01, "full", "mdp.error",
+              "{\"code\": 503, \"reason\": \"queue full\"}", NULL);
     for (int i = 0; i < 2; i++) {
-        reply = s_recv (client, 3000);   //  the others expire after 0.2 s
+        reply = s_recv (client, 3000); //  the others expire after 0.2 s
         s_expect (&reply, "", MDPC01, "full", "mdp.error",
                   "{\"code\": 504, \"reason\": \"no worker for service\"}", NULL);
     }
@@ -369,7 +369,7 @@ START_TEST (test_unanswered_request_times_out)
     s_send (client, "ssssss", "", MDPC01, "mute", "5", "config.get", "{}");
     zframe_t *token = s_take_request (worker, &body);
     s_expect (&body, "config.get", "{}", NULL);
-    s_reply (worker, &ignored, "late", "{}");   //  stale: dropped
+    s_reply (worker, &ignored, "late", "{}"); //  stale: dropped
     s_reply (worker, &token, "config.result", "{}");
     reply = s_recv (client, 2000);
     s_expect (&reply, "", MDPC01, "mute", "config.result", "{}", NULL);
@@ -407,8 +407,8 @@ END_TEST
 START_TEST (test_garbage_barrage)
 {
     zsock_t *bad = s_peer ();
-    const char *frames[] = {"", "MDPC01", "MDPW01", "MDPC02", "x", "\x01", "\x03", "mmi.service",
-                            "None", "10"};
+    const char *frames[] = {"",     "MDPC01", "MDPW01",      "MDPC02", "x",
+                            "\x01", "\x03",   "mmi.service", "None",   "10"};
     zsys_set_logstream (NULL);
     //  Random frame sequences from a fixed seed, including too many frames.
     srand (7);

@@ -13,8 +13,8 @@
 void *__real_malloc (size_t size);
 void *__wrap_malloc (size_t size);
 
-static size_t s_fail_size;       //  fail the next malloc of this size, 0: none
-static pthread_t s_fail_thread;  //  only in this thread (the broker's)
+static size_t s_fail_size;      //  fail the next malloc of this size, 0: none
+static pthread_t s_fail_thread; //  only in this thread (the broker's)
 
 void *__wrap_malloc (size_t size)
 {
@@ -47,7 +47,7 @@ START_TEST (test_client_counter_out_of_memory_is_503_not_429)
 {
     broker_config_t cfg;
     broker_config_defaults (&cfg);
-    cfg.max_client_requests = 4;   //  a counter per client: client_t
+    cfg.max_client_requests = 4; //  a counter per client: client_t
     broker_configure (broker, &cfg);
     zsock_t *client = s_client ();
     s_fail_next (sizeof (client_t) + 3);
@@ -55,12 +55,12 @@ START_TEST (test_client_counter_out_of_memory_is_503_not_429)
     zmsg_t *reply = s_recv (client, 2000);
     s_expect (&reply, "", MDPC01, "svc", "mdp.error",
               "{\"code\": 503, \"reason\": \"out of memory\"}", NULL);
-    ck_assert_uint_eq (s_fail_size, 0);   //  the failure was used
-    ck_assert_uint_eq (broker_stats (broker)->errors[2], 0);   //  no 429
+    ck_assert_uint_eq (s_fail_size, 0);                      //  the failure was used
+    ck_assert_uint_eq (broker_stats (broker)->errors[2], 0); //  no 429
     ck_assert_uint_eq (broker_stats (broker)->errors[4], 1);
     size_t services, workers, queued;
     broker_counts (broker, &services, &workers, &queued);
-    ck_assert_uint_eq (services, 0);   //  nothing left behind
+    ck_assert_uint_eq (services, 0); //  nothing left behind
     zsock_destroy (&client);
 }
 END_TEST
@@ -80,8 +80,8 @@ START_TEST (test_request_record_out_of_memory_is_503)
 END_TEST
 
 typedef struct {
-    int rc;                      //  what broker_run returned
-    int error;                   //  errno after it
+    int rc;    //  what broker_run returned
+    int error; //  errno after it
 } run_result_t;
 
 static void *s_run (void *arg)
@@ -99,7 +99,7 @@ START_TEST (test_run_reports_a_dead_context)
     run_result_t result = {0, 0};
     pthread_t thread;
     ck_assert_int_eq (pthread_create (&thread, NULL, s_run, &result), 0);
-    zmq_ctx_shutdown (zsys_init ());   //  every blocking call now fails with ETERM
+    zmq_ctx_shutdown (zsys_init ()); //  every blocking call now fails with ETERM
     ck_assert_int_eq (pthread_join (thread, NULL), 0);
     ck_assert_int_eq (result.rc, -1);
     ck_assert_int_eq (result.error, ETERM);

@@ -13,7 +13,7 @@ static void s_ready_v2 (zsock_t *worker, const char *service, bool bare)
         s_send (worker, "scs", MDPW02, MDPW02_READY, service);
     else
         s_send (worker, "sscs", "", MDPW02, MDPW02_READY, service);
-    s_pump_until ((int) workers + 1, -1);
+    s_pump_until ((int)workers + 1, -1);
     s_take_first_heartbeat (worker, queued, 2, bare);
 }
 
@@ -46,7 +46,7 @@ static void s_reply_v2 (zsock_t *worker, bool bare, int command, zframe_t *token
     if (!bare)
         zmsg_addstr (msg, "");
     zmsg_addstr (msg, MDPW02);
-    zmsg_addmem (msg, (char[]){(char) command}, 1);
+    zmsg_addmem (msg, (char[]){(char)command}, 1);
     zmsg_append (msg, &(zframe_t *){zframe_dup (token)});
     zmsg_addstr (msg, "");
     zmsg_addstr (msg, action);
@@ -102,7 +102,7 @@ START_TEST (test_partials_extend_the_deadline)
     s_reply_v2 (worker, false, MDPW02_FINAL, token, "ask.result");
     zmsg_t *reply = s_recv (client, 2000);
     s_expect (&reply, "", MDPC02, "\x03", "slow", "ask.result", "{}", NULL);
-    ck_assert_int_eq (broker_stats (broker)->errors[5], 0);   //  no 504
+    ck_assert_int_eq (broker_stats (broker)->errors[5], 0); //  no 504
     zframe_destroy (&token);
     zsock_destroy (&worker);
     zsock_destroy (&client);
@@ -173,7 +173,7 @@ END_TEST
 START_TEST (test_v2_errors_and_mmi_are_finals)
 {
     s_teardown ();
-    s_setup_with (2500, 0);   //  no room in any queue: 503 at once
+    s_setup_with (2500, 0); //  no room in any queue: 503 at once
     zsock_t *client = s_peer ();
     s_send (client, "ssscsss", "c1", "", MDPC02, MDPC02_REQUEST, "none", "a", "{}");
     zmsg_t *reply = s_recv (client, 2000);
@@ -243,7 +243,7 @@ START_TEST (test_majortomo_dialect)
     s_send (client, "ssscss", "corr", "", MDPC02, 0x02, "mmi.service", "mt");
     reply = s_recv (client, 2000);
     s_expect (&reply, "corr", "", MDPC02, "\x04", "200", NULL);
-    s_send (client, "scss", MDPC02, 0x02, "mmi.service", "nobody");   //  bare form too
+    s_send (client, "scss", MDPC02, 0x02, "mmi.service", "nobody"); //  bare form too
     reply = s_recv (client, 2000);
     s_expect (&reply, MDPC02, "\x04", "404", NULL);
     //  An error reply: no worker for the service within the default deadline

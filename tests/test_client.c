@@ -74,7 +74,7 @@ START_TEST (test_error_reply_is_final)
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
     tu_send_to (broker, request, NULL, 5, "", "MDPC01", "nosuch", "mdp.error",
-               "{\"code\":404,\"reason\":\"unknown service\"}");
+                "{\"code\":404,\"reason\":\"unknown service\"}");
 
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);
@@ -95,7 +95,8 @@ START_TEST (test_timeout_retries_on_new_sockets)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){endpoint, tu_scale (100), 3, "echo", "a.get", "{}", false, 1});
 
     //  Three attempts, each from a socket the broker has never seen
     zframe_t *ids[3];
@@ -125,7 +126,8 @@ START_TEST (test_late_reply_is_not_the_answer)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){endpoint, tu_scale (300), 2, "echo", "a.get", "{}", false, 1});
 
     zmsg_t *first = tu_recv (broker, 2000);
     zmsg_t *second = tu_recv (broker, 2000); //  after attempt 1 timed out
@@ -151,7 +153,8 @@ START_TEST (test_garbage_is_ignored)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -176,7 +179,8 @@ START_TEST (test_undecodable_body_is_eproto)
 {
     char *endpoint;
     zsock_t *broker = tu_router_bound (&endpoint);
-    zactor_t *call = s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){endpoint, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
     ck_assert_ptr_nonnull (request);
@@ -250,7 +254,7 @@ START_TEST (test_bad_arguments)
     ck_assert_int_eq (mdp_client_has_service (client, NULL), -1);
     ck_assert_int_eq (errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null (mdp_client_mmi (client, "echo", "x"));   //  not an mmi.* name
+    ck_assert_ptr_null (mdp_client_mmi (client, "echo", "x")); //  not an mmi.* name
     ck_assert_int_eq (errno, EINVAL);
     errno = 0;
     ck_assert_ptr_null (mdp_client_mmi (client, "mmi.service", NULL));

@@ -12,7 +12,8 @@ START_TEST (test_failover_on_silence)
 {
     tu_pair_t pair = tu_pair_new ();
     //  retries 1: with two brokers there are still two attempts, one each
-    zactor_t *call = s_call ((call_t){pair.list, tu_scale (200), 1, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){pair.list, tu_scale (200), 1, "echo", "a.get", "{}", false, 1});
     zmsg_t *first = tu_recv (pair.a, 2000);
     tu_assert_frames (first, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
     zmsg_t *second = tu_recv (pair.b, 2000); //  after A stayed silent
@@ -33,11 +34,12 @@ END_TEST
 START_TEST (test_failover_on_503)
 {
     tu_pair_t pair = tu_pair_new ();
-    zactor_t *call = s_call ((call_t){pair.list, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){pair.list, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
     zmsg_t *first = tu_recv (pair.a, 2000);
     ck_assert_ptr_nonnull (first);
     tu_send_to (pair.a, first, NULL, 5, "", "MDPC01", "echo", "mdp.error",
-               "{\"code\":503,\"reason\":\"broker shutting down\"}");
+                "{\"code\":503,\"reason\":\"broker shutting down\"}");
     zmsg_t *second = tu_recv (pair.b, 2000); //  at once, not after the timeout
     ck_assert_ptr_nonnull (second);
     tu_send_to (pair.b, second, NULL, 5, "", "MDPC01", "echo", "a.result", "{}");
@@ -54,7 +56,8 @@ END_TEST
 START_TEST (test_503_everywhere_is_the_reply)
 {
     tu_pair_t pair = tu_pair_new ();
-    zactor_t *call = s_call ((call_t){pair.list, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
+    zactor_t *call =
+        s_call ((call_t){pair.list, tu_scale (2000), 1, "echo", "a.get", "{}", false, 1});
     const char *error = "{\"code\":503,\"reason\":\"queue full\"}";
     zmsg_t *first = tu_recv (pair.a, 2000);
     ck_assert_ptr_nonnull (first);
@@ -64,8 +67,9 @@ START_TEST (test_503_everywhere_is_the_reply)
     tu_send_to (pair.b, second, NULL, 5, "", "MDPC01", "echo", "mdp.error", error);
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);
-    ck_assert_str_eq (result.reply,
-                      "{\"action\":\"mdp.error\",\"data\":{\"code\":503,\"reason\":\"queue full\"}}");
+    ck_assert_str_eq (
+        result.reply,
+        "{\"action\":\"mdp.error\",\"data\":{\"code\":503,\"reason\":\"queue full\"}}");
     s_result_free (&result);
     zmsg_destroy (&first);
     zmsg_destroy (&second);
@@ -76,7 +80,8 @@ END_TEST
 START_TEST (test_stream_no_failover_after_a_partial)
 {
     tu_pair_t pair = tu_pair_new ();
-    zactor_t *call = s_call ((call_t){pair.list, tu_scale (300), 3, "slow", "a.get", "{}", true, 1});
+    zactor_t *call =
+        s_call ((call_t){pair.list, tu_scale (300), 3, "slow", "a.get", "{}", true, 1});
     zmsg_t *request = tu_recv (pair.a, 2000);
     ck_assert_ptr_nonnull (request);
     tu_send_to (pair.a, request, NULL, 6, "", "MDPC02", "\x02", "slow", "a.part", "{}");
@@ -95,7 +100,8 @@ END_TEST
 START_TEST (test_stream_failover_before_a_partial)
 {
     tu_pair_t pair = tu_pair_new ();
-    zactor_t *call = s_call ((call_t){pair.list, tu_scale (200), 1, "slow", "a.get", "{}", true, 1});
+    zactor_t *call =
+        s_call ((call_t){pair.list, tu_scale (200), 1, "slow", "a.get", "{}", true, 1});
     zmsg_t *first = tu_recv (pair.a, 2000);
     ck_assert_ptr_nonnull (first);
     zmsg_t *second = tu_recv (pair.b, 2000);
@@ -118,7 +124,8 @@ END_TEST
 START_TEST (test_dead_broker_is_probed_not_asked)
 {
     tu_pair_t pair = tu_pair_new ();
-    zactor_t *call = s_call ((call_t){pair.list, tu_scale (300), 1, "echo", "a.get", "{}", false, 2});
+    zactor_t *call =
+        s_call ((call_t){pair.list, tu_scale (300), 1, "echo", "a.get", "{}", false, 2});
     zmsg_t *lost = tu_recv (pair.a, 2000);
     tu_assert_frames (lost, 7, NULL, "", "MDPC01", "echo", NULL, "a.get", "{}");
     zmsg_t *probe = NULL;
@@ -143,8 +150,8 @@ END_TEST
 
 START_TEST (test_endpoint_lists)
 {
-    const char *bad[] = {"tcp://127.0.0.1:1,", ",tcp://127.0.0.1:1", "tcp://127.0.0.1:1,,tcp://127.0.0.1:2",
-                         "tcp://127.0.0.1:1,nonsense"};
+    const char *bad[] = {"tcp://127.0.0.1:1,", ",tcp://127.0.0.1:1",
+                         "tcp://127.0.0.1:1,,tcp://127.0.0.1:2", "tcp://127.0.0.1:1,nonsense"};
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++) {
         errno = 0;
         ck_assert_msg (mdp_client_new (bad[index]) == NULL, "'%s' was taken", bad[index]);

@@ -15,12 +15,18 @@ START_TEST (test_stream_frames_and_partials)
     zactor_t *call = s_call ((call_t){endpoint, 2500, 1, "llm", "ask", "{\"q\": \"hi\"}", true, 1});
 
     zmsg_t *request = tu_recv (broker, 2000);
-    tu_assert_frames (request, 8, NULL, "", "MDPC02", "\x01", "llm", "2.5", "ask", "{\"q\":\"hi\"}");
-    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"He\"}");
-    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"ll\"}");
-    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "other", "ask.partial", "{}"); //  dropped
-    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "llm", "ask.partial", "{\"t\":\"o\"}");
-    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x03", "llm", "ask.result", "{\"t\":\"Hello\"}");
+    tu_assert_frames (request, 8, NULL, "", "MDPC02", "\x01", "llm", "2.5", "ask",
+                      "{\"q\":\"hi\"}");
+    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "llm", "ask.partial",
+                "{\"t\":\"He\"}");
+    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "llm", "ask.partial",
+                "{\"t\":\"ll\"}");
+    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "other", "ask.partial",
+                "{}"); //  dropped
+    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x02", "llm", "ask.partial",
+                "{\"t\":\"o\"}");
+    tu_send_to (broker, request, NULL, 6, "", "MDPC02", "\x03", "llm", "ask.result",
+                "{\"t\":\"Hello\"}");
 
     result_t result = s_result (&call);
     ck_assert_int_eq (result.error, 0);

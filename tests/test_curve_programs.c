@@ -18,7 +18,7 @@ static char dir[64];
 static void s_run_quiet (const char *name, const char *arg)
 {
     char *program = strdup (tu_program (name));
-    char *const argv[] = {program, (char *) arg, NULL};
+    char *const argv[] = {program, (char *)arg, NULL};
     int null = open ("/dev/null", O_WRONLY);
     pid_t pid = tu_spawn (argv, null);
     close (null);
@@ -32,15 +32,15 @@ static int s_req_to (const char *service, const char *endpoint, const char *serv
 {
     char *program = strdup (tu_program ("mdp-req")), timeout[16];
     snprintf (timeout, sizeof timeout, "%d", tu_scale (msecs));
-    char *argv[16] = {program, "-e", (char *) endpoint, "-t", timeout, "-r", "1"};
+    char *argv[16] = {program, "-e", (char *)endpoint, "-t", timeout, "-r", "1"};
     int argc = 7;
     if (cert) {
         argv[argc++] = "--curve-server";
-        argv[argc++] = (char *) server_key;
+        argv[argc++] = (char *)server_key;
         argv[argc++] = "--curve-cert";
-        argv[argc++] = (char *) cert;
+        argv[argc++] = (char *)cert;
     }
-    argv[argc++] = (char *) service;
+    argv[argc++] = (char *)service;
     argv[argc++] = "config.get";
     argv[argc] = NULL;
     int null = open ("/dev/null", O_WRONLY);
@@ -80,8 +80,8 @@ START_TEST (test_curve_end_to_end)
     int fds[2];
     ck_assert_int_eq (pipe (fds), 0);
     char *broker = strdup (tu_program ("mdp-broker"));
-    char *const bargv[] = {broker, "-e", "tcp://127.0.0.1:*", "--curve-cert", "broker",
-                           "--curve-keys", "keys", NULL};
+    char *const bargv[] = {
+        broker, "-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys", "keys", NULL};
     pid_t bpid = tu_spawn_err (bargv, -1, fds[1]);
     close (fds[1]);
     char *line = tu_read_line_with (fds[0], "serving on ", 10000);
@@ -90,7 +90,7 @@ START_TEST (test_curve_end_to_end)
     *strchr (endpoint, ' ') = 0;
 
     char *echo = strdup (tu_program ("mdp-echo-worker"));
-    char *const wargv[] = {echo, "-e", endpoint, "--curve-server", server_key, "--curve-cert",
+    char *const wargv[] = {echo,     "-e",   endpoint, "--curve-server", server_key, "--curve-cert",
                            "worker", "echo", NULL};
     pid_t wpid = tu_spawn (wargv, -1);
     //  The worker is in once a keyed request is answered.
@@ -100,8 +100,9 @@ START_TEST (test_curve_end_to_end)
     ck_assert_int_eq (code, 0);
     //  A script worker with the same key pair as the echo worker.
     char *exec = strdup (tu_program ("mdp-worker-exec"));
-    char *const xargv[] = {exec, "-e", endpoint, "--curve-server", server_key, "--curve-cert",
-                           "worker", "script", "--", "/bin/cat", NULL};
+    char *const xargv[] = {exec,       "-e",           endpoint, "--curve-server",
+                           server_key, "--curve-cert", "worker", "script",
+                           "--",       "/bin/cat",     NULL};
     pid_t xpid = tu_spawn (xargv, -1);
     code = 3;
     for (int i = 0; i < 20 && code != 0; i++)
@@ -109,8 +110,8 @@ START_TEST (test_curve_end_to_end)
     ck_assert_int_eq (code, 0);
     ck_assert_int_eq (tu_stop (xpid, SIGTERM, 5000), 0);
     free (exec);
-    ck_assert_int_eq (s_req (endpoint, server_key, "eve", 500), 3);   //  unknown key
-    ck_assert_int_eq (s_req (endpoint, NULL, NULL, 500), 3);          //  plain peer
+    ck_assert_int_eq (s_req (endpoint, server_key, "eve", 500), 3); //  unknown key
+    ck_assert_int_eq (s_req (endpoint, NULL, NULL, 500), 3);        //  plain peer
     //  Revoke alice and reload: her new connections fail the handshake.
     ck_assert_int_eq (unlink ("keys/alice"), 0);
     kill (bpid, SIGHUP);
@@ -168,8 +169,8 @@ static void s_copy_key (const char *dst, const char *src, const char *key)
 //  mdp-broker with our certificate and keys/ until it exits (or 10 s).
 static int s_broker_run (dh_result_t *result)
 {
-    const char *args[] = {"-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys",
-                          "keys", NULL};
+    const char *args[] = {
+        "-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys", "keys", NULL};
     return dh_run (result, args);
 }
 
@@ -218,8 +219,18 @@ START_TEST (test_bad_keys_refused)
     mdp_client_destroy (&client);
     //  mdp-req exits 2 and names the file.
     char *program = strdup (tu_program ("mdp-req"));
-    char *argv[] = {program, "-e", "tcp://127.0.0.1:1", "-t", "100", "--curve-server",
-                    server_key, "--curve-cert", "bob", "echo", "x", NULL};
+    char *argv[] = {program,
+                    "-e",
+                    "tcp://127.0.0.1:1",
+                    "-t",
+                    "100",
+                    "--curve-server",
+                    server_key,
+                    "--curve-cert",
+                    "bob",
+                    "echo",
+                    "x",
+                    NULL};
     int fds[2];
     ck_assert_int_eq (pipe (fds), 0);
     pid_t pid = tu_spawn_err (argv, fds[1], fds[1]);
@@ -235,8 +246,8 @@ START_TEST (test_bad_keys_refused)
     //  Valid syntax without a valid key (czmq leaks on a syntax error).
     dh_write_file ("keys/junk", "curve\n    public-key = \"not a key\"\n");
     link ("alice", "keys/alice");
-    const char *args[] = {"-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys",
-                          "keys", NULL};
+    const char *args[] = {
+        "-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys", "keys", NULL};
     int out_fd, err_fd;
     pid = dh_spawn (args, &out_fd, &err_fd);
     line = tu_read_line_with (err_fd, "keys/junk", 10000);
@@ -258,20 +269,20 @@ static void s_endpoint_after (const char *line, const char *marker, char *out, s
     const char *at = strstr (line, marker);
     ck_assert_ptr_nonnull (at);
     at += strlen (marker);
-    snprintf (out, size, "%.*s", (int) strcspn (at, ", \n"), at);
+    snprintf (out, size, "%.*s", (int)strcspn (at, ", \n"), at);
 }
 
 //  mdp-pub with our keys (or none); its exit code.
 static int s_pub (const char *endpoint, const char *server_key, const char *cert)
 {
     char *program = strdup (tu_program ("mdp-pub"));
-    char *argv[12] = {program, "-e", (char *) endpoint, "-t", "1000"};
+    char *argv[12] = {program, "-e", (char *)endpoint, "-t", "1000"};
     int argc = 5;
     if (cert) {
         argv[argc++] = "--curve-server";
-        argv[argc++] = (char *) server_key;
+        argv[argc++] = (char *)server_key;
         argv[argc++] = "--curve-cert";
-        argv[argc++] = (char *) cert;
+        argv[argc++] = (char *)cert;
     }
     argv[argc++] = "sensor.temp";
     argv[argc] = NULL;
@@ -299,9 +310,10 @@ START_TEST (test_curve_events)
     char server_key[41];
     snprintf (server_key, sizeof server_key, "%s", zcert_public_txt (broker_cert));
     zcert_destroy (&broker_cert);
-    const char *args[] = {"-e", "tcp://127.0.0.1:*", "--curve-cert", "broker", "--curve-keys",
-                          "keys", "--pub-endpoint", "tcp://127.0.0.1:*", "--sub-endpoint",
-                          "tcp://127.0.0.1:*", NULL};
+    const char *args[] = {
+        "-e",   "tcp://127.0.0.1:*", "--curve-cert",      "broker",         "--curve-keys",
+        "keys", "--pub-endpoint",    "tcp://127.0.0.1:*", "--sub-endpoint", "tcp://127.0.0.1:*",
+        NULL};
     int out_fd, err_fd;
     pid_t bpid = dh_spawn (args, &out_fd, &err_fd);
     char *line = tu_read_line_with (err_fd, "publishers connect to", 10000);
@@ -312,8 +324,9 @@ START_TEST (test_curve_events)
     s_endpoint_after (line, "subscribers to ", sub_ep, sizeof sub_ep);
     free (line);
     char *sub = strdup (tu_program ("mdp-sub"));
-    char *sargv[] = {sub, "-e", sub_ep, "-n", "1", "-w", "15000", "--curve-server", server_key,
-                     "--curve-cert", "alice", "sensor.", NULL};
+    char *sargv[] = {
+        sub,        "-e",           sub_ep,  "-n",      "1", "-w", "15000", "--curve-server",
+        server_key, "--curve-cert", "alice", "sensor.", NULL};
     int fds[2];
     ck_assert_int_eq (pipe (fds), 0);
     pid_t spid = tu_spawn_err (sargv, -1, fds[1]);
@@ -321,7 +334,7 @@ START_TEST (test_curve_events)
     line = tu_read_line_with (fds[0], "mdp-sub: subscribed", 10000);
     ck_assert_ptr_nonnull (line);
     free (line);
-    ck_assert_int_eq (s_pub (pub_ep, NULL, NULL), 3);   //  plain: no handshake
+    ck_assert_int_eq (s_pub (pub_ep, NULL, NULL), 3); //  plain: no handshake
     ck_assert_int_eq (s_pub (pub_ep, server_key, "alice"), 0);
     ck_assert_int_eq (tu_wait_exit (spid, 15000), 0);
     close (fds[0]);

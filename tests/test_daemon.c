@@ -15,14 +15,14 @@
 //  --- configuration errors: exit 2 and the culprit named on stderr ----------
 
 typedef struct {
-    const char *file;            //  config file text, or NULL for none
-    const char *flags[4];        //  extra flags (NULL-ended)
-    const char *named;           //  what stderr must mention
+    const char *file;     //  config file text, or NULL for none
+    const char *flags[4]; //  extra flags (NULL-ended)
+    const char *named;    //  what stderr must mention
 } bad_config_t;
 
 static const bad_config_t s_bad[] = {
     {"{\"heartbeat\": 2500, \"bogus\": 1}", {NULL}, "unknown key \"bogus\""},
-    {"{\"curve_secret_key\": \"x\"}", {NULL}, "curve_secret_key"},   //  not yet a key
+    {"{\"curve_secret_key\": \"x\"}", {NULL}, "curve_secret_key"}, //  not yet a key
     {"{\"liveness\": \"3\"}", {NULL}, "\"liveness\""},
     {"{\"verbose\": 1}", {NULL}, "\"verbose\""},
     {"{\"log\": \"file\"}", {NULL}, "\"log\""},
@@ -64,7 +64,7 @@ START_TEST (test_bad_config_exits_2_naming_it)
         args[nargs++] = "-c";
         args[nargs++] = path;
     }
-    args[nargs++] = "-e";                 //  should it start after all, on no fixed port
+    args[nargs++] = "-e"; //  should it start after all, on no fixed port
     args[nargs++] = "tcp://127.0.0.1:*";
     for (int i = 0; bad->flags[i]; i++)
         args[nargs++] = bad->flags[i];
@@ -138,19 +138,20 @@ START_TEST (test_print_config_flags_over_file_over_defaults)
                    " \"endpoints\": [\"tcp://127.0.0.1:7001\", \"ipc:///tmp/x.ipc\"]}");
     const char *args[] = {"-c", path, "--heartbeat", "2000", "-q", NULL};
     cJSON *json = s_print_config (args);
-    ck_assert_int_eq (s_number (json, "heartbeat"), 2000);        //  flag
-    ck_assert_int_eq (s_number (json, "liveness"), 5);            //  file
-    ck_assert_str_eq (s_string (json, "log"), "syslog");          //  file
-    ck_assert (cJSON_IsFalse (cJSON_GetObjectItem (json, "verbose")));   //  -q beats the file
-    ck_assert_int_eq (s_number (json, "max_queue"), 10000);       //  default
-    ck_assert_int_eq (s_number (json, "request_timeout"), 30);    //  default
+    ck_assert_int_eq (s_number (json, "heartbeat"), 2000);             //  flag
+    ck_assert_int_eq (s_number (json, "liveness"), 5);                 //  file
+    ck_assert_str_eq (s_string (json, "log"), "syslog");               //  file
+    ck_assert (cJSON_IsFalse (cJSON_GetObjectItem (json, "verbose"))); //  -q beats the file
+    ck_assert_int_eq (s_number (json, "max_queue"), 10000);            //  default
+    ck_assert_int_eq (s_number (json, "request_timeout"), 30);         //  default
     cJSON *endpoints = cJSON_GetObjectItem (json, "endpoints");
     ck_assert_int_eq (cJSON_GetArraySize (endpoints), 2);
     ck_assert_str_eq (cJSON_GetArrayItem (endpoints, 1)->valuestring, "ipc:///tmp/x.ipc");
     cJSON_Delete (json);
     //  -e on the command line replaces the file's endpoints.
-    const char *args2[] = {"-c", path, "-e", "tcp://127.0.0.1:7002", "--stats-interval", "60",
-                           "-p", "run/b.pid", NULL};
+    const char *args2[] = {
+        "-c", path,        "-e", "tcp://127.0.0.1:7002", "--stats-interval", "60",
+        "-p", "run/b.pid", NULL};
     json = s_print_config (args2);
     endpoints = cJSON_GetObjectItem (json, "endpoints");
     ck_assert_int_eq (cJSON_GetArraySize (endpoints), 1);
@@ -225,13 +226,13 @@ END_TEST
 START_TEST (test_pidfile_of_live_process_refuses)
 {
     char pidfile[128], text[32];
-    snprintf (text, sizeof text, "%d\n", (int) getpid ());
+    snprintf (text, sizeof text, "%d\n", (int)getpid ());
     dh_write_file (dh_path (pidfile, sizeof pidfile, "broker.pid"), text);
     static dh_result_t result;
     const char *args[] = {"-p", pidfile, "-e", "tcp://127.0.0.1:*", NULL};
     ck_assert_int_eq (dh_run (&result, args), 1);
     ck_assert_ptr_nonnull (strstr (result.err, "already running"));
-    ck_assert_int_eq (dh_read_pidfile (pidfile), getpid ());   //  left alone
+    ck_assert_int_eq (dh_read_pidfile (pidfile), getpid ()); //  left alone
 }
 END_TEST
 
@@ -243,14 +244,14 @@ START_TEST (test_stale_pidfile_is_replaced)
         _exit (0);
     ck_assert_int_eq (waitpid (dead, NULL, 0), dead);
     char pidfile[128], text[32];
-    snprintf (text, sizeof text, "%d\n", (int) dead);
+    snprintf (text, sizeof text, "%d\n", (int)dead);
     dh_write_file (dh_path (pidfile, sizeof pidfile, "broker.pid"), text);
     int out, err;
     const char *args[] = {"-p", pidfile, "-e", "tcp://127.0.0.1:*", NULL};
     pid_t pid = dh_spawn (args, &out, &err);
     char endpoint[256];
     ck_assert (dh_endpoint (err, endpoint, sizeof endpoint, 5000));
-    ck_assert_int_eq (dh_read_pidfile (pidfile), pid);   //  written before "serving"
+    ck_assert_int_eq (dh_read_pidfile (pidfile), pid); //  written before "serving"
     int status = tu_stop (pid, SIGINT, 5000);
     ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);
     ck_assert (dh_file_gone (pidfile));
@@ -269,7 +270,7 @@ START_TEST (test_quiet_daemon_says_nothing)
     const char *args[] = {"-d", "-q", "-p", pidfile, "-e", "tcp://127.0.0.1:*", NULL};
     int status = dh_run (&result, args);
     pid_t pid = dh_read_pidfile (pidfile);
-    bool alive = pid > 0 && !dh_gone ((void *) (intptr_t) pid);
+    bool alive = pid > 0 && !dh_gone ((void *)(intptr_t)pid);
     bool stopped = dh_stop_detached (pid, 5000);
     ck_assert_int_eq (status, 0);
     ck_assert_str_eq (result.err, "");
@@ -307,7 +308,7 @@ START_TEST (test_systemd_notifications)
     struct sockaddr_un address = {.sun_family = AF_UNIX};
     dh_path (address.sun_path, sizeof address.sun_path, "notify");
     int sock = socket (AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_eq (bind (sock, (struct sockaddr *) &address, sizeof address), 0);
+    ck_assert_int_eq (bind (sock, (struct sockaddr *)&address, sizeof address), 0);
     setenv ("NOTIFY_SOCKET", address.sun_path, 1);
     int out, err;
     const char *args[] = {"-e", "tcp://127.0.0.1:*", NULL};
@@ -344,10 +345,10 @@ START_TEST (test_libmdp_exports_only_mdp_h)
         while (end > at && end[-1] == ' ')
             end--;
         char *start = end;
-        while (start > at && (isalnum ((unsigned char) start[-1]) || start[-1] == '_'))
+        while (start > at && (isalnum ((unsigned char)start[-1]) || start[-1] == '_'))
             start--;
         size_t used = strlen (declared);
-        snprintf (declared + used, sizeof declared - used, "%.*s ", (int) (end - start), start);
+        snprintf (declared + used, sizeof declared - used, "%.*s ", (int)(end - start), start);
         count++;
     }
     ck_assert_int_gt (count, 20);
@@ -363,8 +364,8 @@ START_TEST (test_libmdp_exports_only_mdp_h)
         if (sscanf (line, "%63s %7s %255s", address, type, name) != 3)
             continue;
         snprintf (wanted, sizeof wanted, " %s ", name);
-        ck_assert_msg (strstr (declared, wanted), "libmdp.so exports '%s' (%s), not in mdp.h",
-                       name, type);
+        ck_assert_msg (strstr (declared, wanted), "libmdp.so exports '%s' (%s), not in mdp.h", name,
+                       type);
         ck_assert_msg (strcmp (type, "T") == 0, "'%s' is exported as %s, not a function", name,
                        type);
         exported++;
@@ -389,13 +390,13 @@ START_TEST (test_libmdp_man_page_lists_mdp_h)
         while (end > at && end[-1] == ' ')
             end--;
         char *start = end, name[128], spaced[140], alone[140];
-        while (start > at && (isalnum ((unsigned char) start[-1]) || start[-1] == '_'))
+        while (start > at && (isalnum ((unsigned char)start[-1]) || start[-1] == '_'))
             start--;
-        snprintf (name, sizeof name, "%.*s", (int) (end - start), start);
+        snprintf (name, sizeof name, "%.*s", (int)(end - start), start);
         snprintf (spaced, sizeof spaced, "\n.BR %s ", name);
         snprintf (alone, sizeof alone, "\n.BR %s\n", name);
-        ck_assert_msg (strstr (man, spaced) || strstr (man, alone),
-                       "man/libmdp.3 does not list %s", name);
+        ck_assert_msg (strstr (man, spaced) || strstr (man, alone), "man/libmdp.3 does not list %s",
+                       name);
     }
 }
 END_TEST
@@ -412,15 +413,15 @@ START_TEST (test_broker_man_page_lists_every_flag)
     static char man[65536];
     man[fread (man, 1, sizeof man - 1, page)] = 0;
     fclose (page);
-    char *options = strstr (man, "\n.SH OPTIONS"), *end = options ? strstr (options + 1, "\n.SH ")
-                                                                 : NULL;
+    char *options = strstr (man, "\n.SH OPTIONS"),
+         *end = options ? strstr (options + 1, "\n.SH ") : NULL;
     ck_assert (options && end);
     *end = 0;
     int flags = 0;
     for (char *at = result.out; (at = strstr (at, "--")); flags++) {
         char flag[64], written[140] = "\\-\\-";
         at += 2;
-        snprintf (flag, sizeof flag, "%.*s", (int) strspn (at, "abcdefghijklmnopqrstuvwxyz-"), at);
+        snprintf (flag, sizeof flag, "%.*s", (int)strspn (at, "abcdefghijklmnopqrstuvwxyz-"), at);
         at += strlen (flag);
         for (char *c = flag; *c; c++)
             snprintf (written + strlen (written), sizeof written - strlen (written), "%s",
@@ -484,10 +485,15 @@ START_TEST (test_make_install_and_uninstall)
     dh_path (root, sizeof root, "root");
     s_shell ("%s install DESTDIR='%s' PREFIX=/usr BUILD='%s'%s >'%s/make.log' 2>&1", make, root,
              build, san ? " SAN=1" : "", dh_dir);
-    static const char *files[] = {
-        "usr/lib/libmdp.so.0.1.0", "usr/lib/libmdp.a", "usr/include/mdp.h",
-        "usr/bin/mdp-broker", "usr/bin/mdp-req", "usr/share/man/man1/mdp-broker.1",
-        "usr/share/man/man1/mdp-req.1", "usr/share/man/man3/libmdp.3", NULL};
+    static const char *files[] = {"usr/lib/libmdp.so.0.1.0",
+                                  "usr/lib/libmdp.a",
+                                  "usr/include/mdp.h",
+                                  "usr/bin/mdp-broker",
+                                  "usr/bin/mdp-req",
+                                  "usr/share/man/man1/mdp-broker.1",
+                                  "usr/share/man/man1/mdp-req.1",
+                                  "usr/share/man/man3/libmdp.3",
+                                  NULL};
     for (int i = 0; files[i]; i++) {
         snprintf (path, sizeof path, "%s/%s", root, files[i]);
         ck_assert_msg (access (path, F_OK) == 0, "not installed: %s", path);
@@ -501,8 +507,7 @@ START_TEST (test_make_install_and_uninstall)
     s_expect_file_text (path, "\"endpoints\"");
     s_shell ("test \"$(readlink '%s/usr/lib/libmdp.so')\" = libmdp.so.0", root);
     s_shell ("test \"$(readlink '%s/usr/lib/libmdp.so.0')\" = libmdp.so.0.1.0", root);
-    s_shell ("readelf -d '%s/usr/lib/libmdp.so.0.1.0' | grep -q 'SONAME.*\\[libmdp.so.0\\]'",
-             root);
+    s_shell ("readelf -d '%s/usr/lib/libmdp.so.0.1.0' | grep -q 'SONAME.*\\[libmdp.so.0\\]'", root);
 
     //  A program built and run against the installed tree only.
     snprintf (path, sizeof path, "%s/prog.c", dh_dir);
@@ -530,7 +535,7 @@ int main (void)
     tcase_add_checked_fixture (tc, dh_setup, dh_teardown);
     tcase_set_timeout (tc, tu_scale (60));
     tcase_add_loop_test (tc, test_bad_config_exits_2_naming_it, 0,
-                         (int) (sizeof s_bad / sizeof s_bad[0]));
+                         (int)(sizeof s_bad / sizeof s_bad[0]));
     tcase_add_test (tc, test_port_in_use_exits_2);
     tcase_add_test (tc, test_print_config_flags_over_file_over_defaults);
     tcase_add_test (tc, test_print_config_round_trips);

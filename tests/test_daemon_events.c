@@ -14,8 +14,14 @@ START_TEST (test_broker_forwards_events)
     int fds[2];
     ck_assert_int_eq (pipe (fds), 0);
     char *broker = strdup (tu_program ("mdp-broker"));
-    char *const argv[] = {broker, "-e", "tcp://127.0.0.1:*", "--pub-endpoint", "tcp://127.0.0.1:*",
-                          "--sub-endpoint", "tcp://127.0.0.1:*", NULL};
+    char *const argv[] = {broker,
+                          "-e",
+                          "tcp://127.0.0.1:*",
+                          "--pub-endpoint",
+                          "tcp://127.0.0.1:*",
+                          "--sub-endpoint",
+                          "tcp://127.0.0.1:*",
+                          NULL};
     pid_t pid = tu_spawn_err (argv, -1, fds[1]);
     close (fds[1]);
     char *line = tu_read_line_with (fds[0], "events: publishers connect to ", 10000);
@@ -39,7 +45,7 @@ START_TEST (test_broker_forwards_events)
     char *category = NULL;
     cJSON *got = NULL;
     ck_assert_int_eq (mdp_subscriber_recv (subscriber, &category, &got, tu_scale (5000)), 0);
-    ck_assert_str_eq (category, "plugin.status");   //  device.update was filtered out
+    ck_assert_str_eq (category, "plugin.status"); //  device.update was filtered out
     ck_assert_str_eq (cJSON_GetStringValue (cJSON_GetObjectItem (got, "status")), "alive");
     free (category);
     cJSON_Delete (got);

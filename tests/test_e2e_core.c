@@ -50,8 +50,8 @@ static void s_teardown (void)
 //  --- our worker in a thread: an actor over mdp_worker_socket/process -------
 
 typedef struct {
-    const char *service;         //  service to offer
-    int heartbeat;               //  msecs
+    const char *service; //  service to offer
+    int heartbeat;       //  msecs
 } worker_args_t;
 
 static mdp_msg_t *s_echo (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
@@ -123,8 +123,12 @@ START_TEST (test_unknown_service_gets_504)
     //  Deadline 0.3 s in the timeout frame, but the client waits 10 s: the
     //  broker's 504 must arrive, not silence.
     char out[4096];
-    char *const argv[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "nobody",
-                          "config.get", "{}", "--timeout", "0.3", "--wait", "10", NULL};
+    char *const argv[] = {PYTHON,       "tests/interop/domogik_client.py",
+                          endpoint,     "nobody",
+                          "config.get", "{}",
+                          "--timeout",  "0.3",
+                          "--wait",     "10",
+                          NULL};
     ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "\"mdp.error\"") && strstr (out, "504"), "%s", out);
 }
@@ -135,8 +139,11 @@ START_TEST (test_domogik_client_to_our_worker)
     zactor_t *worker = s_worker_start ("dbmgr", 0);
     s_wait_service ("dbmgr");
     char out[4096];
-    char *const argv[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "dbmgr",
-                          "config.get", "{\"key\": \"x\"}", "--timeout", "10", NULL};
+    char *const argv[] = {PYTHON,       "tests/interop/domogik_client.py",
+                          endpoint,     "dbmgr",
+                          "config.get", "{\"key\": \"x\"}",
+                          "--timeout",  "10",
+                          NULL};
     ck_assert_int_eq (tu_run_capture (argv, out, sizeof out, 15000), 0);
     //  REQ strips the delimiter: ["MDPC01"][service][action][json], no timeout frame.
     ck_assert_msg (strstr (out, "\"frames\": [\"MDPC01\", \"dbmgr\", \"config.get.result\""), "%s",
@@ -144,13 +151,16 @@ START_TEST (test_domogik_client_to_our_worker)
     ck_assert_msg (strstr (out, "\"served_by\": \"libmdp\""), "%s", out);
     ck_assert_msg (strstr (out, "\"key\": \"x\""), "%s", out);
     //  Domogik's "None" timeout is stripped too, not taken for the action.
-    char *const none[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "dbmgr",
-                          "config.get", "{}", "--no-timeout", "--wait", "10", NULL};
+    char *const none[] = {PYTHON,         "tests/interop/domogik_client.py",
+                          endpoint,       "dbmgr",
+                          "config.get",   "{}",
+                          "--no-timeout", "--wait",
+                          "10",           NULL};
     ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "\"config.get.result\""), "%s", out);
     //  MMI the Domogik way: [timeout][name].
-    char *const mmi[] = {PYTHON, "tests/interop/domogik_client.py", endpoint, "mmi.service",
-                         "dbmgr", "--mmi", NULL};
+    char *const mmi[] = {
+        PYTHON, "tests/interop/domogik_client.py", endpoint, "mmi.service", "dbmgr", "--mmi", NULL};
     ck_assert_int_eq (tu_run_capture (mmi, out, sizeof out, 15000), 0);
     ck_assert_msg (strstr (out, "[\"MDPC01\", \"mmi.service\", \"200\"]"), "%s", out);
     zactor_destroy (&worker);
@@ -159,8 +169,8 @@ END_TEST
 
 START_TEST (test_our_client_to_domogik_worker)
 {
-    char *const argv[] = {PYTHON, "tests/interop/domogik_worker.py", endpoint, "manager",
-                          "--seconds", "60", NULL};
+    char *const argv[] = {
+        PYTHON, "tests/interop/domogik_worker.py", endpoint, "manager", "--seconds", "60", NULL};
     pid_t pid = tu_spawn (argv, -1);
     s_wait_service ("manager");
     mdp_client_t *client = tu_client (endpoint, 5000);
@@ -181,14 +191,16 @@ END_TEST
 
 START_TEST (test_mdp_req_and_echo_worker_programs)
 {
-    char *const wargv[] = {(char *) strdup (tu_program ("mdp-echo-worker")), "-e", endpoint,
-                           "echo", NULL};
+    char *const wargv[] = {(char *)strdup (tu_program ("mdp-echo-worker")), "-e", endpoint, "echo",
+                           NULL};
     pid_t worker = tu_spawn (wargv, -1);
     s_wait_service ("echo");
     char out[4096], *req = strdup (tu_program ("mdp-req"));
-    char *const ok[] = {req, "-e", endpoint, "-t", "5000", "echo", "config.get", "{\"a\": 1}", NULL};
+    char *const ok[] = {req,    "-e",         endpoint,     "-t", "5000",
+                        "echo", "config.get", "{\"a\": 1}", NULL};
     ck_assert_int_eq (tu_run_capture (ok, out, sizeof out, 15000), 0);
-    ck_assert_msg (strstr (out, "\"action\":\"config.result\"") || strstr (out, "\"action\": \"config.result\""),
+    ck_assert_msg (strstr (out, "\"action\":\"config.result\"") ||
+                       strstr (out, "\"action\": \"config.result\""),
                    "%s", out);
     ck_assert_msg (strstr (out, "\"a\""), "%s", out);
     //  An mdp.error reply is printed, exit 1: a broker with no room in its
@@ -211,7 +223,8 @@ START_TEST (test_mdp_req_and_echo_worker_programs)
     char *const bad[] = {req, "-e", endpoint, "echo", "x.get", "{not json", NULL};
     ck_assert_int_eq (tu_run_capture (bad, out, sizeof out, 15000), 2);
     //  Nobody listening: exit 3 after the retries.
-    char *const none[] = {req, "-e", "tcp://127.0.0.1:1", "-t", "100", "-r", "2", "echo", "x", NULL};
+    char *const none[] = {req, "-e", "tcp://127.0.0.1:1", "-t", "100", "-r", "2", "echo",
+                          "x", NULL};
     ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 15000), 3);
     ck_assert_int_eq (tu_stop (worker, SIGTERM, 5000), 0);
     free (wargv[0]);
@@ -225,31 +238,31 @@ END_TEST
 //  mdp-echo-worker, where nothing re-encodes: byte for byte.
 START_TEST (test_numbers_pass_as_written)
 {
-    char *const pargv[] = {PYTHON, "tests/interop/domogik_worker.py", endpoint, "svc",
-                           "--seconds", "60", NULL};
+    char *const pargv[] = {
+        PYTHON, "tests/interop/domogik_worker.py", endpoint, "svc", "--seconds", "60", NULL};
     pid_t python = tu_spawn (pargv, -1);
-    char *const wargv[] = {(char *) strdup (tu_program ("mdp-echo-worker")), "-e", endpoint,
-                           "echo", NULL};
+    char *const wargv[] = {(char *)strdup (tu_program ("mdp-echo-worker")), "-e", endpoint, "echo",
+                           NULL};
     pid_t worker = tu_spawn (wargv, -1);
     s_wait_service ("svc");
     s_wait_service ("echo");
     char out[4096], *req = strdup (tu_program ("mdp-req"));
-    char *const to_python[] = {req, "-e", endpoint, "-t", "10000", "svc", "x.get", TU_NUMBERS_IN,
-                               NULL};
+    char *const to_python[] = {req,   "-e",    endpoint,      "-t", "10000",
+                               "svc", "x.get", TU_NUMBERS_IN, NULL};
     ck_assert_int_eq (tu_run_capture (to_python, out, sizeof out, 20000), 0);
-    ck_assert_str_eq (out, "{\"action\":\"x.result\",\"data\":{\"n\":[9007199254740993,"
-                           "12345678901234567890,0.1,1e+308,-0.0,9223372036854775807,"
-                           "-9223372036854775808,18446744073709551616],\"served_by\":\"pyzmq\"}}\n");
-    char *const to_echo[] = {req, "-e", endpoint, "-t", "10000", "echo", "x.get", TU_NUMBERS_IN,
-                             NULL};
+    ck_assert_str_eq (out,
+                      "{\"action\":\"x.result\",\"data\":{\"n\":[9007199254740993,"
+                      "12345678901234567890,0.1,1e+308,-0.0,9223372036854775807,"
+                      "-9223372036854775808,18446744073709551616],\"served_by\":\"pyzmq\"}}\n");
+    char *const to_echo[] = {req,    "-e",    endpoint,      "-t", "10000",
+                             "echo", "x.get", TU_NUMBERS_IN, NULL};
     ck_assert_int_eq (tu_run_capture (to_echo, out, sizeof out, 20000), 0);
     ck_assert_str_eq (out, "{\"action\":\"x.result\",\"data\":" TU_NUMBERS "}\n");
     char *async = strdup (tu_program ("mdp-async-req"));
-    char *const async_echo[] = {async, "-e", endpoint, "-t", "10000", "echo", "x.get",
-                                TU_NUMBERS_IN, NULL};
+    char *const async_echo[] = {async,  "-e",    endpoint,      "-t", "10000",
+                                "echo", "x.get", TU_NUMBERS_IN, NULL};
     ck_assert_int_eq (tu_run_capture (async_echo, out, sizeof out, 20000), 0);
-    ck_assert_msg (strstr (out, "\"data\":{\"n\":[" TU_NUMBERS_LIST "],\"seq\":0}}\n"), "%s",
-                   out);
+    ck_assert_msg (strstr (out, "\"data\":{\"n\":[" TU_NUMBERS_LIST "],\"seq\":0}}\n"), "%s", out);
     ck_assert_int_eq (tu_stop (worker, SIGTERM, 5000), 0);
     ck_assert_int_eq (tu_stop (python, SIGTERM, 5000), 0);
     free (wargv[0]);
@@ -298,7 +311,7 @@ START_TEST (test_broker_program_serves_and_stops_on_sigterm)
     *strchr (bound, ' ') = 0;
     mdp_client_t *client = mdp_client_new (bound);
     mdp_client_set_timeout (client, tu_scale (2000));
-    ck_assert_int_eq (mdp_client_has_service (client, "nothing"), 0);   //  it answers: 404
+    ck_assert_int_eq (mdp_client_has_service (client, "nothing"), 0); //  it answers: 404
     mdp_client_destroy (&client);
     int status = tu_stop (pid, SIGTERM, 1000);
     ck_assert (WIFEXITED (status) && WEXITSTATUS (status) == 0);

@@ -27,8 +27,8 @@ static char *s_reply (zsock_t *client, int timeout_ms)
     zmsg_t *msg = zmsg_recv (client);
     ck_assert_ptr_nonnull (msg);
     ck_assert_int_ge (zmsg_size (msg), 4);
-    free (zmsg_popstr (msg));   //  ""
-    free (zmsg_popstr (msg));   //  MDPC01
+    free (zmsg_popstr (msg)); //  ""
+    free (zmsg_popstr (msg)); //  MDPC01
     char *text = zmsg_popstr (msg), *frame;
     while ((frame = zmsg_popstr (msg))) {
         char *longer = zsys_sprintf ("%s %s", text, frame);
@@ -82,7 +82,7 @@ START_TEST (test_daemon_with_pidfile)
     static dh_result_t second;
     const char *again[] = {"-d", "-p", pidfile, "-e", "tcp://127.0.0.1:*", NULL};
     int second_status = dh_run (&second, again);
-    bool alive = pid > 0 && !dh_gone ((void *) (intptr_t) pid);
+    bool alive = pid > 0 && !dh_gone ((void *)(intptr_t)pid);
     bool stopped = dh_stop_detached (pid, 10000);
     bool removed = tu_wait_for (dh_file_gone, pidfile, 5000);
     close (out);
@@ -91,9 +91,9 @@ START_TEST (test_daemon_with_pidfile)
     ck_assert (said);
     ck_assert_int_eq (status, 0);
     ck_assert (appeared);
-    ck_assert_int_ne (pid, starter);               //  detached: not the process we ran
+    ck_assert_int_ne (pid, starter); //  detached: not the process we ran
     ck_assert (alive);
-    ck_assert_int_eq (has_service, 0);             //  it serves: mmi.service says 404
+    ck_assert_int_eq (has_service, 0); //  it serves: mmi.service says 404
     ck_assert_int_eq (second_status, 1);
     ck_assert_ptr_nonnull (strstr (second.err, "already running"));
     ck_assert (stopped);
@@ -130,7 +130,7 @@ START_TEST (test_sighup_reloads_config)
     ck_assert_ptr_nonnull (line);
     free (line);
     s_request (client, "nobody", "job.3");
-    s_expect_error (client, "nobody", 503);   //  queue full, at once
+    s_expect_error (client, "nobody", 503); //  queue full, at once
 
     //  A bad file: logged, naming the key; max_queue stays 1.
     dh_write_file (config, "{\"endpoints\": [\"tcp://127.0.0.1:*\"], \"max_queue\": \"x\"}");
@@ -149,7 +149,7 @@ START_TEST (test_sighup_reloads_config)
     ck_assert_ptr_nonnull (line);
     free (line);
     s_request (client, "mmi.service", "nobody");
-    s_expect_reply (client, "mmi.service 404");   //  the same connection still works
+    s_expect_reply (client, "mmi.service 404"); //  the same connection still works
 
     //  SIGTERM: the two queued requests hear 503, the broker exits 0.
     int status = tu_stop (pid, SIGTERM, 10000);

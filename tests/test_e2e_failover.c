@@ -10,12 +10,13 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 
-#define HEARTBEAT 250  //  msecs, brokers and workers (times 10 under valgrind: tu_scale)
-#define LIVENESS "5"   //  missed heartbeats: 3 expires busy workers (502) on a loaded box
-#define CLIENTS 10     //  client threads
+#define HEARTBEAT 250 //  msecs, brokers and workers (times 10 under valgrind: tu_scale)
+#define LIVENESS "5"  //  missed heartbeats: 3 expires busy workers (502) on a loaded box
+#define CLIENTS 10    //  client threads
 #define REQUESTS (getenv ("MDP_TEST_SLOW") ? 50 : 500) //  per client (fewer under valgrind)
-#define TIMEOUT 1000   //  msecs a client waits on one broker before moving on (and the
-                       //  broker on the worker: 500 gives 504s on a loaded machine)
+#define TIMEOUT                                                                                    \
+    1000 //  msecs a client waits on one broker before moving on (and the
+         //  broker on the worker: 500 gives 504s on a loaded machine)
 
 //  One mdp-broker process and what it needs to be killed and restarted.
 typedef struct {
@@ -67,8 +68,13 @@ static pid_t s_worker_start (const char *endpoint)
 {
     char heartbeat[16];
     snprintf (heartbeat, sizeof heartbeat, "%d", tu_scale (HEARTBEAT));
-    char *argv[] = {(char *)tu_program ("mdp-echo-worker"), "-e", (char *)endpoint, "-H",
-                    heartbeat, "echo", NULL};
+    char *argv[] = {(char *)tu_program ("mdp-echo-worker"),
+                    "-e",
+                    (char *)endpoint,
+                    "-H",
+                    heartbeat,
+                    "echo",
+                    NULL};
     pid_t pid = tu_spawn (argv, -1);
     ck_assert_int_gt (pid, 0);
     return pid;
@@ -130,10 +136,10 @@ static atomic_int answered; //  requests answered, all clients together
 
 //  What one client thread saw.
 typedef struct {
-    int index;    //  which client
-    int good;     //  replies with this request's own data
-    int bad;      //  no reply, an error reply, or someone else's data
-    int max_gap;  //  longest wait for one reply, msecs
+    int index;   //  which client
+    int good;    //  replies with this request's own data
+    int bad;     //  no reply, an error reply, or someone else's data
+    int max_gap; //  longest wait for one reply, msecs
 } tally_t;
 
 //  One request: ask echo for {"client": c, "seq": n} and check the answer.
@@ -244,8 +250,9 @@ START_TEST (test_kill_each_broker_under_load)
         max_gap = gap > max_gap ? gap : max_gap;
         zactor_destroy (&clients[index]);
     }
-    fprintf (stderr, "failover: %d answered with their own data, %d not, longest gap %d ms "
-                     "(client timeout %d ms, heartbeat %d ms)\n",
+    fprintf (stderr,
+             "failover: %d answered with their own data, %d not, longest gap %d ms "
+             "(client timeout %d ms, heartbeat %d ms)\n",
              good, bad, max_gap, tu_scale (TIMEOUT), tu_scale (HEARTBEAT));
     for (int index = 0; index < 2; index++)
         tu_stop (workers[index], SIGTERM, 5000);
@@ -258,10 +265,10 @@ END_TEST
 
 //  --- MDP/0.2 streams through failover ---------------------------------
 
-static atomic_int gate_open;   //  lets the held worker on broker 1 finish
-static atomic_int held;        //  requests the held worker has taken
+static atomic_int gate_open;     //  lets the held worker on broker 1 finish
+static atomic_int held;          //  requests the held worker has taken
 static atomic_int partials_seen; //  partials the streaming client has seen
-static atomic_int served;      //  requests the worker on broker 2 has taken
+static atomic_int served;        //  requests the worker on broker 2 has taken
 
 //  Broker 1's worker: sends arg's number of partials (0 or 1), then holds the
 //  request until the gate opens (the test kills its broker meanwhile).
@@ -320,7 +327,8 @@ static void s_stream_client_actor (zsock_t *pipe, void *args)
     mdp_client_set_timeout (client, tu_scale (TIMEOUT));
     mdp_client_set_retries (client, 2);
     mdp_msg_t *request = mdp_msg_new ("stream.get", NULL);
-    mdp_msg_t *reply = mdp_client_request_stream (client, "stream", &request, s_count_partial, NULL);
+    mdp_msg_t *reply =
+        mdp_client_request_stream (client, "stream", &request, s_count_partial, NULL);
     int error = reply ? 0 : errno;
     zsock_send (pipe, "is", error, reply ? mdp_msg_action (reply) : "");
     mdp_msg_destroy (&reply);
@@ -406,8 +414,18 @@ static int s_async_req (const char *first, const char *second)
 {
     char timeout[16];
     snprintf (timeout, sizeof timeout, "%d", tu_scale (TIMEOUT));
-    char *argv[] = {(char *)tu_program ("mdp-async-req"), "-e", (char *)first, "-e",
-                    (char *)second, "-t", timeout, "-n", "50", "echo", "a.get", NULL};
+    char *argv[] = {(char *)tu_program ("mdp-async-req"),
+                    "-e",
+                    (char *)first,
+                    "-e",
+                    (char *)second,
+                    "-t",
+                    timeout,
+                    "-n",
+                    "50",
+                    "echo",
+                    "a.get",
+                    NULL};
     int out[2];
     ck_assert_int_eq (pipe (out), 0);
     pid_t pid = tu_spawn (argv, out[1]);

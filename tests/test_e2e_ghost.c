@@ -8,12 +8,14 @@
 #include "daemon_harness.h"
 
 #define PYTHON "/usr/bin/python3"
-#define OUTAGE 6000              //  msecs the workers wait for the broker: over
-                                 //  the 5 s after which a first HEARTBEAT owed a
-                                 //  heartbeat after READY comes too late (7.5 s)
-#define QUIET 4000               //  msecs we only watch (no requests: a REQUEST
-                                 //  is a sign of life) once the broker serves
-#define WATCH 10000              //  msecs we watch in all
+#define OUTAGE                                                                                     \
+    6000 //  msecs the workers wait for the broker: over
+         //  the 5 s after which a first HEARTBEAT owed a
+         //  heartbeat after READY comes too late (7.5 s)
+#define QUIET                                                                                      \
+    4000            //  msecs we only watch (no requests: a REQUEST
+                    //  is a sign of life) once the broker serves
+#define WATCH 10000 //  msecs we watch in all
 
 static const char *s_services[] = {"ghost.py", "ghost.c"};
 
@@ -23,18 +25,21 @@ START_TEST (test_workers_started_before_the_broker)
     dh_free_endpoint (endpoint, sizeof endpoint);
     int out[2];
     ck_assert_int_eq (pipe2 (out, O_CLOEXEC), 0);
-    char *python[] = {PYTHON, "tests/interop/domogik_worker.py", endpoint, (char *) s_services[0],
-                      "--liveness", "3", "--seconds", "60", NULL};
+    char *python[] = {PYTHON,       "tests/interop/domogik_worker.py",
+                      endpoint,     (char *)s_services[0],
+                      "--liveness", "3",
+                      "--seconds",  "60",
+                      NULL};
     pid_t domogik = dh_spawn_tied (python, out[1], -1);
     close (out[1]);
-    char *echo[] = {strdup (tu_program ("mdp-echo-worker")), "-e", endpoint,
-                    (char *) s_services[1], NULL};
+    char *echo[] = {strdup (tu_program ("mdp-echo-worker")), "-e", endpoint, (char *)s_services[1],
+                    NULL};
     pid_t ours = dh_spawn_tied (echo, -1, -1);
     free (echo[0]);
     char *line = tu_read_line_with (out[0], "READY", 10000);
-    ck_assert_ptr_nonnull (line);   //  both workers have sent READY by now
+    ck_assert_ptr_nonnull (line); //  both workers have sent READY by now
     free (line);
-    zclock_sleep (OUTAGE);          //  the outage itself, not a wait for a condition
+    zclock_sleep (OUTAGE); //  the outage itself, not a wait for a condition
 
     const char *args[] = {"-e", endpoint, NULL};
     int broker_out, broker_err;
@@ -55,7 +60,7 @@ START_TEST (test_workers_started_before_the_broker)
             int workers = dh_workers_of (client, s_services[i]);
             most[i] = workers > most[i] ? workers : most[i];
             if (workers < 1 || zclock_mono () < quiet)
-                continue;   //  not registered yet, or still quiet: nothing to ask
+                continue; //  not registered yet, or still quiet: nothing to ask
             mdp_msg_t *request = mdp_msg_new ("ping.get", NULL);
             mdp_msg_t *reply = mdp_client_request (client, s_services[i], &request);
             if (reply && !mdp_msg_is_error (reply))
@@ -76,8 +81,8 @@ START_TEST (test_workers_started_before_the_broker)
     close (broker_out);
     close (broker_err);
     ck_assert_msg (most[0] == 1 && most[1] == 1,
-                   "registrations seen: %d of %s, %d of %s (want one each)", most[0],
-                   s_services[0], most[1], s_services[1]);
+                   "registrations seen: %d of %s, %d of %s (want one each)", most[0], s_services[0],
+                   most[1], s_services[1]);
     ck_assert_msg (failed == 0, "%d requests failed, the last with %d (-1: no reply)", failed,
                    code);
     ck_assert_int_ge (answered[0], 5);

@@ -8,15 +8,15 @@
 #include "daemon_harness.h"
 #include <cjson/cJSON.h>
 
-#define HEARTBEAT 250            //  msecs, brokers and workers (scaled)
-#define WORKERS 2                //  mdp-echo-worker processes
-#define PER_CLIENT 40            //  requests each client thread puts
+#define HEARTBEAT 250 //  msecs, brokers and workers (scaled)
+#define WORKERS 2     //  mdp-echo-worker processes
+#define PER_CLIENT 40 //  requests each client thread puts
 
 typedef struct {
-    const char *endpoint;        //  the broker this client talks to
-    const char *tag;             //  written into each request, to tell them apart
-    int count;                   //  requests to put
-    bool stop_on_failure;        //  end at the first unanswered request
+    const char *endpoint; //  the broker this client talks to
+    const char *tag;      //  written into each request, to tell them apart
+    int count;            //  requests to put
+    bool stop_on_failure; //  end at the first unanswered request
 } load_t;
 
 //  One client thread: count requests in a row, each with its own data;
@@ -37,8 +37,8 @@ static void s_client_actor (zsock_t *pipe, void *arg)
         mdp_msg_t *request = mdp_msg_new ("ping.get", data);
         mdp_msg_t *reply = mdp_client_request (client, "echo", &request);
         char *got = reply ? cJSON_PrintUnformatted (mdp_msg_data (reply)) : NULL;
-        bool good = reply && streq (mdp_msg_action (reply), "ping.result") && got &&
-                    streq (got, sent);
+        bool good =
+            reply && streq (mdp_msg_action (reply), "ping.result") && got && streq (got, sent);
         ok += good;
         wrong += !good;
         free (got);
@@ -76,8 +76,8 @@ static pid_t s_broker (const char *endpoint, int fds[2])
 }
 
 typedef struct {
-    const char *endpoint;        //  the broker to ask
-    int want;                    //  workers expected for "echo"
+    const char *endpoint; //  the broker to ask
+    int want;             //  workers expected for "echo"
 } count_t;
 
 static bool s_has_workers (void *arg)
@@ -104,8 +104,14 @@ START_TEST (test_two_brokers_two_workers)
     snprintf (heartbeat, sizeof heartbeat, "%d", tu_scale (HEARTBEAT));
     pid_t worker[WORKERS];
     for (int index = 0; index < WORKERS; index++) {
-        char *argv[] = {strdup (tu_program ("mdp-echo-worker")), "-e", endpoint[0], "-e",
-                        endpoint[1], "-H", heartbeat, NULL};
+        char *argv[] = {strdup (tu_program ("mdp-echo-worker")),
+                        "-e",
+                        endpoint[0],
+                        "-e",
+                        endpoint[1],
+                        "-H",
+                        heartbeat,
+                        NULL};
         worker[index] = dh_spawn_tied (argv, -1, -1);
         free (argv[0]);
     }
@@ -142,8 +148,10 @@ START_TEST (test_two_brokers_two_workers)
     for (int index = 0; index < 2; index++) {
         int ok, wrong;
         s_client_result (&client_b[index], &ok, &wrong);
-        ck_assert_msg (ok == PER_CLIENT && wrong == 0, "after the kill, client %s: %d answered, "
-                       "%d not", on_b[index].tag, ok, wrong);
+        ck_assert_msg (ok == PER_CLIENT && wrong == 0,
+                       "after the kill, client %s: %d answered, "
+                       "%d not",
+                       on_b[index].tag, ok, wrong);
     }
     int ok, wrong;
     s_client_result (&client_a, &ok, &wrong);

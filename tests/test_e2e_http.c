@@ -57,8 +57,8 @@ END_TEST
 START_TEST (test_timeout)
 {
     int64_t start = zclock_mono ();
-    hh_reply_t reply = hh_request ("POST", "/v1/services/test/sleep?timeout=300", NULL,
-                                   "{\"ms\": 1500}");
+    hh_reply_t reply =
+        hh_request ("POST", "/v1/services/test/sleep?timeout=300", NULL, "{\"ms\": 1500}");
     ck_assert_int_eq (reply.status, 504);
     ck_assert_ptr_nonnull (strstr (reply.body, "\"code\":504"));
     ck_assert_int_lt (zclock_mono () - start, tu_scale (1400));
@@ -200,8 +200,8 @@ START_TEST (test_metrics)
     ck_assert (hh_metric (text, "mdp_service_replies_total{service=\"echo\"}") >= 5);
     double count = hh_metric (text, "mdp_service_time_seconds_count{service=\"echo\"}");
     ck_assert (count >= 5);
-    ck_assert (hh_metric (text, "mdp_service_time_seconds_bucket{service=\"echo\",le=\"+Inf\"}")
-               == count);
+    ck_assert (hh_metric (text, "mdp_service_time_seconds_bucket{service=\"echo\",le=\"+Inf\"}") ==
+               count);
     ck_assert (hh_metric (text, "mdp_service_time_seconds_sum{service=\"echo\"}") >= 0);
     ck_assert (hh_metric (text, "mdp_http_responses_total{service=\"echo\",code=\"200\"}") == 5);
     ck_assert (hh_metric (text, "mdp_http_responses_total{service=\"test\",code=\"429\"}") == 1);
@@ -219,7 +219,7 @@ START_TEST (test_many_calls_in_flight)
     for (int i = 0; i < COUNT; i++) {
         char body[64];
         int size = snprintf (body, sizeof body, "{\"i\": %d}", i);
-        streams[i] = hh_open ("POST", "/v1/services/echo/x", NULL, body, (size_t) size);
+        streams[i] = hh_open ("POST", "/v1/services/echo/x", NULL, body, (size_t)size);
     }
     for (int i = 0; i < COUNT; i++) {
         char want[64];
@@ -267,14 +267,13 @@ START_TEST (test_dashboard_in_chromium)
     hh_reply_t reply = hh_request ("GET", "/", NULL, NULL);
     ck_assert_int_eq (reply.status, 200);
     ck_assert_ptr_nonnull (strstr (reply.body, "<table id=\"services\">"));
-    ck_assert_ptr_null (strstr (reply.body, "http://"));   //  nothing fetched elsewhere
+    ck_assert_ptr_null (strstr (reply.body, "http://")); //  nothing fetched elsewhere
     ck_assert_ptr_null (strstr (reply.body, "https://"));
     hh_free (&reply);
     char url[64];
     snprintf (url, sizeof url, "http://127.0.0.1:%d/", hh_port);
     const char *dom = s_chromium ("--dump-dom", url, 4000);
-    ck_assert_msg (strstr (dom, "<tr data-service=\"test\">"), "no row for test in: %.2000s",
-                   dom);
+    ck_assert_msg (strstr (dom, "<tr data-service=\"test\">"), "no row for test in: %.2000s", dom);
     const char *row = strstr (dom, "<tr data-service=\"echo\">");
     ck_assert_ptr_nonnull (row);
     ck_assert_ptr_nonnull (strstr (row, "<td class=\"workers\">1</td>"));

@@ -9,8 +9,8 @@
 //  Several -e: a call whose first broker is dead fails over to the next one.
 START_TEST (test_failover_between_brokers)
 {
-    const char *args[] = {"--listen", "127.0.0.1:0", "-e", "tcp://127.0.0.1:1", "-e", endpoint,
-                          NULL};
+    const char *args[] = {"--listen", "127.0.0.1:0", "-e", "tcp://127.0.0.1:1",
+                          "-e",       endpoint,      NULL};
     http_pid = dh_spawn_program ("mdp-http", args, &http_out, &http_err);
     char *line = tu_read_line_with (http_err, "serving on http://", 10000);
     ck_assert_msg (line != NULL, "mdp-http did not start");
@@ -18,8 +18,8 @@ START_TEST (test_failover_between_brokers)
     s_word_after (line, "serving on ", url, sizeof url);
     hh_port = atoi (strrchr (url, ':') + 1);
     free (line);
-    hh_reply_t reply = hh_request_within ("POST", "/v1/services/echo/config.get?timeout=1500",
-                                          NULL, "{\"n\": 1}", 8, 20000);
+    hh_reply_t reply = hh_request_within ("POST", "/v1/services/echo/config.get?timeout=1500", NULL,
+                                          "{\"n\": 1}", 8, 20000);
     ck_assert_int_eq (reply.status, 200);
     ck_assert_str_eq (reply.body, "{\"action\":\"config.result\",\"data\":{\"n\":1}}");
     hh_free (&reply);
@@ -36,18 +36,18 @@ START_TEST (test_token_required)
     hh_reply_t reply = hh_request ("GET", "/v1/stats", NULL, NULL);
     ck_assert_int_eq (reply.status, 401);
     char value[128];
-    ck_assert_ptr_nonnull (strstr (hh_header (&reply, "WWW-Authenticate", value, sizeof value),
-                                   "Bearer"));
+    ck_assert_ptr_nonnull (
+        strstr (hh_header (&reply, "WWW-Authenticate", value, sizeof value), "Bearer"));
     hh_free (&reply);
-    reply = hh_request ("POST", "/v1/services/echo/x", "Authorization: Bearer s3cret-tokeN\r\n",
-                        "{}");
+    reply =
+        hh_request ("POST", "/v1/services/echo/x", "Authorization: Bearer s3cret-tokeN\r\n", "{}");
     ck_assert_int_eq (reply.status, 401);
     hh_free (&reply);
     reply = hh_request ("POST", "/v1/services/echo/x", "Authorization: Bearer s3cret\r\n", "{}");
     ck_assert_int_eq (reply.status, 401);
     hh_free (&reply);
     const char *good = "Authorization: Bearer s3cret-token\r\n";
-    ck_assert (tu_wait_for (s_services_up, (void *) good, 10000));
+    ck_assert (tu_wait_for (s_services_up, (void *)good, 10000));
     reply = hh_request ("POST", "/v1/services/echo/x", good, "{}");
     ck_assert_int_eq (reply.status, 200);
     hh_free (&reply);

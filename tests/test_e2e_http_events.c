@@ -17,49 +17,55 @@ START_TEST (test_sse_partials)
     const char *at = stream.data;
     for (int part = 0; part < 3; part++) {
         char want[128];
-        snprintf (want, sizeof want,
-                  "event: partial\ndata: {\"action\":\"stream.partial\",\"data\":{\"part\":%d}}\n\n",
-                  part);
+        snprintf (
+            want, sizeof want,
+            "event: partial\ndata: {\"action\":\"stream.partial\",\"data\":{\"part\":%d}}\n\n",
+            part);
         const char *found = strstr (at, want);
         ck_assert_msg (found != NULL && found < final, "partial %d missing or late", part);
         at = found + strlen (want);
     }
-    ck_assert_ptr_nonnull (hh_wait_for (&stream, 0,
-                           "event: final\ndata: {\"action\":\"stream.result\",\"data\":{\"parts\":3}}\n\n",
-                           5000));
+    ck_assert_ptr_nonnull (hh_wait_for (
+        &stream, 0, "event: final\ndata: {\"action\":\"stream.result\",\"data\":{\"parts\":3}}\n\n",
+        5000));
     hh_wait_for (&stream, 0, "\r\n0\r\n\r\n", 5000);
     ck_assert_ptr_nonnull (strstr (stream.data, "\r\n0\r\n\r\n"));
     hh_close (&stream);
     //  An error ends the stream with an error event.
     stream = hh_open ("POST", "/v1/services/test/fail", "Accept: text/event-stream\r\n",
                       "{\"code\": 503}", 13);
-    ck_assert_ptr_nonnull (hh_wait_for (&stream, 0,
-                           "event: error\ndata: {\"code\":503,\"reason\":\"failed as asked\"}\n\n",
-                           10000));
+    ck_assert_ptr_nonnull (hh_wait_for (
+        &stream, 0, "event: error\ndata: {\"code\":503,\"reason\":\"failed as asked\"}\n\n",
+        10000));
     hh_close (&stream);
 }
 END_TEST
 
 static int s_publish (const char *category, const char *json)
 {
-    char *argv[] = {(char *) tu_program ("mdp-pub"), "-e", pub_ep, "-t", "5000",
-                    (char *) category, (char *) json, NULL};
+    char *argv[] = {(char *)tu_program ("mdp-pub"),
+                    "-e",
+                    pub_ep,
+                    "-t",
+                    "5000",
+                    (char *)category,
+                    (char *)json,
+                    NULL};
     pid_t pid = tu_spawn (argv, -1);
     return tu_wait_exit (pid, 10000);
 }
 
 START_TEST (test_events_from_mdp_pub)
 {
-    hh_stream_t stream = hh_open ("GET", "/v1/events?prefix=plugin.&prefix=device.", NULL,
-                                  NULL, 0);
+    hh_stream_t stream = hh_open ("GET", "/v1/events?prefix=plugin.&prefix=device.", NULL, NULL, 0);
     ck_assert_ptr_nonnull (hh_wait_for (&stream, 0, ": subscribed", 10000));
     ck_assert_int_eq (s_publish ("other.thing", "{\"n\": 0}"), 0);
     ck_assert_int_eq (s_publish ("plugin.status", "{\"n\": 1}"), 0);
     ck_assert_int_eq (s_publish ("device.update", "{\"n\": 2}"), 0);
-    ck_assert_ptr_nonnull (hh_wait_for (&stream, 0,
-                                        "event: plugin.status\ndata: {\"n\":1}\n\n", 10000));
-    ck_assert_ptr_nonnull (hh_wait_for (&stream, 0,
-                                        "event: device.update\ndata: {\"n\":2}\n\n", 10000));
+    ck_assert_ptr_nonnull (
+        hh_wait_for (&stream, 0, "event: plugin.status\ndata: {\"n\":1}\n\n", 10000));
+    ck_assert_ptr_nonnull (
+        hh_wait_for (&stream, 0, "event: device.update\ndata: {\"n\":2}\n\n", 10000));
     ck_assert_ptr_null (strstr (stream.data, "other.thing"));
     hh_close (&stream);
     //  Without a prefix, every event.
@@ -95,7 +101,7 @@ START_TEST (test_slow_event_reader_is_dropped)
         char want[64];
         snprintf (want, sizeof want, "{\"seq\":%d,", seq);
         ck_assert_msg (hh_wait_for (&fast, 0, want, 10000), "fast reader lost event %d", seq);
-        fast.size = 0;   //  what came is read; the next event comes after
+        fast.size = 0; //  what came is read; the next event comes after
         //  Anything on stderr: the drop is checked below.
         zmq_pollitem_t item = {NULL, http_err, ZMQ_POLLIN, 0};
         dropped = zmq_poll (&item, 1, 0) == 1;

@@ -11,11 +11,11 @@
 #include <check.h>
 #include <errno.h>
 
-#define WORKERS 5                //  workers offering "restart"
-#define LIVENESS 3               //  as the library's and the broker's default
+#define WORKERS 5  //  workers offering "restart"
+#define LIVENESS 3 //  as the library's and the broker's default
 
-static int s_heartbeat;          //  msecs, both ways (scaled under valgrind)
-static char *s_endpoint;         //  the first broker's, reused by the next
+static int s_heartbeat;  //  msecs, both ways (scaled under valgrind)
+static char *s_endpoint; //  the first broker's, reused by the next
 
 //  --- a broker that can also crash -------------------------------------------
 
@@ -30,11 +30,11 @@ static void s_broker_actor (zsock_t *pipe, void *args)
     cfg.heartbeat = s_heartbeat;
     cfg.liveness = LIVENESS;
     broker_t *broker = broker_new (&cfg);
-    int64_t until = zclock_mono () + 2000;   //  the port may be released late
-    int rc = broker ? broker_bind (broker, (const char *) args) : -1;
+    int64_t until = zclock_mono () + 2000; //  the port may be released late
+    int rc = broker ? broker_bind (broker, (const char *)args) : -1;
     while (broker && rc != 0 && errno == EADDRINUSE && zclock_mono () < until) {
         zclock_sleep (10);
-        rc = broker_bind (broker, (const char *) args);
+        rc = broker_bind (broker, (const char *)args);
     }
     zsock_signal (pipe, 0);
     zstr_send (pipe, rc == 0 ? broker_endpoint (broker) : "");
@@ -57,7 +57,7 @@ static void s_broker_actor (zsock_t *pipe, void *args)
 //  Start a broker on bind; NULL if it could not bind. Notes the endpoint.
 static zactor_t *s_broker_start (const char *bind)
 {
-    zactor_t *broker = zactor_new (s_broker_actor, (void *) bind);
+    zactor_t *broker = zactor_new (s_broker_actor, (void *)bind);
     char *endpoint = broker ? zstr_recv (broker) : NULL;
     if (!endpoint || !*endpoint) {
         zactor_destroy (&broker);
@@ -72,20 +72,20 @@ static zactor_t *s_broker_start (const char *bind)
 //  --- the workers ------------------------------------------------------------
 
 typedef struct {
-    int index;                   //  which worker this is, echoed in replies
+    int index; //  which worker this is, echoed in replies
 } worker_args_t;
 
 static mdp_msg_t *s_whoami (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
 {
     cJSON *data = cJSON_CreateObject ();
-    cJSON_AddNumberToObject (data, "worker", *(int *) arg);
+    cJSON_AddNumberToObject (data, "worker", *(int *)arg);
     return mdp_msg_new ("whoami.result", data);
 }
 
 //  A libmdp worker in a thread, with the library's default reconnect back-off.
 static void s_worker_actor (zsock_t *pipe, void *args)
 {
-    int index = ((worker_args_t *) args)->index;
+    int index = ((worker_args_t *)args)->index;
     mdp_worker_t *worker = mdp_worker_new (s_endpoint, "restart");
     mdp_worker_set_handler (worker, s_whoami, &index);
     mdp_worker_set_heartbeat (worker, s_heartbeat, LIVENESS);
@@ -94,7 +94,7 @@ static void s_worker_actor (zsock_t *pipe, void *args)
     zsock_signal (pipe, 0);
     while (zpoller_wait (poller, -1) == sock)
         mdp_worker_process (worker);
-    zpoller_destroy (&poller);   //  $TERM from the test
+    zpoller_destroy (&poller); //  $TERM from the test
     mdp_worker_destroy (&worker);
 }
 
@@ -115,12 +115,12 @@ static int s_all_registered (int64_t since, int bound)
         cJSON *who = reply ? cJSON_GetObjectItem (mdp_msg_data (reply), "worker") : NULL;
         last[count++ % WORKERS] = cJSON_IsNumber (who) ? who->valueint : -1;
         mdp_msg_destroy (&reply);
-        int seen = 0;   //  bit per worker among the last WORKERS answers
+        int seen = 0; //  bit per worker among the last WORKERS answers
         for (int n = 0; n < WORKERS && n < count; n++)
             if (last[n] >= 0 && last[n] < WORKERS)
                 seen |= 1 << last[n];
         if (seen == (1 << WORKERS) - 1)
-            took = (int) (zclock_mono () - since);
+            took = (int)(zclock_mono () - since);
     }
     mdp_client_destroy (&client);
     return took;
@@ -151,7 +151,7 @@ static int s_restarts (bool crash, int outage)
         if (crash)
             zstr_send (broker, "CRASH");
         zactor_destroy (&broker);
-        zclock_sleep (outage);   //  the outage itself, not a wait for something
+        zclock_sleep (outage); //  the outage itself, not a wait for something
         broker = s_broker_start (s_endpoint);
         int took = broker ? s_all_registered (zclock_mono (), tu_scale (10000)) : -1;
         in_time += took >= 0 && took <= limit;

@@ -338,8 +338,8 @@ START_TEST (test_majortomo_mmi_and_errors)
                            "\"200\", \"data\": null}\n");
     //  The first body frame is a number, so the broker takes it as the timeout
     //  (spec section 6): no worker within 0.3 s is a 504.
-    char *const none[] = {PYTHON, PEER, "majortomo", endpoint, "nobody", "0.3", "x.get", "{}",
-                          NULL};
+    char *const none[] = {PYTHON, PEER,    "majortomo", endpoint, "nobody",
+                          "0.3",  "x.get", "{}",        NULL};
     ck_assert_int_eq (tu_run_capture (none, out, sizeof out, 20000), 0);
     cJSON *line = cJSON_Parse (out);
     ck_assert_ptr_nonnull (line);

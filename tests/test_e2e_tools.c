@@ -16,7 +16,7 @@
 
 static zactor_t *broker;
 static char *endpoint;
-static int heartbeat;            //  the broker's, msecs
+static int heartbeat; //  the broker's, msecs
 
 static void s_start_broker (int msecs)
 {
@@ -150,7 +150,7 @@ START_TEST (test_stat_watch_until_sigint)
     char *const argv[] = {program, "-e", endpoint, "--watch", "0.1", NULL};
     pid_t pid = tu_spawn (argv, fds[1]);
     close (fds[1]);
-    for (int i = 0; i < 2; i++) {   //  two reports, not cleared (not a tty)
+    for (int i = 0; i < 2; i++) { //  two reports, not cleared (not a tty)
         char *line = tu_read_line_with (fds[0], "SERVICE", 10000);
         ck_assert_ptr_nonnull (line);
         ck_assert_ptr_null (strchr (line, '\033'));
@@ -188,9 +188,14 @@ static pid_t s_exec_worker (const char *service, const char *pidfile, const char
 {
     char *program = strdup (tu_program ("mdp-worker-exec")), beat[16];
     snprintf (beat, sizeof beat, "%d", heartbeat);
-    char *const argv[] = {program, "-e", endpoint, "-t", (char *) limit, "--heartbeat", beat,
-                          (char *) service, "--", "/bin/sh", "-c", (char *) s_script, "sh",
-                          (char *) pidfile, NULL};
+    char *const argv[] = {program,       "-e",
+                          endpoint,      "-t",
+                          (char *)limit, "--heartbeat",
+                          beat,          (char *)service,
+                          "--",          "/bin/sh",
+                          "-c",          (char *)s_script,
+                          "sh",          (char *)pidfile,
+                          NULL};
     pid_t pid = tu_spawn (argv, -1);
     ck_assert_int_gt (pid, 0);
     free (program);
@@ -249,9 +254,9 @@ END_TEST
 
 static bool s_dead (void *arg)
 {
-    pid_t pid = *(pid_t *) arg;
+    pid_t pid = *(pid_t *)arg;
     char path[64], stat[256] = "";
-    snprintf (path, sizeof path, "/proc/%d/stat", (int) pid);
+    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *file = fopen (path, "r");
     if (!file)
         return true;
@@ -259,7 +264,7 @@ static bool s_dead (void *arg)
     fclose (file);
     stat[got] = 0;
     char *state = strrchr (stat, ')');
-    return !state || state[2] == 'Z';   //  a zombie is dead, only not yet reaped by init
+    return !state || state[2] == 'Z'; //  a zombie is dead, only not yet reaped by init
 }
 
 //  Issue 12 item 3: numbers reach the command's stdin as written, and the
@@ -283,7 +288,7 @@ START_TEST (test_exec_failures)
 {
     //  A fast heartbeat: the worker must keep beating while a command runs.
     s_teardown ();
-    s_start_broker (tu_scale (500));   //  dead after 1.5 s of silence
+    s_start_broker (tu_scale (500)); //  dead after 1.5 s of silence
     char pidfile[] = "/tmp/test_e2e_tools.XXXXXX";
     int fd = mkstemp (pidfile);
     ck_assert_int_ge (fd, 0);
@@ -308,7 +313,7 @@ START_TEST (test_exec_failures)
     ck_assert_int_eq (fscanf (file, "%d %d", &shell, &child), 2);
     fclose (file);
     unlink (pidfile);
-    ck_assert_int_eq (kill (shell, 0), -1);   //  reaped by the worker
+    ck_assert_int_eq (kill (shell, 0), -1); //  reaped by the worker
     ck_assert_int_eq (errno, ESRCH);
     pid_t orphan = child;
     ck_assert_msg (tu_wait_for (s_dead, &orphan, 2000), "the command's child %d lives", child);

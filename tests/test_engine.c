@@ -13,8 +13,8 @@
 #define LIVENESS 3
 #define T0 100000 //  the fake clock's start
 
-static zsock_t *broker;  //  the fake broker
-static char *endpoint;   //  where it listens
+static zsock_t *broker; //  the fake broker
+static char *endpoint;  //  where it listens
 
 static void s_setup (void)
 {
@@ -111,7 +111,7 @@ START_TEST (test_broker_heartbeats_keep_it_alive)
     int64_t now = T0;
     //  Ten liveness periods, the broker heartbeating each interval
     for (int beat = 1; beat <= 10 * LIVENESS; beat++) {
-        now = T0 + (int64_t) beat * HB;
+        now = T0 + (int64_t)beat * HB;
         s_send_to (id, 3, "", "MDPW01", "\x04");
         ck_assert (!s_recv (engine, now));
         mdp_engine_tick (engine, now);
@@ -130,7 +130,7 @@ START_TEST (test_silence_means_reconnect_with_backoff)
 {
     zframe_t *id;
     mdp_engine_t *engine = s_engine (1, &id);
-    int64_t expiry = T0 + (int64_t) HB * LIVENESS;
+    int64_t expiry = T0 + (int64_t)HB * LIVENESS;
     mdp_engine_tick (engine, expiry - 1);
     ck_assert_ptr_nonnull (mdp_engine_socket (engine));
     zmsg_t *msg;
@@ -151,7 +151,7 @@ START_TEST (test_silence_means_reconnect_with_backoff)
     ck_assert (!zframe_eq (zmsg_first (msg), id)); //  a new socket
     zmsg_destroy (&msg);
     //  Silent again: the wait doubles (200 plus up to 25%)
-    int64_t now = expiry + wait + (int64_t) HB * LIVENESS;
+    int64_t now = expiry + wait + (int64_t)HB * LIVENESS;
     mdp_engine_tick (engine, now);
     while ((msg = tu_recv (broker, 100)))
         zmsg_destroy (&msg);
@@ -170,7 +170,7 @@ START_TEST (test_losing_a_registered_broker_reconnects_at_once)
     mdp_engine_t *engine = s_engine (1, &id);
     s_send_to (id, 3, "", "MDPW01", "\x04"); //  registered: the broker heartbeats
     s_recv (engine, T0 + 10);
-    int64_t expiry = T0 + 10 + (int64_t) HB * LIVENESS;
+    int64_t expiry = T0 + 10 + (int64_t)HB * LIVENESS;
     mdp_engine_tick (engine, expiry);
     ck_assert_ptr_null (mdp_engine_socket (engine));
     ck_assert_int_le (mdp_engine_timeout (engine, expiry), 100 / 4); //  jitter only
@@ -226,8 +226,8 @@ START_TEST (test_take_msg_and_reply_msg)
     ck_assert_ptr_null (mdp_engine_take_msg (engine));
     ck_assert_int_eq (errno, EAGAIN);
     //  An envelope longer than the engine's first frame arrays (8 frames)
-    s_send_to (id, 17, "", "MDPW02", "\x02", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8",
-               "a9", "a10", "client", "", "a.get", "{\"n\":12345678901234567890,\"f\":1.50}");
+    s_send_to (id, 17, "", "MDPW02", "\x02", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9",
+               "a10", "client", "", "a.get", "{\"n\":12345678901234567890,\"f\":1.50}");
     ck_assert (s_recv (engine, T0 + 1));
     mdp_msg_t *request = mdp_engine_take_msg (engine);
     ck_assert_ptr_nonnull (request);
@@ -333,7 +333,7 @@ START_TEST (test_disconnect_forgets_requests)
     }
     zpoller_destroy (&poller);
     ck_assert_ptr_null (mdp_engine_socket (engine));
-    ck_assert (!mdp_engine_held (engine)); //  its answer could reach nobody
+    ck_assert (!mdp_engine_held (engine));                      //  its answer could reach nobody
     ck_assert_int_le (mdp_engine_timeout (engine, T0 + 1), 25); //  it was registered
     mdp_engine_tick (engine, T0 + 1 + 25);
     zmsg_t *msg = tu_recv (broker, 2000);
@@ -348,15 +348,15 @@ START_TEST (test_malformed_messages_are_dropped)
 {
     zframe_t *id;
     mdp_engine_t *engine = s_engine (1, &id);
-    s_send_to (id, 2, "MDPW01", "\x05");                        //  no delimiter
+    s_send_to (id, 2, "MDPW01", "\x05"); //  no delimiter
     s_send_to (id, 1, "junk");
-    s_send_to (id, 3, "", "MDPW01", "\x09");                    //  unknown command
-    s_send_to (id, 3, "", "MDPW01", "\x03");                    //  REPLY: a worker's command
-    s_send_to (id, 3, "", "MDPW01", "\x04\x04");                //  two-byte command
-    s_send_to (id, 3, "", "MDPW02", "\x05");                    //  the other protocol
+    s_send_to (id, 3, "", "MDPW01", "\x09");                     //  unknown command
+    s_send_to (id, 3, "", "MDPW01", "\x03");                     //  REPLY: a worker's command
+    s_send_to (id, 3, "", "MDPW01", "\x04\x04");                 //  two-byte command
+    s_send_to (id, 3, "", "MDPW02", "\x05");                     //  the other protocol
     s_send_to (id, 6, "", "MDPW01", "\x02", "c", "a.get", "{}"); //  no delimiter
     s_send_to (id, 6, "", "MDPW01", "\x02", "", "a.get", "{}");  //  no address
-    s_send_to (id, 3, "", "MDPW01", "\x02");                    //  nothing at all
+    s_send_to (id, 3, "", "MDPW01", "\x02");                     //  nothing at all
     s_send_to (id, 7, "", "MDPW01", "\x02", "client", "", "a.get", "{}");
     int64_t deadline = zclock_mono () + tu_scale (2000);
     while (!mdp_engine_held (engine) && zclock_mono () < deadline)

@@ -108,12 +108,40 @@ END_TEST
 
 START_TEST (test_refuses_what_rfc_8259_refuses)
 {
-    const char *bad[] = {"",       "  ",      "01",     "+1",        "1.",     ".5",
-                         "-",      "1e",      "1e+",    "0x10",      "NaN",    "Infinity",
-                         "[1,]",   "[1 2]",   "{\"a\"}", "{a:1}",    "{\"a\":1,}", "'x'",
-                         "tru",    "nul",     "[",      "{}}",       "1 2",    "\"\\x41\"",
-                         "\"\\u12\"", "\"\\ud800\"", "\"\\udc00\"", "\"\\u0000\"", "\"\x01\"",
-                         "\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"abc", "[1]\f"};
+    const char *bad[] = {"",
+                         "  ",
+                         "01",
+                         "+1",
+                         "1.",
+                         ".5",
+                         "-",
+                         "1e",
+                         "1e+",
+                         "0x10",
+                         "NaN",
+                         "Infinity",
+                         "[1,]",
+                         "[1 2]",
+                         "{\"a\"}",
+                         "{a:1}",
+                         "{\"a\":1,}",
+                         "'x'",
+                         "tru",
+                         "nul",
+                         "[",
+                         "{}}",
+                         "1 2",
+                         "\"\\x41\"",
+                         "\"\\u12\"",
+                         "\"\\ud800\"",
+                         "\"\\udc00\"",
+                         "\"\\u0000\"",
+                         "\"\x01\"",
+                         "\"\xc3\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xed\xa0\x80\"",
+                         "\"abc",
+                         "[1]\f"};
     for (size_t index = 0; index < sizeof bad / sizeof bad[0]; index++)
         s_assert_refused (bad[index], strlen (bad[index]));
     s_assert_refused ("[1]\0", 4); //  a NUL byte is no JSON whitespace

@@ -16,47 +16,47 @@
 
 //  How a request ended. Everything but REPLY, E502, E503 and E504 is a failure.
 typedef enum {
-    NOT_RUN,                     //  never sent (its client stopped early)
-    REPLY,                       //  the echo, carrying this request's own id
-    E502,                        //  mdp.error 502: its worker died
-    E503,                        //  mdp.error 503: the broker shut down
-    E504,                        //  mdp.error 504: its deadline passed
-    EOTHER,                      //  another mdp.error code
-    WRONG,                       //  an echo carrying another request's id
-    BAD,                         //  a reply that is no echo, or no reply but not EAGAIN
-    SILENT,                      //  no answer at all after every attempt
+    NOT_RUN, //  never sent (its client stopped early)
+    REPLY,   //  the echo, carrying this request's own id
+    E502,    //  mdp.error 502: its worker died
+    E503,    //  mdp.error 503: the broker shut down
+    E504,    //  mdp.error 504: its deadline passed
+    EOTHER,  //  another mdp.error code
+    WRONG,   //  an echo carrying another request's id
+    BAD,     //  a reply that is no echo, or no reply but not EAGAIN
+    SILENT,  //  no answer at all after every attempt
     OUTCOMES
 } outcome_t;
 
-static const char *s_outcome_names[OUTCOMES] = {"not run", "reply",     "502", "503", "504",
+static const char *s_outcome_names[OUTCOMES] = {"not run",     "reply",    "502", "503",   "504",
                                                 "other error", "wrong id", "bad", "silent"};
 
 typedef struct {
-    const char *endpoint;        //  the broker's
-    int clients;                 //  clients (blocking: one thread each)
-    int per_client;              //  requests each sends
-    int timeout;                 //  msecs per attempt (also the broker's deadline)
-    int retries;                 //  attempts per request (blocking clients)
-    int window;                  //  0: blocking mdp_client_t; else raw DEALERs with
-                                 //  that many requests in flight each
-    int per_thread;              //  raw DEALERs per thread (window > 0)
-    int threads;                 //  client threads started
-    unsigned char *outcome;      //  [client * per_client + n]: outcome_t
-    atomic_int *answers;         //  [id]: echoes seen carrying that id
-    atomic_int done;             //  requests ended, all clients
-    atomic_int replies;          //  of which echoes with their own id
-    atomic_int strays;           //  raw: replies for no request in flight
-    atomic_int retried;          //  blocking: requests that needed a 2nd attempt
-    atomic_int finished;         //  client threads that have ended
-    atomic_bool abort;           //  stop sending (the test gave up)
+    const char *endpoint;   //  the broker's
+    int clients;            //  clients (blocking: one thread each)
+    int per_client;         //  requests each sends
+    int timeout;            //  msecs per attempt (also the broker's deadline)
+    int retries;            //  attempts per request (blocking clients)
+    int window;             //  0: blocking mdp_client_t; else raw DEALERs with
+                            //  that many requests in flight each
+    int per_thread;         //  raw DEALERs per thread (window > 0)
+    int threads;            //  client threads started
+    unsigned char *outcome; //  [client * per_client + n]: outcome_t
+    atomic_int *answers;    //  [id]: echoes seen carrying that id
+    atomic_int done;        //  requests ended, all clients
+    atomic_int replies;     //  of which echoes with their own id
+    atomic_int strays;      //  raw: replies for no request in flight
+    atomic_int retried;     //  blocking: requests that needed a 2nd attempt
+    atomic_int finished;    //  client threads that have ended
+    atomic_bool abort;      //  stop sending (the test gave up)
 } load_t;
 
-#define MAX_PER_THREAD 16        //  raw DEALERs one thread can drive
+#define MAX_PER_THREAD 16 //  raw DEALERs one thread can drive
 
 typedef struct {
-    load_t *load;                //  shared results
-    int index;                   //  this thread's (first) client number
-    pthread_t thread;            //  its thread
+    load_t *load;     //  shared results
+    int index;        //  this thread's (first) client number
+    pthread_t thread; //  its thread
 } client_t;
 
 //  The id inside an echo: "c17-3999" is request 3999 of client 17. -1 if none.
@@ -92,7 +92,7 @@ static bool s_record (load_t *load, int id, outcome_t outcome)
 {
     if (load->outcome[id] != NOT_RUN)
         return false;
-    load->outcome[id] = (unsigned char) outcome;
+    load->outcome[id] = (unsigned char)outcome;
     atomic_fetch_add (&load->done, 1);
     if (outcome == REPLY)
         atomic_fetch_add (&load->replies, 1);
@@ -164,7 +164,7 @@ static bool s_raw_recv (load_t *load, zsock_t *dealer, int client)
             zframe_destroy (&envelope);
         }
         mdp_msg_t *reply = mdp_msg_decode (msg);
-        errno = 0;   //  a body that does not decode is BAD, not SILENT
+        errno = 0; //  a body that does not decode is BAD, not SILENT
         int request = client * load->per_client + n;
         ended = s_record (load, request, s_classify (load, reply, request));
         mdp_msg_destroy (&reply);
@@ -189,14 +189,14 @@ static void *s_raw_run (void *arg)
     for (int k = 0; k < count; k++) {
         dealers[k] = zsock_new_dealer (load->endpoint);
         zsock_set_linger (dealers[k], 0);
-        items[k] = (zmq_pollitem_t) {zsock_resolve (dealers[k]), 0, ZMQ_POLLIN, 0};
+        items[k] = (zmq_pollitem_t){zsock_resolve (dealers[k]), 0, ZMQ_POLLIN, 0};
         for (sent[k] = 0; sent[k] < load->window && sent[k] < load->per_client; sent[k]++)
             s_raw_send (load, dealers[k], self->index + k, sent[k]);
         in_flight += sent[k];
     }
     int64_t quiet_until = zclock_mono () + load->timeout;
     while (in_flight > 0 && !atomic_load (&load->abort) && zclock_mono () < quiet_until) {
-        if (zmq_poll (items, count, (long) (quiet_until - zclock_mono ())) <= 0)
+        if (zmq_poll (items, count, (long)(quiet_until - zclock_mono ())) <= 0)
             continue;
         for (int k = 0; k < count; k++)
             while (zsock_events (dealers[k]) & ZMQ_POLLIN)
@@ -219,13 +219,13 @@ static void *s_raw_run (void *arg)
 
 static client_t *s_clients_start (load_t *load)
 {
-    size_t total = (size_t) load->clients * load->per_client;
+    size_t total = (size_t)load->clients * load->per_client;
     load->outcome = calloc (total, 1);
     load->answers = calloc (total, sizeof (atomic_int));
     int step = load->window ? load->per_thread : 1;
     LOAD_ASSERT (step > 0 && step <= MAX_PER_THREAD && load->clients % step == 0, "bad split");
     load->threads = load->clients / step;
-    client_t *clients = calloc ((size_t) load->threads, sizeof (client_t));
+    client_t *clients = calloc ((size_t)load->threads, sizeof (client_t));
     LOAD_ASSERT (load->outcome && load->answers && clients, "out of memory");
     for (int thread = 0; thread < load->threads; thread++) {
         clients[thread] = (client_t){load, thread * step, 0};
@@ -237,9 +237,9 @@ static client_t *s_clients_start (load_t *load)
 }
 
 typedef struct {
-    int counts[OUTCOMES];        //  requests by outcome
-    int twice;                   //  ids carried by more than one echo
-    char first[128];             //  the first failure, in words
+    int counts[OUTCOMES]; //  requests by outcome
+    int twice;            //  ids carried by more than one echo
+    char first[128];      //  the first failure, in words
 } tally_t;
 
 //  Count the outcomes and check that no id is carried by two echoes. Prints
@@ -264,18 +264,18 @@ static void s_tally (load_t *load, tally_t *tally)
                 outcome + 1 < OUTCOMES ? "," : "\n");
     fflush (stdout);
     free (load->outcome);
-    free ((void *) load->answers);
+    free ((void *)load->answers);
 }
 
 typedef struct {
-    unsigned int seed;           //  for rand_r: intervals and victims
-    const char **extra;          //  the broker's options, for its restart
-    int kills;                   //  workers SIGKILLed
-    int starts;                  //  workers started again
-    int restarts;                //  broker restarts that worked
-    int broker_exit;             //  the first broker's exit code on SIGTERM
-    int replies_before;          //  echoes received before the restart
-    bool gave_up;                //  the run passed its time bound
+    unsigned int seed;  //  for rand_r: intervals and victims
+    const char **extra; //  the broker's options, for its restart
+    int kills;          //  workers SIGKILLed
+    int starts;         //  workers started again
+    int restarts;       //  broker restarts that worked
+    int broker_exit;    //  the first broker's exit code on SIGTERM
+    int replies_before; //  echoes received before the restart
+    bool gave_up;       //  the run passed its time bound
 } chaos_t;
 
 //  While the clients run: every 50 to 250 msecs (seeded) either SIGKILL a
@@ -291,7 +291,7 @@ static void s_chaos (load_t *load, chaos_t *chaos)
             atomic_store (&load->abort, true);
             break;
         }
-        zclock_sleep (50 + (int) (rand_r (&chaos->seed) % 200));   //  the random interval
+        zclock_sleep (50 + (int)(rand_r (&chaos->seed) % 200)); //  the random interval
         if (!chaos->restarts && atomic_load (&load->done) >= total / 2) {
             chaos->replies_before = atomic_load (&load->replies);
             chaos->broker_exit = s_broker_restart (chaos->extra);
@@ -302,13 +302,12 @@ static void s_chaos (load_t *load, chaos_t *chaos)
             chaos->restarts++;
             continue;
         }
-        int slot = (int) (rand_r (&chaos->seed) % WORKERS);
+        int slot = (int)(rand_r (&chaos->seed) % WORKERS);
         if (s_workers[slot] > 0) {
             tu_stop (s_workers[slot], SIGKILL, 5000);
             s_workers[slot] = 0;
             chaos->kills++;
-        }
-        else {
+        } else {
             s_workers[slot] = s_worker_start (200);
             chaos->starts++;
         }
@@ -326,7 +325,7 @@ static void s_run (load_t *load, chaos_t *chaos, tally_t *tally)
     for (int thread = 0; thread < load->threads; thread++)
         pthread_join (clients[thread].thread, NULL);
     free (clients);
-    double seconds = (double) (zclock_mono () - start) / 1000;
+    double seconds = (double)(zclock_mono () - start) / 1000;
     int done = atomic_load (&load->done);
     printf ("%s: %d clients, %d workers: %d requests in %.2f s, %.0f requests/s\n",
             chaos ? "faults" : "load", load->clients, WORKERS, done, seconds, done / seconds);
@@ -334,8 +333,7 @@ static void s_run (load_t *load, chaos_t *chaos, tally_t *tally)
         printf ("  %d workers killed, %d started; %d broker restart, %d echoes after it; "
                 "%d requests needed more than one attempt\n",
                 chaos->kills, chaos->starts, chaos->restarts,
-                atomic_load (&load->replies) - chaos->replies_before,
-                atomic_load (&load->retried));
+                atomic_load (&load->replies) - chaos->replies_before, atomic_load (&load->retried));
     s_tally (load, tally);
 }
 
@@ -355,9 +353,12 @@ START_TEST (test_load_50_clients_5_workers)
     //  (MDP_TEST_SAN=1), where all of them take a busy 2-core machine 60 to
     //  80 s: the workers' path, not the clients, sets the pace.
     const char *san = getenv ("MDP_TEST_SAN");
-    load_t load = {.endpoint = s_endpoint, .clients = 50,
+    load_t load = {.endpoint = s_endpoint,
+                   .clients = 50,
                    .per_client = san && *san == '1' ? 2000 : 4000,
-                   .timeout = 20000, .window = 10, .per_thread = 10};
+                   .timeout = 20000,
+                   .window = 10,
+                   .per_thread = 10};
     int total = load.clients * load.per_client;
     tally_t tally;
     s_run (&load, NULL, &tally);
@@ -380,24 +381,24 @@ START_TEST (test_faults_workers_killed_broker_restarted)
     //  3, 6 and 9 s after the 1st, so silence means the broker was away 9 s.
     const char *extra[] = {"--heartbeat", "200", NULL};
     const char *fixed = getenv ("MDP_LOAD_SEED");
-    chaos_t chaos = {.seed = fixed && *fixed ? (unsigned int) strtoul (fixed, NULL, 10)
-                                             : (unsigned int) time (NULL),
+    chaos_t chaos = {.seed = fixed && *fixed ? (unsigned int)strtoul (fixed, NULL, 10)
+                                             : (unsigned int)time (NULL),
                      .extra = extra};
     printf ("faults: seed %u (MDP_LOAD_SEED=%u repeats the choices)\n", chaos.seed, chaos.seed);
     LOAD_ASSERT (s_broker_start ("tcp://127.0.0.1:*", extra) == 0, "no broker");
     for (int slot = 0; slot < WORKERS; slot++)
         s_workers[slot] = s_worker_start (200);
     LOAD_ASSERT (s_wait_echo (), "no echo worker registered");
-    load_t load = {.endpoint = s_endpoint, .clients = 20, .per_client = 500,
-                   .timeout = 3000, .retries = 4};
+    load_t load = {
+        .endpoint = s_endpoint, .clients = 20, .per_client = 500, .timeout = 3000, .retries = 4};
     tally_t tally;
     s_run (&load, &chaos, &tally);
     s_stop_all ();
     ck_assert_msg (!chaos.gave_up, "the run did not end within two minutes");
     ck_assert_msg (chaos.restarts == 1, "the broker did not come back on %s", s_endpoint);
     ck_assert_int_eq (chaos.broker_exit, 0);
-    int answered = tally.counts[REPLY] + tally.counts[E502] + tally.counts[E503] +
-                   tally.counts[E504];
+    int answered =
+        tally.counts[REPLY] + tally.counts[E502] + tally.counts[E503] + tally.counts[E504];
     ck_assert_msg (answered == 10000, "%d of 10000 answered; first failure %s", answered,
                    tally.first);
     ck_assert_int_eq (tally.twice, 0);
@@ -410,9 +411,11 @@ int main (void)
 {
     s_log_init ("test_load");
     Suite *suite = suite_create ("load");
-    struct { const char *name; const TTest *test; } cases[] = {
-        {"load", test_load_50_clients_5_workers},
-        {"faults", test_faults_workers_killed_broker_restarted}};
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {{"load", test_load_50_clients_5_workers},
+                 {"faults", test_faults_workers_killed_broker_restarted}};
     for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
         TCase *tc = tcase_create (cases[index].name);
         tcase_add_checked_fixture (tc, s_setup, s_teardown);

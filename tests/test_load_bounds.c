@@ -64,8 +64,10 @@ int main (void)
 {
     s_log_init ("test_load_bounds");
     Suite *suite = suite_create ("load_bounds");
-    struct { const char *name; const TTest *test; } cases[] = {
-        {"bounds", test_max_msg_size_drops_only_the_offender}};
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {{"bounds", test_max_msg_size_drops_only_the_offender}};
     for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
         TCase *tc = tcase_create (cases[index].name);
         tcase_add_checked_fixture (tc, s_setup, s_teardown);

@@ -82,9 +82,9 @@ START_TEST (test_workers_shape)
     zsock_t *a1 = s_peer (), *a2 = s_peer (), *odd = s_peer (), *client = s_peer ();
     s_ready (a1, "alpha");
     s_ready (a2, "alpha");
-    s_ready (odd, "q\"\x01\xc3\xa9\xff");   //  quote, control, é, a byte that is not UTF-8
+    s_ready (odd, "q\"\x01\xc3\xa9\xff"); //  quote, control, é, a byte that is not UTF-8
     s_send (client, "sssss", "", MDPC01, "alpha", "x.get", "{}");
-    zframe_t *token = s_take_request (a1);   //  a1 busy, a2 idle
+    zframe_t *token = s_take_request (a1); //  a1 busy, a2 idle
     s_send (client, "ssssss", "", MDPC01, "nobody", "5", "x.get", "{}");
     s_send (client, "ssssss", "", MDPC01, "nobody", "5", "x.get", "{}");
     cJSON *json = s_mmi_json (client, "mmi.workers");
@@ -126,14 +126,14 @@ START_TEST (test_stats_after_known_traffic)
     ck_assert (zframe_streq (zmsg_last (reply),
                              "{\"code\": 504, \"reason\": \"worker did not answer in time\"}"));
     zmsg_destroy (&reply);
-    s_send (bad, "ss", "", "NOTMDP");   //  one malformed message
+    s_send (bad, "ss", "", "NOTMDP"); //  one malformed message
     int64_t deadline = zclock_mono () + tu_scale (2000);
     while (broker_stats (broker)->dropped[DROP_MALFORMED] == 0 && zclock_mono () < deadline)
         broker_poll (broker, 5);
 
     cJSON *json = s_mmi_json (client, "mmi.stats");
     ck_assert_double_ge (s_number (json, "uptime", NULL), 0);
-    ck_assert_int_eq (s_number (json, "requests", NULL), 4);   //  the mmi.stats itself counts
+    ck_assert_int_eq (s_number (json, "requests", NULL), 4); //  the mmi.stats itself counts
     ck_assert_int_eq (s_number (json, "replies", NULL), 2);
     ck_assert_int_eq (s_number (json, "errors", "504", NULL), 1);
     ck_assert_int_eq (s_number (json, "errors", "503", NULL), 0);
@@ -145,11 +145,11 @@ START_TEST (test_stats_after_known_traffic)
     ck_assert_int_eq (s_number (json, "dropped", "stale_reply", NULL), 0);
     ck_assert_int_eq (s_number (json, "workers_expired", NULL), 0);
     cJSON *services = cJSON_GetObjectItemCaseSensitive (json, "services");
-    ck_assert_int_eq (cJSON_GetArraySize (services), 1);   //  MMI names are not services
+    ck_assert_int_eq (cJSON_GetArraySize (services), 1); //  MMI names are not services
     ck_assert_int_eq (s_number (services, "svc", "requests", NULL), 3);
     ck_assert_int_eq (s_number (services, "svc", "replies", NULL), 2);
     double rate = s_number (services, "svc", "rate", NULL);
-    ck_assert_msg (rate > 0 && rate <= 3, "rate %g", rate);   //  3 requests, over >= 1 s
+    ck_assert_msg (rate > 0 && rate <= 3, "rate %g", rate); //  3 requests, over >= 1 s
     ck_assert_double_ge (s_number (services, "svc", "p50_ms", NULL), 0);
     ck_assert_double_ge (s_number (services, "svc", "p99_ms", NULL),
                          s_number (services, "svc", "p50_ms", NULL));
@@ -223,8 +223,8 @@ START_TEST (test_percentiles_from_known_times)
         broker_metrics_reply (broker, service, times[i]);
         broker_service_release (broker, service);
         figures = s_service_stats (&root, name);
-        s_assert_close (s_number (figures, "p50_ms", NULL), (double) times[i]);
-        s_assert_close (s_number (figures, "p99_ms", NULL), (double) times[i]);
+        s_assert_close (s_number (figures, "p50_ms", NULL), (double)times[i]);
+        s_assert_close (s_number (figures, "p99_ms", NULL), (double)times[i]);
         cJSON_Delete (root);
     }
 }
@@ -267,7 +267,7 @@ START_TEST (test_names_are_bounded)
     cfg.max_queued_total = 0;
     s_start (&cfg);
     zsock_t *worker = s_peer (), *client = s_peer ();
-    s_ready (worker, "keeper");   //  a name with a worker is never forgotten
+    s_ready (worker, "keeper"); //  a name with a worker is never forgotten
     s_send (client, "sssss", "", MDPC01, "keeper", "x.get", "{}");
     zframe_t *token = s_take_request (worker);
     s_reply (worker, &token);
@@ -283,8 +283,8 @@ START_TEST (test_names_are_bounded)
         for (int i = 0; i < batch; i++) {
             reply = s_recv (client, 5000);
             ck_assert_ptr_nonnull (reply);
-            ck_assert (zframe_streq (zmsg_last (reply),
-                                     "{\"code\": 503, \"reason\": \"queue full\"}"));
+            ck_assert (
+                zframe_streq (zmsg_last (reply), "{\"code\": 503, \"reason\": \"queue full\"}"));
             zmsg_destroy (&reply);
         }
         ck_assert_uint_le (broker_metrics_names (broker), BROKER_METRICS_MAX_NAMES);
@@ -301,16 +301,16 @@ START_TEST (test_names_are_bounded)
     cJSON_Delete (json);
     size_t count, workers, queued;
     broker_counts (broker, &count, &workers, &queued);
-    ck_assert_uint_eq (count, 1);   //  the broker itself kept only keeper
+    ck_assert_uint_eq (count, 1); //  the broker itself kept only keeper
     zsock_destroy (&worker);
     zsock_destroy (&client);
 }
 END_TEST
 
 typedef struct {
-    const char *path;            //  the log file
-    const char *needle;          //  what a line must contain
-    char line[1024];             //  the line found
+    const char *path;   //  the log file
+    const char *needle; //  what a line must contain
+    char line[1024];    //  the line found
 } log_search_t;
 
 static bool s_log_has (void *arg)
@@ -375,7 +375,7 @@ START_TEST (test_stats_log_off_by_default)
     char *path = s_log_to_file (&stream);
     zsys_info ("marker");
     zsock_t *client = s_peer ();
-    cJSON *json = s_mmi_json (client, "mmi.stats");   //  some traffic
+    cJSON *json = s_mmi_json (client, "mmi.stats"); //  some traffic
     cJSON_Delete (json);
     s_pump (300);
     log_search_t search = {path, "marker", ""};

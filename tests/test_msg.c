@@ -210,12 +210,12 @@ START_TEST (test_decode_parts_agrees_with_decode)
         {2, "a.get", 5, "{\"n\":12345678901234567890}", 26},
         {1, "a.get", 5, NULL, 0},
         {2, "a.get", 5, "[1,2.50]", 8},
-        {2, "", 0, "{}", 2},            //  empty action
-        {2, "a\0b", 3, "{}", 2},        //  NUL in the action
-        {2, "a.get", 5, "", 0},         //  empty JSON frame
-        {2, "a.get", 5, "{} {}", 5},    //  two values
+        {2, "", 0, "{}", 2},                  //  empty action
+        {2, "a\0b", 3, "{}", 2},              //  NUL in the action
+        {2, "a.get", 5, "", 0},               //  empty JSON frame
+        {2, "a.get", 5, "{} {}", 5},          //  two values
         {2, "a.get", 5, "{\"a\":\"\0\"}", 9}, //  NUL in the JSON
-        {0, NULL, 0, NULL, 0},          //  no frames
+        {0, NULL, 0, NULL, 0},                //  no frames
     };
     for (size_t index = 0; index < sizeof cases / sizeof cases[0]; index++) {
         zmsg_t *msg = zmsg_new ();

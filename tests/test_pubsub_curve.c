@@ -42,12 +42,13 @@ START_TEST (test_secure_forwarder_enforces_rules)
     zactor_t *auth = zactor_new (zauth, NULL);
     zstr_sendx (auth, "CURVE", keys, NULL);
     zsock_wait (auth);
-    forwarder = forwarder_new_secure ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*",
-                                      zcert_secret_key (server));
+    forwarder =
+        forwarder_new_secure ("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", zcert_secret_key (server));
     ck_assert_ptr_nonnull (forwarder);
     pub_ep = forwarder_pub_endpoint (forwarder);
     sub_ep = forwarder_sub_endpoint (forwarder);
-    snprintf (rules, sizeof rules, "{\"publish\": {\"%s\": [\"sensor.\"]}, "
+    snprintf (rules, sizeof rules,
+              "{\"publish\": {\"%s\": [\"sensor.\"]}, "
               "\"subscribe\": {\"%s\": [\"sensor.\"], \"%s\": [\"other.\"]}}",
               zcert_public_txt (sensor), zcert_public_txt (alice), zcert_public_txt (bob));
     cJSON *json = cJSON_Parse (rules);
@@ -69,11 +70,11 @@ START_TEST (test_secure_forwarder_enforces_rules)
     mdp_subscriber_set_sync_timeout (plain, 300);
     ck_assert_int_eq (mdp_subscriber_subscribe (allowed, "sensor."), 0);
     ck_assert_int_eq (mdp_subscriber_subscribe (refused, "sensor."), 0);
-    ck_assert_int_eq (mdp_subscriber_subscribe (plain, "sensor."), -1);   //  no handshake
+    ck_assert_int_eq (mdp_subscriber_subscribe (plain, "sensor."), -1); //  no handshake
     mdp_publisher_t *publisher = s_publisher ();
     snprintf (path, sizeof path, "%s/sensor", secure_dir);
     ck_assert_int_eq (mdp_publisher_set_curve (publisher, server_key, path), 0);
-    s_publish (publisher, "admin.reset", 1);   //  not this key's to publish
+    s_publish (publisher, "admin.reset", 1); //  not this key's to publish
     s_publish (publisher, "sensor.temp", 2);
     s_expect (allowed, "sensor.temp", 2);
     char *category = NULL;
@@ -82,7 +83,7 @@ START_TEST (test_secure_forwarder_enforces_rules)
     forwarder_stats_t stats;
     forwarder_stats (forwarder, &stats);
     ck_assert_uint_eq (stats.forwarded, 1);
-    ck_assert_uint_eq (stats.dropped[FWD_DROP_DENIED], 2);   //  bob's subscription, admin.reset
+    ck_assert_uint_eq (stats.dropped[FWD_DROP_DENIED], 2); //  bob's subscription, admin.reset
     mdp_publisher_destroy (&publisher);
     mdp_subscriber_destroy (&allowed);
     mdp_subscriber_destroy (&refused);

@@ -7,8 +7,8 @@
 #include "setup.h"
 #include <unistd.h>
 
-static char keydir[64];                 //  temp folder: server cert, keys/
-static char keys[96];                   //  allowed public keys
+static char keydir[64]; //  temp folder: server cert, keys/
+static char keys[96];   //  allowed public keys
 static zcert_t *server_cert, *alice, *worker_cert, *rogue, *stranger;
 
 //  A DEALER speaking CURVE with the given key pair to the broker.
@@ -161,8 +161,8 @@ START_TEST (test_revoked_key_refused_after_reload)
     ck_assert_int_eq (broker_reload_keys (broker), 2);
     s_send (client, "sssss", "", MDPC01, "echo", "x.get", "{}");
     zmsg_t *reply = s_recv (client, 2000);
-    s_expect (&reply, "", MDPC01, "echo", "mdp.error", "{\"code\": 403, \"reason\": \"not allowed\"}",
-              NULL);
+    s_expect (&reply, "", MDPC01, "echo", "mdp.error",
+              "{\"code\": 403, \"reason\": \"not allowed\"}", NULL);
     //  The worker's key revoked too: it is disconnected at once.
     snprintf (path, sizeof path, "%s/worker.cert", keys);
     ck_assert_int_eq (unlink (path), 0);
@@ -178,7 +178,7 @@ END_TEST
 START_TEST (test_rogue_worker_cannot_take_a_service)
 {
     char rules[256];
-    s_secure_setup (NULL, 0);   //  to learn the keys; rules come next
+    s_secure_setup (NULL, 0); //  to learn the keys; rules come next
     snprintf (rules, sizeof rules, "{\"offer\": {\"%s\": [\"billing*\"], \"*\": [\"public.*\"]}}",
               zcert_public_txt (worker_cert));
     cJSON *json = cJSON_Parse (rules);
@@ -192,7 +192,7 @@ START_TEST (test_rogue_worker_cannot_take_a_service)
     s_expect (&msg, "", MDPW01, "\x05", NULL);
     ck_assert_int_eq (broker_stats (broker)->dropped[DROP_REFUSED], 1);
     s_ready (real, "billing");
-    s_ready (fake, "public.echo");   //  what "*" allows is fine
+    s_ready (fake, "public.echo"); //  what "*" allows is fine
     zsock_t *client = s_secure_peer (alice);
     s_send (client, "sssss", "", MDPC01, "billing", "x.get", "{}");
     zframe_t *token = s_token_of (real);
@@ -274,7 +274,7 @@ START_TEST (test_access_rules_parse_errors)
     access_t *access = access_new (json, error, sizeof error);
     ck_assert (access_may_call (access, "", "plugin-diskfree.host"));
     ck_assert (!access_may_call (access, "", "manager"));
-    ck_assert (access_may_offer (access, "", "anything"));   //  no offer rules: open
+    ck_assert (access_may_offer (access, "", "anything")); //  no offer rules: open
     access_destroy (&access);
     cJSON_Delete (json);
 }
@@ -400,7 +400,7 @@ START_TEST (test_refusals_logged_with_key)
     }
     int lines = s_log_lines_with (log, key);
     ck_assert_int_ge (lines, 1);
-    ck_assert_int_le (lines, 20);   //  two one-second windows at most
+    ck_assert_int_le (lines, 20); //  two one-second windows at most
     ck_assert_int_ge (s_log_lines_with (log, "403"), 1);
     zsys_set_logstream (stdout);
     fclose (log);

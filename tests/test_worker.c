@@ -159,7 +159,7 @@ START_TEST (test_request_reply)
     ck_assert_str_eq (hook.last, "config.get");
     zmsg_t *reply = s_recv (broker, 2000, true);
     tu_assert_frames (reply, 8, NULL, "", "MDPW01", "\x03", "client-1", "", "config.result",
-                     "{\"key\":1}");
+                      "{\"key\":1}");
     ck_assert (zframe_eq (zmsg_first (reply), id));
     zmsg_destroy (&reply);
 
@@ -167,8 +167,8 @@ START_TEST (test_request_reply)
     s_send_to (broker, id, 7, "", "MDPW01", "\x02", "proxy", "client-2", "", "a.do");
     s_process (worker);
     reply = s_recv (broker, 2000, true);
-    tu_assert_frames (reply, 9, NULL, "", "MDPW01", "\x03", "proxy", "client-2", "", "config.result",
-                     "{}");
+    tu_assert_frames (reply, 9, NULL, "", "MDPW01", "\x03", "proxy", "client-2", "",
+                      "config.result", "{}");
     zmsg_destroy (&reply);
     errno = 0;
     ck_assert_int_eq (mdp_worker_process (worker), -1); //  nothing more waits
@@ -529,14 +529,14 @@ START_TEST (test_v2_partials_then_final)
     const char *parts[] = {"{\"part\":0}", "{\"part\":1}", "{\"part\":2}"};
     for (int part = 0; part < 3; part++) {
         zmsg_t *partial = s_recv (broker, 2000, true);
-        tu_assert_frames (partial, 9, NULL, "", "MDPW02", "\x03", "proxy", "client", "", "x.partial",
-                         parts[part]);
+        tu_assert_frames (partial, 9, NULL, "", "MDPW02", "\x03", "proxy", "client", "",
+                          "x.partial", parts[part]);
         ck_assert (zframe_eq (zmsg_first (partial), id));
         zmsg_destroy (&partial);
     }
     zmsg_t *final = s_recv (broker, 2000, true);
     tu_assert_frames (final, 9, NULL, "", "MDPW02", "\x04", "proxy", "client", "", "x.result",
-                     "{\"k\":1}");
+                      "{\"k\":1}");
     zmsg_destroy (&final);
     //  MDPW01 commands mean nothing to an MDPW02 worker
     s_send_to (broker, id, 7, "", "MDPW01", "\x02", "client", "", "x.do", "{}");
@@ -612,12 +612,12 @@ typedef struct {
 
 static bool s_fake_registered (void *fake)
 {
-    return atomic_load (&((fake_t *) fake)->readys) > 0;
+    return atomic_load (&((fake_t *)fake)->readys) > 0;
 }
 
 static bool s_fake_told_bye (void *fake)
 {
-    return atomic_load (&((fake_t *) fake)->disconnects) > 0;
+    return atomic_load (&((fake_t *)fake)->disconnects) > 0;
 }
 
 static void s_fake_broker (zsock_t *pipe, void *arg)
@@ -632,7 +632,7 @@ static void s_fake_broker (zsock_t *pipe, void *arg)
     zpoller_t *poller = zpoller_new (pipe, router, NULL);
     while (true) {
         int64_t now = zclock_mono ();
-        void *which = zpoller_wait (poller, beat_at > now ? (int) (beat_at - now) : 0);
+        void *which = zpoller_wait (poller, beat_at > now ? (int)(beat_at - now) : 0);
         now = zclock_mono ();
         if (which == pipe) {
             char *command = zstr_recv (pipe);
@@ -709,7 +709,7 @@ START_TEST (test_long_hook_is_never_taken_for_dead)
     //  HEARTBEATs went out on time while the hook ran: never a silence the
     //  broker would take for death (liveness x heartbeat)
     ck_assert_msg (fake.max_gap < LONG_LIVENESS * HEARTBEAT, "worker silent for %d msecs",
-                   (int) fake.max_gap);
+                   (int)fake.max_gap);
 }
 END_TEST
 
@@ -730,11 +730,11 @@ END_TEST
 //  One worker, two brokers (issue 15): two fake brokers, A and B.
 
 typedef struct {
-    zsock_t *broker[2];          //  the fake brokers A and B
-    zframe_t *id[2];             //  the worker's routing id on each
-    zlist_t *got[2];             //  what each received but HEARTBEATs, in order (zmsg_t *)
-    char seen[3][16];            //  the actions the hook saw, in order
-    int calls;                   //  times the hook ran
+    zsock_t *broker[2]; //  the fake brokers A and B
+    zframe_t *id[2];    //  the worker's routing id on each
+    zlist_t *got[2];    //  what each received but HEARTBEATs, in order (zmsg_t *)
+    char seen[3][16];   //  the actions the hook saw, in order
+    int calls;          //  times the hook ran
 } two_t;
 
 //  Read what broker side sent within msecs: keep all but HEARTBEATs in
@@ -745,7 +745,7 @@ static int s_two_read (two_t *two, int side, int msecs)
     int64_t until = zclock_mono () + tu_scale (msecs);
     zmsg_t *msg;
     while (zclock_mono () < until &&
-           (msg = s_recv (two->broker[side], (int) (until - zclock_mono ()), false))) {
+           (msg = s_recv (two->broker[side], (int)(until - zclock_mono ()), false))) {
         if (s_is_heartbeat (msg)) {
             heartbeats++;
             zmsg_destroy (&msg);
@@ -775,12 +775,12 @@ static mdp_msg_t *s_two_hook (mdp_worker_t *worker, mdp_msg_t *request, void *ar
     snprintf (two->seen[two->calls], sizeof two->seen[0], "%s", mdp_msg_action (request));
     two->calls++;
     if (two->calls == 1) {
-        s_send_to (two->broker[1], two->id[1], 7, "", "MDPW01", "\x02", "client-b", "",
-                   "two.do", "{\"n\":2}");
+        s_send_to (two->broker[1], two->id[1], 7, "", "MDPW01", "\x02", "client-b", "", "two.do",
+                   "{\"n\":2}");
         s_two_heartbeats (two, 1, 2);
     } else if (two->calls == 2) {
-        s_send_to (two->broker[0], two->id[0], 7, "", "MDPW01", "\x02", "client-a", "",
-                   "three.do", "{\"n\":3}");
+        s_send_to (two->broker[0], two->id[0], 7, "", "MDPW01", "\x02", "client-a", "", "three.do",
+                   "{\"n\":3}");
         s_two_heartbeats (two, 0, 2);
     } else
         mdp_worker_stop (worker);

@@ -1,8 +1,8 @@
 /*  testutil.c - see testutil.h. */
 #include "testutil.h"
 #include <check.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -57,7 +57,7 @@ char *tu_read_line_with (int fd, const char *needle, int timeout_ms)
     int64_t deadline = zclock_mono () + tu_scale (timeout_ms);
     while (zclock_mono () < deadline) {
         zmq_pollitem_t item = {NULL, fd, ZMQ_POLLIN, 0};
-        if (zmq_poll (&item, 1, (long) (deadline - zclock_mono ())) <= 0)
+        if (zmq_poll (&item, 1, (long)(deadline - zclock_mono ())) <= 0)
             continue;
         char c;
         if (read (fd, &c, 1) != 1)
@@ -283,7 +283,7 @@ int tu_run_capture (char *const argv[], char *out, size_t size, int msecs)
         ssize_t got = read (fds[0], out + used, size - 1 - used);
         if (got <= 0)
             break;
-        used += (size_t) got;
+        used += (size_t)got;
     }
     out[used] = 0;
     close (fds[0]);

@@ -5,9 +5,9 @@
 #ifndef TESTUTIL_H_INCLUDED
 #define TESTUTIL_H_INCLUDED
 
+#include "mdp.h"
 #include <check.h>
 #include <czmq.h>
-#include "mdp.h"
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -96,12 +96,12 @@ int tu_run_suite (Suite *suite);
 //  The numbers of issue 12 item 3, which every data path must carry as
 //  written (compared as text): TU_NUMBERS_IN as a user types it, TU_NUMBERS
 //  as any unformatted printer must give it back.
-#define TU_NUMBERS_LIST                                                                        \
-    "9007199254740993,12345678901234567890,0.1,1e308,-0.0,9223372036854775807,"              \
+#define TU_NUMBERS_LIST                                                                            \
+    "9007199254740993,12345678901234567890,0.1,1e308,-0.0,9223372036854775807,"                    \
     "-9223372036854775808,18446744073709551616"
 #define TU_NUMBERS "{\"n\":[" TU_NUMBERS_LIST "]}"
-#define TU_NUMBERS_IN                                                                          \
-    "{\"n\": [9007199254740993, 12345678901234567890, 0.1, 1e308, -0.0, "                      \
+#define TU_NUMBERS_IN                                                                              \
+    "{\"n\": [9007199254740993, 12345678901234567890, 0.1, 1e308, -0.0, "                          \
     "9223372036854775807, -9223372036854775808, 18446744073709551616]}"
 
 //  True when running under valgrind (MDP_TEST_SLOW=1): waits scale up.

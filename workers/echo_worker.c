@@ -117,8 +117,8 @@ int main (int argc, char *argv[])
         zstr_free (&endpoints);
         return 2;
     }
-    if ((curve_server || curve_cert)
-        && mdp_worker_set_curve (worker, curve_server, curve_cert) != 0) {
+    if ((curve_server || curve_cert) &&
+        mdp_worker_set_curve (worker, curve_server, curve_cert) != 0) {
         fprintf (stderr, "mdp-echo-worker: --curve-server needs a Z85 public key and "
                          "--curve-cert a readable certificate\n");
         mdp_worker_destroy (&worker);

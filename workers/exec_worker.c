@@ -381,10 +381,10 @@ static void s_usage (FILE *out)
              MDP_DEFAULT_ENDPOINT, MDP_DEFAULT_HEARTBEAT);
 }
 
-static const char *s_curve_server;   //  --curve-server KEY, or NULL
-static const char *s_curve_cert;     //  --curve-cert FILE, or NULL
+static const char *s_curve_server; //  --curve-server KEY, or NULL
+static const char *s_curve_cert;   //  --curve-cert FILE, or NULL
 
-static char *s_endpoints;            //  every -e, comma-separated, or NULL
+static char *s_endpoints; //  every -e, comma-separated, or NULL
 
 //  Parse the command line into self and the rest. -1 when done, else an exit code.
 static int s_parse (int argc, char *argv[], exec_t *self, const char **endpoint, int *heartbeat)
@@ -399,8 +399,8 @@ static int s_parse (int argc, char *argv[], exec_t *self, const char **endpoint,
     while ((opt = getopt_long (argc, argv, "+e:t:H:vh", options, NULL)) != -1) {
         double seconds = opt == 't' ? strtod (optarg, &end) : 0;
         if (opt == 'e') {
-            char *joined = s_endpoints ? zsys_sprintf ("%s,%s", s_endpoints, optarg)
-                                       : strdup (optarg);
+            char *joined =
+                s_endpoints ? zsys_sprintf ("%s,%s", s_endpoints, optarg) : strdup (optarg);
             zstr_free (&s_endpoints);
             *endpoint = s_endpoints = joined;
         } else if (opt == 't' && end != optarg && !*end && seconds > 0 && seconds <= 86400)
@@ -480,8 +480,8 @@ static int s_main (exec_t *self, const char *endpoint, int heartbeat)
                  endpoint);
         return 2;
     }
-    if ((s_curve_server || s_curve_cert)
-        && mdp_worker_set_curve (worker, s_curve_server, s_curve_cert) != 0) {
+    if ((s_curve_server || s_curve_cert) &&
+        mdp_worker_set_curve (worker, s_curve_server, s_curve_cert) != 0) {
         fprintf (stderr, "mdp-worker-exec: --curve-server needs a Z85 public key and "
                          "--curve-cert a readable certificate\n");
         mdp_worker_destroy (&worker);

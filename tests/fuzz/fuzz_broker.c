@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     static bool quiet = false;
     if (!quiet) {
         zsys_init ();
-        zsys_set_logstream (NULL);   //  dropped-message warnings would drown the output
+        zsys_set_logstream (NULL); //  dropped-message warnings would drown the output
         zsys_set_logsystem (false);
         quiet = true;
     }
@@ -39,9 +39,9 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             broker_tick (broker, now);
             continue;
         }
-        size_t count = (size_t) (head % 12) + 1;
+        size_t count = (size_t)(head % 12) + 1;
         zmq_msg_t frames[13];
-        char peer[8] = {'p', 'e', 'e', 'r', (char) ('0' + ((head >> 4) & 7)), 0};
+        char peer[8] = {'p', 'e', 'e', 'r', (char)('0' + ((head >> 4) & 7)), 0};
         zmq_msg_init_size (&frames[0], 5);
         memcpy (zmq_msg_data (&frames[0]), peer, 5);
         size_t n = 1;

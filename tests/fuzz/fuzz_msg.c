@@ -25,11 +25,11 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (mdp_msg_encode (msg, again) == 0) {
             mdp_msg_t *copy = mdp_msg_decode (again);
             if (!copy || strcmp (mdp_msg_action (copy), mdp_msg_action (msg)) != 0)
-                __builtin_trap ();   //  what decodes must survive a round trip
+                __builtin_trap (); //  what decodes must survive a round trip
             zmsg_t *third = zmsg_new ();
             if (mdp_msg_encode (copy, third) == 0 &&
                 !zframe_eq (zmsg_last (again), zmsg_last (third)))
-                __builtin_trap ();   //  printed JSON is a fixed point
+                __builtin_trap (); //  printed JSON is a fixed point
             zmsg_destroy (&third);
             mdp_msg_destroy (&copy);
         }
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     cJSON *again = text ? mdp_json_parse (text, strlen (text)) : NULL;
     char *text2 = again ? mdp_json_print (again) : NULL;
     if (item && (!text2 || strcmp (text, text2) != 0))
-        __builtin_trap ();   //  what parses prints, and prints the same again
+        __builtin_trap (); //  what parses prints, and prints the same again
     free (text);
     free (text2);
     cJSON_Delete (again);
