@@ -101,11 +101,12 @@ $(BUILD)/bin/mdp-amqp-bridge: $(BRIDGE_OBJ) $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-amqp-bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 $(BUILD)/bin/mdp-bridge-bench: $(BUILD)/obj/bench/bridge_bench.o $(BUILD)/lib/libbroker.a $(BUILD)/lib/libmdp.a
 $(BUILD)/bin/mdp-bridge-bench: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
-BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridge_codec.o
+BRIDGE_TEST_OBJ = $(BUILD)/obj/tests/test_bridge.o $(BUILD)/obj/tests/test_bridge_deploy.o \
+                  $(BUILD)/obj/tests/test_bridge_codec.o
 $(BRIDGE_TEST_OBJ): bridge/bridge.h
 $(BUILD)/tests/test_bridge_codec: $(BUILD)/obj/bridge/bridge_neon.o
 $(BUILD)/tests/test_bridge_codec: LDLIBS := $(BUILD)/lib/libmdp.a $(LDLIBS) #  neon.o needs mdp_json
-$(BUILD)/tests/test_bridge: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
+$(BUILD)/tests/test_bridge $(BUILD)/tests/test_bridge_deploy: LDLIBS += $(shell pkg-config --libs librabbitmq 2>/dev/null)
 # Allocation failures are injected into the broker's own code (libbroker.a) only.
 $(BUILD)/tests/test_broker_faults: LDFLAGS += -Wl,--wrap=malloc
 # mdp-http (http/): libmicrohttpd on one side, libmdp's public API on the other.

@@ -29,6 +29,8 @@
 #define NUROPB "tests/interop/nuropb_service.py"
 #define MAX_CHILDREN 8
 
+#define NEON_ECHO "\"vhost\": \"/neon_api\", \"queue\": \"neon_echo_input\""
+
 static int s_port;                     //  RabbitMQ's AMQP port, for the whole suite
 static char s_base[96];                //  its state directory
 static bool s_rabbit_ok;               //  it started
@@ -42,7 +44,7 @@ static pid_t s_bridge_pid; //  per test: the bridge, whose exit we check
 //  ---------------------------------------------------------------------------
 //  RabbitMQ for the suite (an unchecked fixture: runs once, in the parent)
 
-static bool s_port_free (int port)
+static inline bool s_port_free (int port)
 {
     int fd = socket (AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET,
@@ -56,7 +58,7 @@ static bool s_port_free (int port)
 
 //  A port in 10000..12699 with PORT+20000 (Erlang distribution) free too:
 //  both below the ephemeral range, so tcp://127.0.0.1:* binds never race us.
-static int s_pick_port (void)
+static inline int s_pick_port (void)
 {
     unsigned int seed = (unsigned int)getpid () ^ (unsigned int)zclock_usecs ();
     for (int tries = 0; tries < 500; tries++) {
@@ -68,7 +70,7 @@ static int s_pick_port (void)
 }
 
 //  Run tools/rabbit-up.sh or rabbit-down.sh for our port; output to BASE.log.
-static int s_rabbit (const char *script, const char *env)
+static inline int s_rabbit (const char *script, const char *env)
 {
     char command[512];
     snprintf (command, sizeof command,
@@ -79,7 +81,7 @@ static int s_rabbit (const char *script, const char *env)
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
-static void s_rabbit_setup (void)
+static inline void s_rabbit_setup (void)
 {
     s_port = s_pick_port ();
     snprintf (s_base, sizeof s_base, "/tmp/mdp-test-rabbit-%d", s_port);
@@ -102,7 +104,7 @@ static char s_base2[96];    //  its state directory
 static int s_tls_port;      //  the first node's amqps port
 static char s_tls_dir[128]; //  ca.pem, server.pem/key, wrong-ca.pem
 
-static int s_make_certs (void)
+static inline int s_make_certs (void)
 {
     char command[1400];
     snprintf (command, sizeof command,
@@ -121,7 +123,7 @@ static int s_make_certs (void)
     return WIFEXITED (status) ? WEXITSTATUS (status) : -1;
 }
 
-static void s_rabbit_pair_setup (void)
+static inline void s_rabbit_pair_setup (void)
 {
     s_port = s_pick_port ();
     do
@@ -150,9 +152,9 @@ static void s_rabbit_pair_setup (void)
     }
 }
 
-static void s_rabbit_teardown (void);
+static inline void s_rabbit_teardown (void);
 
-static void s_rabbit_pair_teardown (void)
+static inline void s_rabbit_pair_teardown (void)
 {
     char command[768];
     snprintf (command, sizeof command,
@@ -164,7 +166,7 @@ static void s_rabbit_pair_teardown (void)
     s_rabbit_teardown ();
 }
 
-static void s_rabbit_teardown (void)
+static inline void s_rabbit_teardown (void)
 {
     s_rabbit ("rabbit-down.sh", "RABBIT_PURGE=1");
     char command[160];
@@ -174,7 +176,7 @@ static void s_rabbit_teardown (void)
         fprintf (stderr, "test_bridge: could not clean up /tmp\n");
 }
 
-static void s_url (char *url, size_t size, const char *vhost)
+static inline void s_url (char *url, size_t size, const char *vhost)
 {
     snprintf (url, size, "amqp://guest:guest@127.0.0.1:%d/%s", s_port, vhost);
 }
@@ -182,7 +184,7 @@ static void s_url (char *url, size_t size, const char *vhost)
 //  ---------------------------------------------------------------------------
 //  Per test: an MDP broker, a scratch directory, child processes
 
-static void s_setup (void)
+static inline void s_setup (void)
 {
     ck_assert_msg (s_rabbit_ok, "RabbitMQ did not start on 127.0.0.1:%d (see stderr)", s_port);
     static broker_config_t cfg;
@@ -199,7 +201,7 @@ static void s_setup (void)
     s_bridge_pid = 0;
 }
 
-static void s_teardown (void)
+static inline void s_teardown (void)
 {
     //  The bridge first, while RabbitMQ and the broker are there: it must
     //  shut down cleanly (exit 0; under ASan that also means no leaks)
@@ -221,7 +223,7 @@ static void s_teardown (void)
 
 //  Start a child with stdout and stderr to DIR/log. If this test process
 //  dies (a failed check exits at once), the child gets SIGTERM.
-static pid_t s_start (char *const argv[], const char *log)
+static inline pid_t s_start (char *const argv[], const char *log)
 {
     char path[128];
     snprintf (path, sizeof path, "%s/%s", s_dir, log);
@@ -251,7 +253,7 @@ typedef struct {
     int count;          //  how many times
 } log_wait_t;
 
-static int s_count_in (const char *log, const char *needle)
+static inline int s_count_in (const char *log, const char *needle)
 {
     char path[128];
     snprintf (path, sizeof path, "%s/%s", s_dir, log);
@@ -265,13 +267,13 @@ static int s_count_in (const char *log, const char *needle)
     return count;
 }
 
-static bool s_log_has (void *arg)
+static inline bool s_log_has (void *arg)
 {
     log_wait_t *wait = arg;
     return s_count_in (wait->log, wait->needle) >= wait->count;
 }
 
-static void s_wait_log (const char *log, const char *needle, int count, int timeout)
+static inline void s_wait_log (const char *log, const char *needle, int count, int timeout)
 {
     log_wait_t wait = {log, needle, count};
     ck_assert_msg (tu_wait_for (s_log_has, &wait, timeout), "%s/%s: '%s' not seen %d times", s_dir,
@@ -279,7 +281,7 @@ static void s_wait_log (const char *log, const char *needle, int count, int time
 }
 
 //  Run argv to its end; its stdout (the caller frees it).
-static char *s_output (char *const argv[], int timeout)
+static inline char *s_output (char *const argv[], int timeout)
 {
     static int counter = 0;
     char path[128], errpath[128];
@@ -309,7 +311,7 @@ static char *s_output (char *const argv[], int timeout)
     "\", \"user\": \"bridge\", " extra "}"
 
 //  Start the bridge on our broker with the config file DIR/bridge.json.
-static void s_bridge_start (void)
+static inline void s_bridge_start (void)
 {
     char path[128];
     snprintf (path, sizeof path, "%s/bridge.json", s_dir);
@@ -320,7 +322,7 @@ static void s_bridge_start (void)
 }
 
 //  Write DIR/bridge.json (printf-style) and start the bridge with it.
-static void s_bridge_config (const char *format, ...)
+static inline void s_bridge_config (const char *format, ...)
 {
     char path[128];
     snprintf (path, sizeof path, "%s/bridge.json", s_dir);
@@ -336,7 +338,7 @@ static void s_bridge_config (const char *format, ...)
 
 //  Write the config (RabbitMQ on our port, 2 s AMQP heartbeats) and start
 //  the bridge on our broker.
-static void s_bridge (const char *routes)
+static inline void s_bridge (const char *routes)
 {
     s_bridge_config (
         "{\"server\": \"127.0.0.1\", \"port\": %d, \"amqp_heartbeat\": 2,\n"
@@ -346,7 +348,7 @@ static void s_bridge (const char *routes)
         s_port, routes);
 }
 
-static void s_neon_serve (const char *queue1, const char *queue2, const char *queue3)
+static inline void s_neon_serve (const char *queue1, const char *queue2, const char *queue3)
 {
     char url[128];
     s_url (url, sizeof url, "%2Fneon_api");
@@ -357,7 +359,7 @@ static void s_neon_serve (const char *queue1, const char *queue2, const char *qu
     s_wait_log ("neon.log", "READY", 1, 20000);
 }
 
-static void s_nuropb_serve (const char *service)
+static inline void s_nuropb_serve (const char *service)
 {
     char url[128];
     s_url (url, sizeof url, "%2f");
@@ -372,13 +374,13 @@ typedef struct {
     const char *service;  //  wanted
 } has_t;
 
-static bool s_has_service (void *arg)
+static inline bool s_has_service (void *arg)
 {
     has_t *has = arg;
     return mdp_client_has_service (has->client, has->service) == 1;
 }
 
-static void s_wait_service (const char *service)
+static inline void s_wait_service (const char *service)
 {
     mdp_client_t *client = mdp_client_new (s_endpoint);
     mdp_client_set_timeout (client, 500);
@@ -394,7 +396,8 @@ static void s_wait_service (const char *service)
 }
 
 //  One request with libmdp's blocking client; the reply (the caller destroys it).
-static mdp_msg_t *s_call (const char *service, const char *action, const char *json, int timeout)
+static inline mdp_msg_t *s_call (const char *service, const char *action, const char *json,
+                                 int timeout)
 {
     mdp_client_t *client = mdp_client_new (s_endpoint);
     mdp_client_set_timeout (client, tu_scale (timeout));
@@ -411,8 +414,8 @@ static const char *s_field (mdp_msg_t *msg, const char *key)
     return cJSON_GetStringValue (cJSON_GetObjectItemCaseSensitive (mdp_msg_data (msg), key));
 }
 
-static void s_expect_error (const char *service, const char *action, const char *json, int code,
-                            const char *reason)
+static inline void s_expect_error (const char *service, const char *action, const char *json,
+                                   int code, const char *reason)
 {
     mdp_msg_t *reply = s_call (service, action, json, 10000);
     char *text = mdp_msg_to_json (reply);
@@ -426,7 +429,7 @@ static void s_expect_error (const char *service, const char *action, const char 
 //  ---------------------------------------------------------------------------
 //  Raw AMQP peers in C (rabbitmq-c): an echo service and a client
 
-static amqp_connection_state_t s_amqp_open (void)
+static inline amqp_connection_state_t s_amqp_open (void)
 {
     amqp_connection_state_t conn = amqp_new_connection ();
     amqp_socket_t *socket = amqp_tcp_socket_new (conn);
@@ -439,14 +442,14 @@ static amqp_connection_state_t s_amqp_open (void)
     return conn;
 }
 
-static void s_amqp_close (amqp_connection_state_t conn)
+static inline void s_amqp_close (amqp_connection_state_t conn)
 {
     amqp_connection_close (conn, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection (conn);
 }
 
-static void s_raw_publish (amqp_connection_state_t conn, amqp_bytes_t to, amqp_bytes_t correlation,
-                           const char *status, cJSON *body)
+static inline void s_raw_publish (amqp_connection_state_t conn, amqp_bytes_t to,
+                                  amqp_bytes_t correlation, const char *status, cJSON *body)
 {
     char *text = mdp_json_print (body); //  numbers as they came
     cJSON_Delete (body);
@@ -463,7 +466,7 @@ static void s_raw_publish (amqp_connection_state_t conn, amqp_bytes_t to, amqp_b
 //  {"action": "echo"|"stream"|"fail"|"plain", "data": D}: echo -> echo.result,
 //  stream -> two partials then the final, fail -> status error 409, plain ->
 //  the bare data (no action wrapper).
-static void s_raw_answer (amqp_connection_state_t conn, amqp_envelope_t *envelope)
+static inline void s_raw_answer (amqp_connection_state_t conn, amqp_envelope_t *envelope)
 {
     amqp_basic_properties_t *props = &envelope->message.properties;
     cJSON *body = mdp_json_parse (envelope->message.body.bytes, envelope->message.body.len);
@@ -495,7 +498,7 @@ static void s_raw_answer (amqp_connection_state_t conn, amqp_envelope_t *envelop
     cJSON_Delete (body);
 }
 
-static void s_raw_service (zsock_t *pipe, void *args)
+static inline void s_raw_service (zsock_t *pipe, void *args)
 {
     amqp_connection_state_t conn = s_amqp_open ();
     amqp_queue_declare (conn, 1, amqp_cstring_bytes ("raw_echo_input"), 0, 0, 0, 0,
@@ -521,7 +524,7 @@ static void s_raw_service (zsock_t *pipe, void *args)
 
 //  A raw RPC: publish body to queue with reply_to and correlation_id; the
 //  reply's body (the caller frees it) and its status header into status.
-static char *s_raw_call (const char *queue, const char *body, char *status, size_t size)
+static inline char *s_raw_call (const char *queue, const char *body, char *status, size_t size)
 {
     amqp_connection_state_t conn = s_amqp_open ();
     amqp_queue_declare_ok_t *ok =
@@ -563,7 +566,7 @@ static char *s_raw_call (const char *queue, const char *body, char *status, size
 //  An MDP worker (libmdp, MDPW02) the AMQP side calls: echoes the data plus
 //  "served_by": "libmdp"; {"parts": N} first sends N partials.
 
-static mdp_msg_t *s_echo (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
+static inline mdp_msg_t *s_echo (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
 {
     cJSON *data = mdp_msg_data (request);
     int parts = (int)cJSON_GetNumberValue (cJSON_GetObjectItemCaseSensitive (data, "parts"));
@@ -581,7 +584,7 @@ static mdp_msg_t *s_echo (mdp_worker_t *worker, mdp_msg_t *request, void *arg)
     return mdp_msg_new (action, copy);
 }
 
-static void s_worker_actor (zsock_t *pipe, void *args)
+static inline void s_worker_actor (zsock_t *pipe, void *args)
 {
     mdp_worker_t *worker = mdp_worker_new (s_endpoint, "echo");
     mdp_worker_set_protocol (worker, 2);
@@ -594,5 +597,67 @@ static void s_worker_actor (zsock_t *pipe, void *args)
     zpoller_destroy (&poller);
     mdp_worker_destroy (&worker);
 }
+
+//  Run a Python client (neon_service.py / nuropb_service.py call ...) and
+//  parse the JSON line it prints.
+static inline cJSON *s_python_call (char *const argv[])
+{
+    char *out = s_output (argv, 60000);
+    cJSON *json = mdp_json_parse (out, strlen (out));
+    ck_assert_msg (json != NULL, "%s printed %s", argv[1], out);
+    free (out);
+    return json;
+}
+
+static inline cJSON *s_neon_call (const char *queue, const char *data, const char *count)
+{
+    char url[128];
+    s_url (url, sizeof url, "%2Fneon_api");
+    char *const argv[] = {PYTHON,        NEON,          "call",   "--url",      url,
+                          "--queue",     (char *)queue, "--data", (char *)data, "--count",
+                          (char *)count, "--timeout",   "30",     NULL};
+    return s_python_call (argv);
+}
+
+static inline cJSON *s_nuropb_call (const char *service, const char *method, const char *params)
+{
+    char url[128];
+    s_url (url, sizeof url, "%2f");
+    char *const argv[] = {PYTHON,
+                          NUROPB,
+                          "call",
+                          "--url",
+                          url,
+                          "--service",
+                          (char *)service,
+                          "--method",
+                          (char *)method,
+                          "--params",
+                          (char *)params,
+                          "--timeout",
+                          "30",
+                          NULL};
+    return s_python_call (argv);
+}
+
+static inline cJSON *s_path (cJSON *json, const char *a, const char *b)
+{
+    cJSON *item = cJSON_GetObjectItemCaseSensitive (json, a);
+    return b ? cJSON_GetObjectItemCaseSensitive (item, b) : item;
+}
+
+static inline mdp_msg_t *s_async_final (mdp_async_t *async, uint64_t want, int timeout)
+{
+    uint64_t id = 0;
+    bool final = false;
+    mdp_msg_t *reply = mdp_async_recv (async, &id, &final, tu_scale (timeout));
+    ck_assert_msg (reply && final && id == want, "no final reply for request %llu (errno %d)",
+                   (unsigned long long)want, errno);
+    return reply;
+}
+
+//  RabbitMQ goes away under a request: it gets 502; the service leaves the
+//  broker while the link is down; a request sent meanwhile is served once
+//  RabbitMQ is back, and so is everything after, both ways.
 
 #endif
