@@ -1,9 +1,10 @@
 /*  daemon_proc.c - what makes a program a well-behaved daemon, shared by
     mdp-broker and mdp-http: absolute paths, the pid file (written atomically,
-    removed only if it still names us) and detaching with -d so that the
-    caller sees the daemon's start-up status.
+    removed only if it still names us), detaching with -d so that the
+    caller sees the daemon's start-up status, and start-up errors.
 */
 #include "daemon_proc.h"
+#include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -145,4 +146,13 @@ void daemon_proc_ready (int *ready_fd, int status)
         if (null > STDERR_FILENO)
             close (null);
     }
+}
+
+void daemon_proc_startup_error (const char *name, bool syslog, const char *fmt, va_list args)
+{
+    char line[1024];
+    vsnprintf (line, sizeof line, fmt, args);
+    fprintf (stderr, "%s: %s\n", name, line);
+    if (syslog)
+        zsys_error ("%s: %s", name, line);
 }

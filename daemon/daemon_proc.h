@@ -4,6 +4,8 @@
 #ifndef DAEMON_PROC_H_INCLUDED
 #define DAEMON_PROC_H_INCLUDED
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 //  path made absolute against the current directory; the caller frees it.
@@ -28,5 +30,9 @@ int daemon_proc_detach (const char *name, int *ready_fd);
 //  *ready_fd; on success stdin, stdout and stderr become /dev/null. Nothing
 //  when *ready_fd < 0.
 void daemon_proc_ready (int *ready_fd, int status);
+
+//  A fault at start-up: "name: message" to stderr, which the caller sees even
+//  with -d, and to the log too when it goes to syslog.
+void daemon_proc_startup_error (const char *name, bool syslog, const char *fmt, va_list args);
 
 #endif

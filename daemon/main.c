@@ -142,14 +142,10 @@ static void s_startup_error (const config_t *config, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 static void s_startup_error (const config_t *config, const char *fmt, ...)
 {
-    char line[1024];
     va_list args;
     va_start (args, fmt);
-    vsnprintf (line, sizeof line, fmt, args);
+    daemon_proc_startup_error ("mdp-broker", config->log_syslog, fmt, args);
     va_end (args);
-    fprintf (stderr, "mdp-broker: %s\n", line);
-    if (config->log_syslog)
-        zsys_error ("mdp-broker: %s", line);
 }
 
 //  --------------------------------------------------------------------------
